@@ -1,0 +1,87 @@
+# sparseconn: resting-state fMRI of many subjects to group-sparse functional
+# connectomes (nilearn's example "computation of covariance matrix between brain
+# regions", ADHD + MSDL). Rules wire; scripts/ adapt; src/sparseconn computes.
+#
+#   snakemake --cores all                        # the default: a synthetic dataset
+#   snakemake --cores all --config dataset=sheet atlas_maps=...   # your own data
+
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The package is imported from this checkout (installed or not), as the scripts do.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from sparseconn.cli import exit_on_input_error, schema_error
+from sparseconn.subjects import check_config_keys
+
+
+configfile: "config/config.yaml"
+
+
+# Named in config errors: the config files read (once each), and --config if given.
+CONFIG_SOURCE = ", ".join(
+    {Path(path).resolve(): str(path) for path in workflow.configfiles}.values()
+)
+if workflow.config_settings.config:
+    CONFIG_SOURCE = f"{CONFIG_SOURCE}, --config" if CONFIG_SOURCE else "--config"
+CONFIG_SCHEMA = "workflow/schemas/config.schema.yaml"
+
+with exit_on_input_error():
+    check_config_keys(
+        config,
+        yaml.safe_load(Path(workflow.basedir, CONFIG_SCHEMA).read_text()),
+        source=CONFIG_SOURCE,
+    )
+    try:
+        validate(config, CONFIG_SCHEMA)
+    except WorkflowError as error:
+        raise schema_error(CONFIG_SOURCE, error) from None
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/subject.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{RESULTS}/dataset_description.json",
+        expand(
+            subject_file("desc-highvariance_confounds.tsv"),
+            subject=SUBJECTS,
+        ),
+        expand(
+            subject_file(f"atlas-{ATLAS_NAME}_timeseries.{{ext}}"),
+            subject=SUBJECTS,
+            ext=["tsv", "json"],
+        ),
+
+
+rule dataset_description:
+    output:
+        f"{RESULTS}/dataset_description.json",
+    log:
+        "logs/dataset_description/dataset_description.log",
+    benchmark:
+        "benchmarks/dataset_description/dataset_description.tsv"
+    localrule: True
+    conda:
+        "envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
+    params:
+        name="sparseconn functional connectomes",
+        version=PKG_VERSION,
+    message:
+        "Describing the results as a BIDS-derivatives dataset"
+    script:
+        "scripts/dataset_description.py"

@@ -1,0 +1,151 @@
+"""Per-subject extraction: sparseconn vs nilearn vs the read floor, in one run.
+
+Generates one synthetic subject with the real data's geometry (61x73x61x176,
+gzipped) and the 39-map atlas, then prints, each the best of ``--repeat`` runs:
+
+- ours: high-variance confounds + extraction and cleaning (the two rules' task
+  functions, TSV writing included);
+- nilearn: ``high_variance_confounds`` + ``NiftiMapsMasker(...).fit_transform``;
+- floor: ``nibabel.load(func).get_fdata(dtype=float32)``;
+
+and the peak RSS of each of our per-subject jobs run as a fresh process, against
+the size of the image as float32.
+
+Usage: python benchmarks/bench_extraction.py [--dtype int16|float32] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from sparseconn import synthetic
+from sparseconn.tasks import run_extract_timeseries, run_high_variance_confounds
+
+JOB = """
+import resource, sys
+from sparseconn.tasks import run_extract_timeseries, run_high_variance_confounds
+folder = sys.argv[2]
+if sys.argv[1] == "confounds":
+    run_high_variance_confounds(f"{folder}/func.nii.gz", f"{folder}/hv_job.tsv")
+else:
+    run_extract_timeseries(
+        f"{folder}/func.nii.gz", f"{folder}/maps.nii.gz", f"{folder}/labels.csv",
+        [f"{folder}/hv.tsv", f"{folder}/confounds.tsv"],
+        f"{folder}/ts_job.tsv", f"{folder}/ts_job.json",
+        subject="01", atlas_name="synthetic",
+    )
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def best_of(repeat: int, function) -> float:
+    """Smallest wall time of ``repeat`` calls of ``function``."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    """Generate the subject, time the three contenders, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="int16", choices=["int16", "float32"])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from nilearn.image import high_variance_confounds
+    from nilearn.maskers import NiftiMapsMasker
+
+    with tempfile.TemporaryDirectory() as folder_name:
+        folder = Path(folder_name)
+        func, maps, labels = (
+            folder / "func.nii.gz",
+            folder / "maps.nii.gz",
+            folder / "labels.csv",
+        )
+        synthetic.generate_atlas(maps, labels, folder / "atlas_truth.npz")
+        synthetic.generate_subject(
+            func,
+            folder / "confounds.tsv",
+            folder / "truth.npz",
+            atlas_truth_path=folder / "atlas_truth.npz",
+            subject_index=0,
+            subject="01",
+            dtype=args.dtype,
+        )
+        image = nib.load(func)
+        float32_mb = np.prod(image.shape) * 4 / 2**20
+        size_mb = func.stat().st_size / 2**20
+        print(
+            f"subject: {image.shape} {args.dtype} gzipped {size_mb:.1f} MB, "
+            f"{float32_mb:.0f} MB as float32"
+        )
+
+        def ours() -> None:
+            run_high_variance_confounds(func, folder / "hv.tsv")
+            run_extract_timeseries(
+                func,
+                maps,
+                labels,
+                [folder / "hv.tsv", folder / "confounds.tsv"],
+                folder / "ts.tsv",
+                folder / "ts.json",
+                subject="01",
+                atlas_name="synthetic",
+            )
+
+        def reference() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                confounds = high_variance_confounds(str(func))
+                NiftiMapsMasker(
+                    str(maps),
+                    resampling_target="maps",
+                    detrend=True,
+                    high_pass=0.01,
+                    t_r=2.5,
+                    standardize="zscore_sample",
+                ).fit_transform(
+                    str(func), confounds=[confounds, str(folder / "confounds.tsv")]
+                )
+
+        def floor() -> None:
+            nib.load(func).get_fdata(dtype=np.float32)
+
+        t_ours = best_of(args.repeat, ours)
+        t_nilearn = best_of(args.repeat, reference)
+        t_floor = best_of(args.repeat, floor)
+        print(f"ours     (confounds + extraction): {t_ours:7.2f} s")
+        print(f"nilearn  (same work)             : {t_nilearn:7.2f} s")
+        print(f"floor    (nibabel load, float32) : {t_floor:7.2f} s")
+        print(
+            f"speed-up vs nilearn: {t_nilearn / t_ours:5.1f}x   "
+            f"ours / floor: {t_ours / t_floor:4.2f}x"
+        )
+        for job in ("confounds", "extraction"):
+            out = subprocess.run(
+                [sys.executable, "-c", JOB, job, str(folder)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            peak_mb = int(out.stdout.split()[-1]) / 1024
+            print(
+                f"peak RSS {job:10s} job: {peak_mb:6.0f} MB = "
+                f"{peak_mb / float32_mb:4.2f} x the float32 image"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""How the workflow reports bad input and runs the package's tasks.
+
+Shared by the ``Snakefile`` (config and sheet checks) and by every script under
+``scripts/`` (one per rule): a bad input ends the process with exactly one line
+``sparseconn: error: <file>: <problem>`` on stderr (and in the job's log) and exit
+status 1. This module does not import Snakemake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from sparseconn.errors import InputError
+from sparseconn.io import PathLike
+
+#: Prefix of the one-line error message.
+ERROR_PREFIX = "sparseconn: error: "
+
+logger = logging.getLogger("sparseconn")
+
+T = TypeVar("T")
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``sparseconn: error: <message>`` to stderr and the log; exit 1."""
+    text = " ".join(str(message).split())
+    line = ERROR_PREFIX + text
+    if _logging_to_file():
+        logger.error("error: %s", text)  # logged as "sparseconn: error: ..."
+    print(line, file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+@contextlib.contextmanager
+def exit_on_input_error() -> Iterator[None]:
+    """Turn an `InputError` raised inside the block into :func:`fail`."""
+    try:
+        yield
+    except InputError as error:
+        fail(str(error))
+
+
+def schema_error(
+    source: str, error: BaseException, row_names: Sequence[str] | None = None
+) -> InputError:
+    """One-line `InputError` from a failed JSON-schema validation.
+
+    Snakemake's ``validate()`` raises its own error while handling the
+    ``jsonschema`` ``ValidationError`` (attributes ``message`` and
+    ``absolute_path``), which is found among the error's causes; for a table,
+    the error's text names the row ("row <i>").
+
+    Parameters
+    ----------
+    source : str
+        Named in the error (the config or sheet file).
+    error : BaseException
+        The exception raised by the validation.
+    row_names : sequence of str, optional
+        Names of the validated table's rows (e.g. subject labels), used to
+        replace "row <i>" by the row's name.
+    """
+    detail: Any = None
+    cause: BaseException | None = error
+    while cause is not None and detail is None:
+        if hasattr(cause, "message") and hasattr(cause, "absolute_path"):
+            detail = cause
+        cause = cause.__cause__ or cause.__context__
+    if detail is None:
+        return InputError(source, str(error))
+    where = ".".join(str(part) for part in detail.absolute_path)
+    problem = f"{where}: {detail.message}" if where else detail.message
+    row = re.search(r"\brow (\d+)\b", str(error))
+    if row is not None:
+        index = int(row.group(1))
+        name = (
+            f"subject {row_names[index]!r}"
+            if row_names is not None and index < len(row_names)
+            else f"row {index}"
+        )
+        problem = f"{name}: {problem}"
+    return InputError(source, problem)
+
+
+def _logging_to_file() -> bool:
+    """Whether :func:`setup_logging` sent records to a log file."""
+    return any(
+        isinstance(handler, logging.FileHandler)
+        for handler in logging.getLogger().handlers
+    )
+
+
+def setup_logging(log_path: PathLike | None) -> None:
+    """Send the package's log records (and warnings) to ``log_path``."""
+    handler: logging.Handler = (
+        logging.FileHandler(log_path, mode="w", encoding="utf-8")
+        if log_path is not None
+        else logging.StreamHandler(sys.stderr)
+    )
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[handler],
+        force=True,
+    )
+    logging.captureWarnings(True)
+
+
+def run_task(
+    task: Callable[..., T], *args: Any, log: PathLike | None = None, **kwargs: Any
+) -> T:
+    """Run ``task(*args, **kwargs)`` as one workflow job.
+
+    Logs to ``log``; an `InputError` ends the process with one error line
+    (see :func:`fail`); any other exception is logged with its traceback and
+    propagates.
+    """
+    setup_logging(log)
+    name = getattr(task, "__name__", repr(task))
+    logger.info("%s: started", name)
+    start = time.perf_counter()
+    with exit_on_input_error():
+        try:
+            result = task(*args, **kwargs)
+        except InputError:
+            raise
+        except Exception:
+            logger.exception("%s: failed", name)
+            raise
+    logger.info("%s: done in %.2f s", name, time.perf_counter() - start)
+    return result
+
+
+def as_list(value: str | Sequence[str] | None) -> list[str]:
+    """A Snakemake input entry as a list of paths (a lone string is one path)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value]

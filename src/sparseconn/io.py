@@ -1,0 +1,352 @@
+"""File input/output: atomic writers, streaming NIfTI reader, confounds tables.
+
+Every writer here goes through :func:`atomic_output`: the content is written to a
+temporary file in the destination directory and renamed into place only once it is
+complete, so no half-written file ever carries a final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from sparseconn.errors import InputError
+
+PathLike = str | os.PathLike[str]
+
+#: Number of significant digits written for floating-point values in TSV files.
+TSV_FLOAT_FORMAT = "%.10g"
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched
+    (an existing complete file is never replaced by a failed write).
+    The temporary name keeps the final suffixes (``.nii.gz``, ``.tsv``) so that
+    libraries choosing a format from the file name write the right one.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(final.suffixes)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{final.name.split('.')[0]}.", suffix=f".tmp{suffix}", dir=final.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_tsv(frame: pd.DataFrame, path: PathLike, index: bool = False) -> None:
+    """Write ``frame`` as a tab-separated table, atomically and reproducibly."""
+    with atomic_output(path) as tmp:
+        frame.to_csv(
+            tmp,
+            sep="\t",
+            index=index,
+            float_format=TSV_FLOAT_FORMAT,
+            lineterminator="\n",
+            na_rep="n/a",
+        )
+
+
+def write_json(obj: Any, path: PathLike) -> None:
+    """Write ``obj`` as indented JSON with sorted keys, atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_npz(path: PathLike, **arrays: Any) -> None:
+    """Write arrays to an uncompressed ``.npz`` atomically.
+
+    ``numpy.savez`` stores zip members with a fixed timestamp, so identical arrays
+    give identical bytes.
+    """
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def save_nifti(image: nib.spatialimages.SpatialImage, path: PathLike) -> None:
+    """Save a NIfTI image atomically (gzip level and header are deterministic)."""
+    with atomic_output(path) as tmp:
+        if str(path).endswith(".gz"):
+            # nibabel's gzip writer stores the current time in the gzip header;
+            # write through our own GzipFile with mtime=0 to get reproducible bytes.
+            with (
+                open(tmp, "wb") as raw,
+                gzip.GzipFile(
+                    filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0
+                ) as gz,
+            ):
+                image.to_stream(gz)
+        else:
+            image.to_filename(tmp)
+
+
+# --------------------------------------------------------------------------- NIfTI
+
+
+@dataclass(frozen=True)
+class FuncInfo:
+    """What the header of a 4D functional image says, checked for usability.
+
+    Attributes
+    ----------
+    path : Path
+    shape : tuple of 4 ints, (x, y, z, n_volumes)
+    affine : ndarray, shape (4, 4)
+    t_r : float or None
+        Repetition time in seconds from the header, ``None`` when the header has none.
+    """
+
+    path: Path
+    shape: tuple[int, int, int, int]
+    affine: np.ndarray
+    t_r: float | None
+    dtype: np.dtype
+    offset: int
+    slope: float
+    inter: float
+
+    @property
+    def n_volumes(self) -> int:
+        """Number of volumes (time points)."""
+        return self.shape[3]
+
+    @property
+    def n_voxels(self) -> int:
+        """Number of voxels in one volume."""
+        return self.shape[0] * self.shape[1] * self.shape[2]
+
+    def to_float(self, raw: np.ndarray) -> np.ndarray:
+        """Convert raw stored values to float32, applying the header's scaling."""
+        data = raw.astype(np.float32)
+        if self.slope != 1.0:
+            data *= np.float32(self.slope)
+        if self.inter != 0.0:
+            data += np.float32(self.inter)
+        return data
+
+
+_TIME_UNIT_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+
+
+def _header_t_r(header: nib.nifti1.Nifti1Header) -> float | None:
+    """Repetition time in seconds from a NIfTI header, or None when unusable."""
+    zooms = header.get_zooms()
+    if len(zooms) < 4 or not np.isfinite(zooms[3]) or zooms[3] <= 0:
+        return None
+    unit = header.get_xyzt_units()[1]
+    value = float(zooms[3]) * _TIME_UNIT_SECONDS.get(unit, 1.0)
+    if unit not in _TIME_UNIT_SECONDS and not 0.1 <= value <= 30.0:
+        return None
+    return round(value, 9)
+
+
+def read_func_info(path: PathLike, min_volumes: int = 3) -> FuncInfo:
+    """Open a 4D NIfTI image's header and check that it can be streamed.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, is not a readable NIfTI image, is not 4D, or has
+        fewer than ``min_volumes`` volumes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        image = nib.load(path)
+    except Exception as error:  # nibabel raises many kinds on bad files
+        raise InputError(path, f"not a readable NIfTI image ({error})") from error
+    if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
+        raise InputError(path, f"not a NIfTI image ({type(image).__name__})")
+    shape = tuple(int(n) for n in image.shape)
+    if len(shape) != 4:
+        raise InputError(
+            path, f"{len(shape)}D image of shape {shape}: a 4D time series is required"
+        )
+    if shape[3] < min_volumes:
+        raise InputError(
+            path, f"only {shape[3]} volume(s): at least {min_volumes} are required"
+        )
+    proxy = image.dataobj
+    slope = float(getattr(proxy, "slope", 1.0))
+    inter = float(getattr(proxy, "inter", 0.0))
+    return FuncInfo(
+        path=path,
+        shape=shape,  # type: ignore[arg-type]
+        affine=np.asarray(image.affine, dtype=np.float64),
+        t_r=_header_t_r(image.header),
+        dtype=np.dtype(proxy.dtype),
+        offset=int(proxy.offset),
+        slope=1.0 if not np.isfinite(slope) or slope == 0 else slope,
+        inter=0.0 if not np.isfinite(inter) else inter,
+    )
+
+
+def iter_volume_chunks(
+    info: FuncInfo, chunk_volumes: int = 16
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Stream the raw stored volumes of a 4D NIfTI file, a chunk at a time.
+
+    The file is read once, sequentially (a ``.nii.gz`` is decompressed on the fly),
+    so memory stays at one chunk whatever the image size.
+
+    Yields
+    ------
+    start : int
+        Index of the chunk's first volume.
+    raw : ndarray, shape (n_chunk, n_voxels)
+        Stored values (header dtype, unscaled); each row is one volume flattened in
+        NIfTI (Fortran) order, i.e. ``raw.reshape(n_chunk, z, y, x)``.
+
+    Raises
+    ------
+    InputError
+        When the file ends early or its compressed stream is corrupt.
+    """
+    n_volumes = info.n_volumes
+    volume_bytes = info.n_voxels * info.dtype.itemsize
+    buffer = bytearray(volume_bytes * min(chunk_volumes, n_volumes))
+    opener = gzip.open if info.path.name.endswith(".gz") else open
+    try:
+        with opener(info.path, "rb") as handle:
+            handle.seek(info.offset)
+            for start in range(0, n_volumes, chunk_volumes):
+                count = min(chunk_volumes, n_volumes - start)
+                view = memoryview(buffer)[: count * volume_bytes]
+                filled = 0
+                while filled < len(view):
+                    got = handle.readinto(view[filled:])
+                    if not got:
+                        complete = start + filled // volume_bytes
+                        raise InputError(
+                            info.path,
+                            f"truncated: the data end after {complete} complete "
+                            f"volume(s) of the {n_volumes} the header announces",
+                        )
+                    filled += got
+                yield start, np.frombuffer(view, dtype=info.dtype).reshape(count, -1)
+    except (EOFError, OSError, gzip.BadGzipFile) as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(
+            info.path, f"truncated or corrupt compressed data ({error})"
+        ) from error
+
+
+def check_finite(info: FuncInfo, start: int, data: np.ndarray) -> None:
+    """Raise InputError when a chunk of volumes holds NaN or infinite values."""
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        bad_volume = start + int(np.nonzero(~np.isfinite(data).all(axis=1))[0][0])
+        raise InputError(
+            info.path, f"NaN or infinite values in volume {bad_volume + 1}"
+        )
+
+
+# ----------------------------------------------------------------------- confounds
+
+
+def read_confounds(path: PathLike, n_volumes: int) -> pd.DataFrame:
+    """Read a confounds table (TSV or CSV, with or without a header row).
+
+    Parameters
+    ----------
+    path : path-like
+        Tab- or comma-separated text; a first row holding any non-numeric cell is
+        taken as the header, otherwise columns are named ``confound_01`` ...
+    n_volumes : int
+        Number of volumes of the matching functional image.
+
+    Returns
+    -------
+    DataFrame, shape (n_volumes, n_confounds), float64
+
+    Raises
+    ------
+    InputError
+        Unreadable or empty file, wrong number of rows, a non-numeric cell, NaN or
+        infinite values.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(path, f"cannot read confounds file ({error})") from error
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InputError(path, "empty confounds file")
+    separator = "\t" if "\t" in lines[0] else ","
+    first = [cell.strip() for cell in lines[0].split(separator)]
+    has_header = any(not _is_number(cell) for cell in first)
+    try:
+        table = pd.read_csv(
+            path,
+            sep=separator,
+            header=0 if has_header else None,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=True,
+        )
+    except Exception as error:
+        raise InputError(path, f"cannot parse confounds table ({error})") from error
+    if not has_header:
+        table.columns = [f"confound_{i + 1:02d}" for i in range(table.shape[1])]
+    table.columns = [str(name).strip() for name in table.columns]
+    if table.shape[1] == 0:
+        raise InputError(path, "no confound columns")
+    if len(table) != n_volumes:
+        raise InputError(
+            path,
+            f"{len(table)} rows of confounds but the functional image has "
+            f"{n_volumes} volumes",
+        )
+    values = np.empty(table.shape, dtype=np.float64)
+    for j, column in enumerate(table.columns):
+        cells = table[column].str.strip()
+        numbers = pd.to_numeric(cells, errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            cell = cells.iloc[row]
+            kind = "non-numeric" if _not_nan_text(cell) else "NaN or infinite"
+            raise InputError(
+                path,
+                f"{kind} value {cell!r} in column {column!r} at data row {row + 1}",
+            )
+        values[:, j] = numbers
+    return pd.DataFrame(values, columns=table.columns)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_nan_text(cell: str) -> bool:
+    """True when ``cell`` is text that is not a spelling of NaN/missing."""
+    return cell.lower() not in {"nan", "n/a", "na", ""} and not _is_number(cell)

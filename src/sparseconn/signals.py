@@ -1,0 +1,381 @@
+"""Region signals: resample onto the atlas grid, least-squares map signals, cleaning.
+
+The reference is nilearn's ``NiftiMapsMasker(resampling_target="maps")`` followed by
+``signal.clean`` (see ``ALGORITHMS.md``). The chain resample → least squares is
+linear in the data, so it is computed in one streaming pass over the functional
+file: when the func→atlas voxel mapping is axis-aligned (the usual case, flips
+included) the cubic-spline resampling factorises into three small 1D operators
+applied as matrix products; otherwise each volume is resampled with
+``scipy.ndimage.affine_transform``, exactly as nilearn does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg, ndimage
+from scipy import signal as sp_signal
+
+from sparseconn.atlas import Atlas
+from sparseconn.errors import InputError
+from sparseconn.io import FuncInfo, check_finite, iter_volume_chunks
+
+logger = logging.getLogger(__name__)
+
+#: Order of the Butterworth filter and of the spline interpolation (nilearn's).
+BUTTERWORTH_ORDER = 5
+SPLINE_ORDER = 3
+
+
+# ------------------------------------------------------------------ resampling
+
+
+def _axis_operator(n_in: int, scale: float, offset: float, n_out: int) -> np.ndarray:
+    """Cubic-spline resampling along one axis as a dense (n_out, n_in) matrix.
+
+    Column j is scipy's ``affine_transform`` (order 3, constant mode, cval 0) of the
+    j-th unit vector, so the matrix reproduces scipy's boundary handling exactly.
+    """
+    operator = np.empty((n_out, n_in))
+    unit = np.zeros(n_in)
+    for j in range(n_in):
+        unit[j] = 1.0
+        operator[:, j] = ndimage.affine_transform(
+            unit, [scale], offset=[offset], output_shape=(n_out,), order=SPLINE_ORDER
+        )
+        unit[j] = 0.0
+    return operator
+
+
+@dataclass
+class Resampler:
+    """Resample volumes from a source grid onto a target grid (cubic spline).
+
+    Attributes
+    ----------
+    matrix : ndarray, shape (3, 3)
+        Maps target voxel indices to source voxel indices (with ``offset``).
+    offset : ndarray, shape (3,)
+    source_shape, target_shape : tuple of 3 ints
+    axes : list of 3 ndarrays or None
+        1D operators (x, y, z) when the mapping is axis-aligned, else None.
+    """
+
+    matrix: np.ndarray
+    offset: np.ndarray
+    source_shape: tuple[int, int, int]
+    target_shape: tuple[int, int, int]
+    axes: list[np.ndarray] | None = field(default=None)
+
+    @classmethod
+    def between(
+        cls,
+        source_affine: np.ndarray,
+        source_shape: tuple[int, ...],
+        target_affine: np.ndarray,
+        target_shape: tuple[int, ...],
+    ) -> Resampler:
+        """Build the resampler from ``source`` (func) onto ``target`` (atlas) grid."""
+        if np.array_equal(source_affine, target_affine):
+            transform = np.eye(4)
+        else:
+            transform = np.linalg.inv(source_affine) @ target_affine
+        matrix, offset = transform[:3, :3], transform[:3, 3]
+        resampler = cls(
+            matrix, offset, tuple(source_shape[:3]), tuple(target_shape[:3])
+        )
+        if np.array_equal(np.diag(np.diag(matrix)), matrix):
+            resampler.axes = [
+                _axis_operator(
+                    source_shape[k], matrix[k, k], offset[k], target_shape[k]
+                )
+                for k in range(3)
+            ]
+        return resampler
+
+    def covered(self) -> np.ndarray:
+        """Boolean target-grid mask of voxels that fall inside the source grid.
+
+        Returns
+        -------
+        ndarray, shape target_shape (x, y, z)
+        """
+        ones = np.ones(self.source_shape)
+        if self.axes is not None:
+            inside = [np.abs(axis).sum(axis=1) > 0 for axis in self.axes]
+            return inside[0][:, None, None] & inside[1][None, :, None] & inside[2]
+        return (
+            ndimage.affine_transform(
+                ones,
+                self.matrix,
+                offset=self.offset,
+                output_shape=self.target_shape,
+                order=1,
+            )
+            > 0
+        )
+
+    def apply(self, volumes: np.ndarray) -> np.ndarray:
+        """Resample a stack of volumes.
+
+        Parameters
+        ----------
+        volumes : ndarray, shape (n, n_source_voxels)
+            Each row one volume flattened in NIfTI (Fortran) order.
+
+        Returns
+        -------
+        ndarray, shape (n, n_target_voxels), float64, rows in NIfTI order.
+        """
+        n = volumes.shape[0]
+        sx, sy, sz = self.source_shape
+        tx, ty, tz = self.target_shape
+        if self.axes is None:
+            out = np.empty((n, tx * ty * tz))
+            for i in range(n):
+                volume = volumes[i].reshape((sx, sy, sz), order="F").astype(np.float64)
+                out[i] = ndimage.affine_transform(
+                    volume,
+                    self.matrix,
+                    offset=self.offset,
+                    output_shape=self.target_shape,
+                    order=SPLINE_ORDER,
+                ).ravel(order="F")
+            return out
+        ax, ay, az = self.axes
+        # Row-major view (n, z, y, x) of Fortran-ordered volumes: contract x, y, z.
+        stack = volumes.reshape(n, sz, sy, sx)
+        stack = stack @ ax.T  # (n, sz, sy, tx)
+        stack = np.matmul(ay, stack)  # (n, sz, ty, tx)
+        stack = np.matmul(az, stack.reshape(n, sz, ty * tx))  # (n, tz, ty*tx)
+        return stack.reshape(n, tx * ty * tz)
+
+
+# ------------------------------------------------------------------ extraction
+
+
+def extract_map_signals(
+    info: FuncInfo, atlas: Atlas, chunk_volumes: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares signal of each atlas map, from the func resampled on its grid.
+
+    Equivalent to nilearn's ``NiftiMapsMasker(maps, resampling_target="maps")``
+    extraction before cleaning: cubic-spline resampling with values outside the
+    func field of view set to 0 and the result clipped to ``[min(data, 0),
+    max(data, 0)]``, then ``lstsq(maps, resampled)``.
+
+    Parameters
+    ----------
+    info : FuncInfo
+        The 4D functional image (streamed once from disk).
+    atlas : Atlas
+        Maps of shape (x, y, z, n_regions) and their affine.
+
+    Returns
+    -------
+    signals : ndarray, shape (n_volumes, n_regions)
+    coverage : ndarray, shape (n_regions,)
+        Fraction of each map's weight inside the func field of view.
+
+    Raises
+    ------
+    InputError
+        When the func field of view does not overlap any atlas map, or the data hold
+        NaN or infinite values.
+    """
+    resampler = Resampler.between(
+        info.affine, info.shape, atlas.affine, atlas.maps.shape
+    )
+    maps = atlas.maps.reshape(-1, atlas.n_regions, order="F")
+    inside = resampler.covered().ravel(order="F")
+    weight = np.abs(maps).sum(axis=0)
+    coverage = np.abs(maps[inside]).sum(axis=0) / np.where(weight > 0, weight, 1)
+    if not np.any(coverage > 0):
+        raise InputError(
+            info.path,
+            f"field of view does not overlap any map of the atlas {atlas.maps_path}",
+        )
+    resampled = np.empty((info.n_volumes, maps.shape[0]), dtype=np.float32)
+    data_min, data_max = 0.0, 0.0
+    for start, raw in iter_volume_chunks(info, chunk_volumes):
+        volumes = info.to_float(raw)
+        check_finite(info, start, volumes)
+        data_min = min(data_min, float(volumes.min()))
+        data_max = max(data_max, float(volumes.max()))
+        resampled[start : start + len(volumes)] = resampler.apply(volumes)
+    np.clip(resampled, data_min, data_max, out=resampled)
+    # Same minimum-norm least-squares solution as lstsq(maps, resampled.T), with the
+    # pseudo-inverse of the (voxels x regions) maps computed once for all volumes.
+    pseudo_inverse = linalg.pinv(maps, check_finite=False)
+    return resampled @ pseudo_inverse.T, coverage
+
+
+# -------------------------------------------------------------------- cleaning
+
+
+def detrend(series: np.ndarray) -> np.ndarray:
+    """Remove each column's mean and least-squares linear trend.
+
+    Parameters
+    ----------
+    series : ndarray, shape (n_samples, n_columns)
+
+    Returns
+    -------
+    ndarray, same shape, float64 (a new array).
+    """
+    out = np.array(series, dtype=np.float64)
+    out -= out.mean(axis=0)
+    ramp = np.arange(out.shape[0], dtype=np.float64)
+    ramp -= ramp.mean()
+    norm = np.sqrt(ramp @ ramp)
+    if norm > np.finfo(np.float64).eps:
+        ramp /= norm
+        out -= np.outer(ramp, ramp @ out)
+    return out
+
+
+def butterworth_sos(
+    t_r: float, high_pass: float | None, low_pass: float | None
+) -> np.ndarray | None:
+    """Second-order sections of the order-5 Butterworth filter, or None if no filter.
+
+    Raises
+    ------
+    ValueError
+        When a cutoff is not in (0, Nyquist) or ``high_pass >= low_pass``.
+    """
+    if high_pass is None and low_pass is None:
+        return None
+    nyquist = 0.5 / t_r
+    for name, value in (("high_pass", high_pass), ("low_pass", low_pass)):
+        if value is not None and not 0 < value < nyquist:
+            raise ValueError(
+                f"{name}={value} Hz is outside (0, {nyquist:g}) Hz, the range a "
+                f"digital filter allows at TR {t_r:g} s"
+            )
+    if high_pass is not None and low_pass is not None:
+        if high_pass >= low_pass:
+            raise ValueError(f"high_pass={high_pass} must be below low_pass={low_pass}")
+        return sp_signal.butter(
+            BUTTERWORTH_ORDER, [high_pass, low_pass], "band", output="sos", fs=1 / t_r
+        )
+    if high_pass is not None:
+        return sp_signal.butter(
+            BUTTERWORTH_ORDER, high_pass, "high", output="sos", fs=1 / t_r
+        )
+    return sp_signal.butter(
+        BUTTERWORTH_ORDER, low_pass, "low", output="sos", fs=1 / t_r
+    )
+
+
+def min_filter_length(sos: np.ndarray | None) -> int:
+    """Smallest number of samples the zero-phase filter accepts (scipy's padlen + 1)."""
+    if sos is None:
+        return 2
+    trailing_zeros = min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum())
+    return 3 * (2 * len(sos) + 1 - int(trailing_zeros)) + 1
+
+
+def confound_basis(confounds: np.ndarray, processed: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the span of the processed, centred confounds.
+
+    Columns that processing (detrending, filtering) reduced to numerical noise, such
+    as a constant or a linear-trend column, are dropped instead of being rescaled
+    into spurious regressors; collinear columns are handled by a pivoted QR.
+
+    Parameters
+    ----------
+    confounds : ndarray, shape (n_samples, n_confounds)
+        The confounds as given.
+    processed : ndarray, shape (n_samples, n_confounds)
+        The same after detrending and filtering.
+
+    Returns
+    -------
+    ndarray, shape (n_samples, rank)
+    """
+    raw_scale = np.abs(confounds).max(axis=0)
+    centred = processed - processed.mean(axis=0)
+    scale = centred.std(axis=0)
+    keep = scale > 1e-10 * np.where(raw_scale > 0, raw_scale, 1.0)
+    if not keep.any():
+        return np.empty((processed.shape[0], 0))
+    standardized = centred[:, keep] / scale[keep]
+    q, r, _ = linalg.qr(standardized, mode="economic", pivoting=True)
+    diagonal = np.abs(np.diag(r))
+    tolerance = diagonal.max() * max(standardized.shape) * np.finfo(np.float64).eps
+    return q[:, diagonal > tolerance]
+
+
+def clean(
+    signals: np.ndarray,
+    confounds: np.ndarray | None,
+    t_r: float,
+    *,
+    high_pass: float | None = 0.01,
+    low_pass: float | None = None,
+    detrend_signals: bool = True,
+    standardize: str | None = "zscore_sample",
+) -> np.ndarray:
+    """Clean region signals as nilearn's ``signal.clean`` does.
+
+    Order: detrend signals and confounds; Butterworth filter both (order 5,
+    zero-phase ``sosfiltfilt`` with odd padding); project the signals on the
+    orthogonal complement of the confounds; z-score.
+
+    Parameters
+    ----------
+    signals : ndarray, shape (n_samples, n_regions)
+    confounds : ndarray, shape (n_samples, n_confounds), or None
+    t_r : float
+        Repetition time in seconds.
+    high_pass, low_pass : float or None
+        Cutoff frequencies in Hz.
+    detrend_signals : bool
+        Remove mean and linear trend first.
+    standardize : {"zscore_sample", "zscore", None}
+        Divide by the sample (ddof=1) or population (ddof=0) standard deviation.
+
+    Returns
+    -------
+    ndarray, shape (n_samples, n_regions), float64
+    """
+    if standardize not in ("zscore_sample", "zscore", None):
+        raise ValueError(
+            f"standardize={standardize!r}: use 'zscore_sample', 'zscore' or None"
+        )
+    n_samples = signals.shape[0]
+    if confounds is not None and confounds.shape[0] != n_samples:
+        raise ValueError(
+            f"confounds have {confounds.shape[0]} rows, signals {n_samples} samples"
+        )
+    sos = butterworth_sos(t_r, high_pass, low_pass)
+    if n_samples < min_filter_length(sos):
+        raise ValueError(
+            f"{n_samples} samples are too few to filter: at least "
+            f"{min_filter_length(sos)} are needed"
+        )
+    out = detrend(signals) if detrend_signals else np.array(signals, dtype=np.float64)
+    processed = None
+    if confounds is not None and confounds.shape[1] > 0:
+        processed = (
+            detrend(confounds)
+            if detrend_signals
+            else np.array(confounds, dtype=np.float64)
+        )
+    if sos is not None:
+        out = sp_signal.sosfiltfilt(sos, out, axis=0)
+        if processed is not None:
+            processed = sp_signal.sosfiltfilt(sos, processed, axis=0)
+    if processed is not None:
+        basis = confound_basis(np.asarray(confounds, dtype=np.float64), processed)
+        out -= basis @ (basis.T @ out)
+    if standardize is not None:
+        out -= out.mean(axis=0)
+        std = out.std(axis=0, ddof=1 if standardize == "zscore_sample" else 0)
+        std[std < np.finfo(np.float64).eps] = 1.0
+        out /= std
+    return out

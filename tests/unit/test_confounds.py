@@ -1,0 +1,68 @@
+"""High-variance confounds (sparseconn.confounds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import linalg
+
+from sparseconn.confounds import (
+    high_variance_confounds,
+    high_variance_confounds_from_array,
+)
+from sparseconn.io import read_func_info
+from tests.helpers import make_func
+
+
+def _brute_force(series, n_confounds=5, percentile=2.0):
+    """The definition, written plainly: SVD of the detrended top-variance series."""
+    t = np.arange(series.shape[0], dtype=float)
+    design = np.column_stack([np.ones_like(t), t])
+    residual = series - design @ np.linalg.lstsq(design, series, rcond=None)[0]
+    variance = (residual**2).mean(axis=0)
+    kept = residual[:, variance > np.percentile(variance, 100 - percentile)]
+    left, _, _ = np.linalg.svd(kept, full_matrices=False)
+    return left[:, :n_confounds]
+
+
+def test_matches_the_definition(rng):
+    n_samples, n_voxels = 80, 3000
+    latent = rng.standard_normal((n_samples, 6)) * [9, 7, 5, 4, 3, 1]
+    loadings = np.zeros((6, n_voxels))
+    loadings[:, :200] = rng.standard_normal((6, 200))
+    series = latent @ loadings + rng.standard_normal((n_samples, n_voxels))
+    series += 0.05 * np.arange(n_samples)[:, None] + 10
+    got = high_variance_confounds_from_array(series)
+    assert got.shape == (n_samples, 5)
+    np.testing.assert_allclose(got.T @ got, np.eye(5), atol=1e-10)
+    angles = linalg.subspace_angles(got, _brute_force(series))
+    assert angles.max() < 1e-8
+
+
+def test_confounds_are_orthogonal_to_mean_and_trend(rng):
+    series = rng.standard_normal((50, 500)) + np.linspace(0, 5, 50)[:, None]
+    got = high_variance_confounds_from_array(series, n_confounds=3, percentile=10)
+    design = np.column_stack([np.ones(50), np.arange(50.0)])
+    assert np.abs(design.T @ got).max() < 1e-10
+
+
+def test_from_file_equals_from_array(tmp_path, rng):
+    data = make_func(tmp_path / "func.nii.gz", rng, dtype="int16", n_volumes=30)
+    info = read_func_info(tmp_path / "func.nii.gz")
+    got = high_variance_confounds(info, n_confounds=4, percentile=10)
+    series = data.reshape(-1, data.shape[3], order="F").T
+    expected = high_variance_confounds_from_array(series, 4, 10)
+    assert linalg.subspace_angles(got, expected).max() < 1e-8
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"percentile": 0}, "percentile"),
+        ({"n_confounds": 0}, "n_confounds"),
+        ({"n_confounds": 5, "percentile": 0.1}, "fewer than"),
+    ],
+)
+def test_rejects_bad_parameters(rng, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        high_variance_confounds_from_array(rng.standard_normal((20, 600)), **kwargs)

@@ -1,0 +1,165 @@
+"""Resampling, least-squares extraction and cleaning (sparseconn.signals)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from scipy import signal as sp_signal
+
+from sparseconn.atlas import load_atlas
+from sparseconn.errors import InputError
+from sparseconn.io import read_func_info
+from sparseconn.signals import (
+    Resampler,
+    butterworth_sos,
+    clean,
+    confound_basis,
+    detrend,
+    extract_map_signals,
+)
+from tests.helpers import make_func, make_maps
+
+
+def _affine(scale, origin, rotation_deg=0.0):
+    affine = np.diag([*scale, 1.0])
+    if rotation_deg:
+        angle = np.deg2rad(rotation_deg)
+        rot = np.array(
+            [
+                [np.cos(angle), -np.sin(angle), 0],
+                [np.sin(angle), np.cos(angle), 0],
+                [0, 0, 1],
+            ]
+        )
+        affine[:3, :3] = rot @ affine[:3, :3]
+    affine[:3, 3] = origin
+    return affine
+
+
+@pytest.mark.parametrize(
+    ("source_affine", "separable"),
+    [
+        (_affine([3, 3, 3], [-2, -3, -1]), True),
+        (_affine([-3, 3, 3], [25, -3, -1]), True),  # x flipped
+        (_affine([3, 3, 3], [-2, -3, -1], rotation_deg=7), False),  # oblique
+    ],
+)
+def test_resampler_equals_scipy_affine_transform(rng, source_affine, separable):
+    source_shape, target_shape = (9, 11, 8), (7, 8, 6)
+    target_affine = _affine([4, 4, 4], [0, 0, 0])
+    resampler = Resampler.between(
+        source_affine, source_shape, target_affine, target_shape
+    )
+    assert (resampler.axes is not None) == separable
+    volumes = rng.standard_normal((3, np.prod(source_shape)))
+    transform = np.linalg.inv(source_affine) @ target_affine
+    for i, volume in enumerate(volumes):
+        expected = ndimage.affine_transform(
+            volume.reshape(source_shape, order="F"),
+            transform[:3, :3],
+            offset=transform[:3, 3],
+            output_shape=target_shape,
+            order=3,
+        )
+        got = resampler.apply(volumes)[i].reshape(target_shape, order="F")
+        np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_covered_marks_target_voxels_inside_the_source_grid():
+    resampler = Resampler.between(
+        _affine([4, 4, 4], [8, 0, 0]),
+        (3, 8, 6),
+        _affine([4, 4, 4], [0, 0, 0]),
+        (7, 8, 6),
+    )
+    covered = resampler.covered()
+    assert covered[2:5].all()
+    assert not covered[:2].any() and not covered[5:].any()
+
+
+def test_extract_map_signals_recovers_mixture_on_the_atlas_grid(tmp_path, rng):
+    maps = make_maps(tmp_path / "maps.nii.gz", rng)
+    truth = rng.standard_normal((30, maps.shape[3]))
+    data = 50.0 + np.einsum("xyzr,tr->xyzt", maps, truth)
+    import nibabel as nib
+
+    image = nib.Nifti1Image(data, np.diag([4.0, 4.0, 4.0, 1.0]))
+    nib.save(image, tmp_path / "func.nii.gz")
+    info = read_func_info(tmp_path / "func.nii.gz")
+    signals, coverage = extract_map_signals(info, load_atlas(tmp_path / "maps.nii.gz"))
+    baseline = np.linalg.lstsq(
+        maps.reshape(-1, maps.shape[3]), np.full(maps[..., 0].size, 50.0), rcond=None
+    )[0]
+    np.testing.assert_allclose(signals - baseline, truth, atol=1e-4)
+    np.testing.assert_allclose(coverage, 1.0)
+
+
+def test_extract_map_signals_rejects_func_outside_the_atlas(tmp_path, rng):
+    make_maps(tmp_path / "maps.nii.gz", rng)
+    far = _affine([3, 3, 3], [500, 500, 500])
+    make_func(tmp_path / "func.nii.gz", rng, affine=far)
+    info = read_func_info(tmp_path / "func.nii.gz")
+    with pytest.raises(InputError, match="does not overlap"):
+        extract_map_signals(info, load_atlas(tmp_path / "maps.nii.gz"))
+
+
+def test_detrend_removes_mean_and_linear_trend(rng):
+    ramp = np.arange(50.0)
+    series = np.column_stack([3 + 0.5 * ramp, rng.standard_normal(50)])
+    out = detrend(series)
+    np.testing.assert_allclose(out[:, 0], 0, atol=1e-12)
+    np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-12)
+    assert abs(np.corrcoef(out[:, 1], ramp)[0, 1]) < 1e-12
+
+
+def test_clean_follows_detrend_filter_regress_zscore(rng):
+    n = 120
+    signals = rng.standard_normal((n, 4)).cumsum(axis=0)
+    confounds = rng.standard_normal((n, 2))
+    got = clean(signals, confounds, t_r=2.0, high_pass=0.01)
+    sos = sp_signal.butter(5, 0.01, "high", output="sos", fs=0.5)
+    filtered = sp_signal.sosfiltfilt(sos, detrend(signals), axis=0)
+    conf = sp_signal.sosfiltfilt(sos, detrend(confounds), axis=0)
+    conf -= conf.mean(axis=0)
+    q, _ = np.linalg.qr(conf)
+    expected = filtered - q @ (q.T @ filtered)
+    expected = (expected - expected.mean(0)) / expected.std(0, ddof=1)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+    np.testing.assert_allclose(got.std(axis=0, ddof=1), 1.0)
+    # the cleaned signals are orthogonal to the processed confounds
+    assert np.abs(conf.T @ got).max() < 1e-8
+
+
+def test_constant_and_trend_confound_columns_are_dropped(rng):
+    n = 100
+    signals = rng.standard_normal((n, 3))
+    useful = rng.standard_normal((n, 1))
+    degenerate = np.column_stack([np.full(n, 7.0), 1000 + 0.3 * np.arange(n)])
+    with_degenerate = clean(signals, np.hstack([useful, degenerate]), t_r=2.5)
+    without = clean(signals, useful, t_r=2.5)
+    np.testing.assert_allclose(with_degenerate, without, atol=1e-10)
+
+
+def test_confound_basis_handles_collinear_columns(rng):
+    base = rng.standard_normal((60, 2))
+    confounds = np.column_stack([base, base @ [1.0, -2.0]])
+    basis = confound_basis(confounds, confounds)
+    assert basis.shape == (60, 2)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(2), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("high_pass", "low_pass", "message"),
+    [(0.3, None, "outside"), (0.05, 0.02, "below"), (-0.1, None, "outside")],
+)
+def test_butterworth_rejects_bad_cutoffs(high_pass, low_pass, message):
+    with pytest.raises(ValueError, match=message):
+        butterworth_sos(2.5, high_pass, low_pass)
+
+
+def test_clean_rejects_too_short_series_and_bad_standardize(rng):
+    with pytest.raises(ValueError, match="too few"):
+        clean(rng.standard_normal((10, 2)), None, t_r=2.5)
+    with pytest.raises(ValueError, match="standardize"):
+        clean(rng.standard_normal((50, 2)), None, t_r=2.5, standardize="psc")

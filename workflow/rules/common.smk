@@ -1,0 +1,266 @@
+# Helpers of the workflow: subjects, atlas, file names, input functions and the
+# code version passed as a parameter. No rules here. The config has already been
+# checked and completed with the schema's defaults by the Snakefile.
+
+import ast
+import dataclasses
+import hashlib
+import os
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import pandas as pd
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+import sparseconn
+from sparseconn.cli import exit_on_input_error, schema_error
+from sparseconn.errors import InputError
+from sparseconn.subjects import check_subject_id, read_subjects_sheet
+
+DATASET = config["dataset"]
+RESULTS = os.path.normpath(config["results_dir"])
+RESOURCES = os.path.normpath(config["resources_dir"])
+PACKAGE_DIR = Path(workflow.basedir) / "src" / "sparseconn"
+PKG_VERSION = sparseconn.__version__
+
+# Generated inputs (dataset synthetic).
+SYNTHETIC_DIR = f"{RESOURCES}/synthetic"
+SYNTHETIC_ATLAS = {
+    "maps": f"{SYNTHETIC_DIR}/atlas_maps.nii.gz",
+    "labels": f"{SYNTHETIC_DIR}/atlas_labels.csv",
+    "truth": f"{SYNTHETIC_DIR}/atlas_truth.npz",
+}
+SYNTHETIC_SUBJECT = {
+    "func": f"{SYNTHETIC_DIR}/sub-{{subject}}_bold.nii.gz",
+    "confounds": f"{SYNTHETIC_DIR}/sub-{{subject}}_desc-confounds_timeseries.tsv",
+    "truth": f"{SYNTHETIC_DIR}/sub-{{subject}}_truth.npz",
+}
+
+
+wildcard_constraints:
+    subject="[A-Za-z0-9]+",
+
+
+def subject_file(suffix):
+    """Path of a per-subject result: ``sub-{subject}/func/sub-{subject}_<suffix>``."""
+    return f"{RESULTS}/sub-{{subject}}/func/sub-{{subject}}_{suffix}"
+
+
+def _local_path(location, source, where):
+    """A sheet location as a local path (file:// URLs converted; http(s) refused)."""
+    if location is None:
+        return None
+    parsed = urlparse(location)
+    if parsed.scheme.lower() in ("http", "https"):
+        raise InputError(
+            source,
+            f"{where}URL {location!r}: downloading the sheet's files is not yet "
+            "available; download it and give its path",
+        )
+    if parsed.scheme.lower() == "file":
+        path = url2pathname(parsed.path)
+        if not os.path.isfile(path):
+            raise InputError(source, f"{where}file {location!r} does not exist")
+        return path
+    return location
+
+
+def _load_sheet(path):
+    """Rows of the subjects sheet by subject, checked and validated."""
+    rows = read_subjects_sheet(path)
+    frame = pd.DataFrame([dataclasses.asdict(row) for row in rows])
+    try:
+        validate(frame, "../schemas/subjects.schema.yaml", set_default=False)
+    except WorkflowError as error:
+        raise schema_error(path, error, [row.subject for row in rows]) from None
+    sheet = {}
+    for row in rows:
+        where = f"subject {row.subject!r}: "
+        sheet[row.subject] = dataclasses.replace(
+            row,
+            func=_local_path(row.func, path, where),
+            confounds=_local_path(row.confounds, path, where),
+        )
+    return sheet
+
+
+def _load_subjects():
+    """Subjects (sorted), the sheet's rows (dataset sheet) and excluded subjects."""
+    if DATASET == "adhd":
+        raise InputError(
+            CONFIG_SOURCE,
+            "dataset 'adhd' is not yet available in this version of sparseconn; "
+            "use 'synthetic' or 'sheet'",
+        )
+    if DATASET == "synthetic":
+        from sparseconn.synthetic import subject_ids
+
+        subjects = sorted(
+            check_subject_id(s, CONFIG_SOURCE)
+            for s in subject_ids(config["n_subjects"])
+        )
+        return subjects, {}, []
+    sheet = _load_sheet(config["subjects_sheet"])
+    excluded = [s for s, row in sheet.items() if row.exclude]
+    if len(excluded) == len(sheet):
+        raise InputError(
+            config["subjects_sheet"],
+            "every subject is excluded; nothing is left for the group stage",
+        )
+    return sorted(sheet), sheet, excluded
+
+
+def _load_atlas():
+    """Atlas maps, labels (or None) and name for the dataset."""
+    if DATASET == "synthetic":
+        name = config["atlas_name"] or "synthetic"
+        return SYNTHETIC_ATLAS["maps"], SYNTHETIC_ATLAS["labels"], name
+    maps, labels = config["atlas_maps"], config["atlas_labels"]
+    if maps is None:
+        raise InputError(
+            CONFIG_SOURCE,
+            "atlas_maps is required with dataset 'sheet' (a 4D NIfTI image of "
+            "probabilistic maps)",
+        )
+    for key, value in (("atlas_maps", maps), ("atlas_labels", labels)):
+        if value is not None and not os.path.isfile(value):
+            raise InputError(CONFIG_SOURCE, f"{key} file {value!r} does not exist")
+    return maps, labels, config["atlas_name"] or "custom"
+
+
+def _plot_subject():
+    """The subject named by ``plot_subject``, else the first one not excluded."""
+    wanted = config["plot_subject"]
+    if wanted is None:
+        return GROUP_SUBJECTS[0]
+    if isinstance(wanted, int):
+        # `--config plot_subject=01` arrives as the integer 1.
+        matches = [s for s in SUBJECTS if s.isdigit() and int(s) == wanted]
+    else:
+        matches = [s for s in SUBJECTS if s == wanted]
+    if len(matches) != 1:
+        raise InputError(
+            CONFIG_SOURCE,
+            f"plot_subject {wanted!r} is not one of the subjects "
+            f"({', '.join(SUBJECTS)})",
+        )
+    return matches[0]
+
+
+with exit_on_input_error():
+    SUBJECTS, SHEET, EXCLUDED = _load_subjects()
+    # Subjects of the group stage: all but the sheet's excluded ones (their
+    # per-subject outputs are still built).
+    GROUP_SUBJECTS = [s for s in SUBJECTS if s not in EXCLUDED]
+    ATLAS_MAPS, ATLAS_LABELS, ATLAS_NAME = _load_atlas()
+    PLOT_SUBJECT = _plot_subject()
+
+
+def func_for(wildcards):
+    """The subject's 4D image."""
+    if DATASET == "synthetic":
+        return SYNTHETIC_SUBJECT["func"].format(subject=wildcards.subject)
+    return SHEET[wildcards.subject].func
+
+
+def confounds_for(wildcards):
+    """Confounds tables regressed out: high-variance ones, then the subject's file."""
+    confounds = [
+        subject_file("desc-highvariance_confounds.tsv").format(
+            subject=wildcards.subject
+        )
+    ]
+    if DATASET == "synthetic":
+        confounds.append(SYNTHETIC_SUBJECT["confounds"].format(**wildcards))
+    elif SHEET[wildcards.subject].confounds is not None:
+        confounds.append(SHEET[wildcards.subject].confounds)
+    return confounds
+
+
+def atlas_labels_input(wildcards):
+    """The atlas labels file as a list (empty when there is none)."""
+    return [] if ATLAS_LABELS is None else [ATLAS_LABELS]
+
+
+def sheet_t_r_for(wildcards):
+    """The repetition time given by the sheet for the subject, or None."""
+    row = SHEET.get(wildcards.subject)
+    return None if row is None else row.t_r
+
+
+def config_t_r_for(wildcards):
+    """The config's repetition time, for subjects without one in the sheet.
+
+    Returned only where it is used, so that changing it reruns only those jobs.
+    """
+    return config["t_r"] if sheet_t_r_for(wildcards) is None else None
+
+
+def synthetic_index(wildcards):
+    """Index of a generated subject (its position among all generated ids)."""
+    return SUBJECTS.index(wildcards.subject)
+
+
+# tasks.py holds the glue of every rule: its bytes count, but its imports are not
+# followed (they would tie each rule to every other rule's code); rules name the
+# modules they run instead.
+_UNFOLLOWED_MODULES = {"tasks"}
+
+
+@cache
+def code_version(*modules):
+    """Hash of package modules and of the sparseconn modules they import.
+
+    Passed to rules as ``params: code=...`` so that editing the numerical code
+    reruns the jobs that run it (Snakemake reruns a job when its params change).
+    The imports are followed transitively; a missing module counts as such.
+
+    Parameters
+    ----------
+    *modules : str
+        Module names inside the package, e.g. ``"signals"``.
+
+    Returns
+    -------
+    str
+        16 hexadecimal digits of a SHA-256 over the modules' names and bytes.
+    """
+    digest = hashlib.sha256()
+    seen = set()
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = PACKAGE_DIR / f"{name}.py"
+        if not path.is_file():
+            # `from sparseconn import x` where x is not a module, or not yet written.
+            continue
+        if name in _UNFOLLOWED_MODULES:
+            continue
+        try:
+            tree = ast.parse(path.read_bytes())
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "sparseconn":
+                    todo += [alias.name for alias in node.names]
+                elif node.module.startswith("sparseconn."):
+                    todo.append(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                todo += [
+                    alias.name.split(".")[1]
+                    for alias in node.names
+                    if alias.name.startswith("sparseconn.")
+                ]
+    for name in sorted(seen):
+        path = PACKAGE_DIR / f"{name}.py"
+        digest.update(name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"missing")
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]

@@ -1,0 +1,63 @@
+# Per-subject rules: high-variance confounds, then the atlas's region signals,
+# extracted and cleaned (ALGORITHMS.md). Outputs follow the file contract of
+# DESIGN.md under {results_dir}/sub-{subject}/func/. The science settings are
+# params, so that changing one reruns exactly the jobs it feeds.
+
+
+rule high_variance_confounds:
+    input:
+        func=func_for,
+    output:
+        tsv=subject_file("desc-highvariance_confounds.tsv"),
+    log:
+        "logs/high_variance_confounds/{subject}.log",
+    benchmark:
+        "benchmarks/high_variance_confounds/{subject}.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        n_confounds=config["n_high_variance_confounds"],
+        percentile=config["high_variance_percentile"],
+        code=code_version("tasks", "confounds"),
+    message:
+        "sub-{wildcards.subject}: {params.n_confounds} high-variance confounds"
+    script:
+        "../../scripts/high_variance_confounds.py"
+
+
+rule extract_timeseries:
+    input:
+        func=func_for,
+        maps=ATLAS_MAPS,
+        labels=atlas_labels_input,
+        confounds=confounds_for,
+    output:
+        tsv=subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
+        json=subject_file(f"atlas-{ATLAS_NAME}_timeseries.json"),
+    log:
+        "logs/extract_timeseries/{subject}.log",
+    benchmark:
+        "benchmarks/extract_timeseries/{subject}.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=15,
+    params:
+        atlas_name=ATLAS_NAME,
+        sheet_t_r=sheet_t_r_for,
+        config_t_r=config_t_r_for,
+        high_pass=config["high_pass"],
+        low_pass=config["low_pass"],
+        detrend=config["detrend"],
+        standardize=config["standardize"],
+        code=code_version("tasks", "signals", "confounds", "atlas", "subjects"),
+    message:
+        "sub-{wildcards.subject}: region signals of atlas {params.atlas_name}"
+    script:
+        "../../scripts/extract_timeseries.py"

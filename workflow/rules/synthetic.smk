@@ -1,0 +1,58 @@
+# The synthetic dataset (dataset: synthetic): a probabilistic atlas with a known
+# sparse group precision structure, then one generated subject per job. Ground
+# truth is written beside the inputs, under {resources_dir}/synthetic/.
+
+
+rule synthetic_atlas:
+    output:
+        maps=SYNTHETIC_ATLAS["maps"],
+        labels=SYNTHETIC_ATLAS["labels"],
+        truth=SYNTHETIC_ATLAS["truth"],
+    log:
+        "logs/synthetic_atlas/synthetic_atlas.log",
+    benchmark:
+        "benchmarks/synthetic_atlas/synthetic_atlas.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        n_regions=config["synthetic"]["n_regions"],
+        seed=config["synthetic"]["seed"],
+        code=code_version("synthetic"),
+    message:
+        "Generating a synthetic atlas of {params.n_regions} maps (seed {params.seed})"
+    script:
+        "../../scripts/synthetic_atlas.py"
+
+
+rule synthetic_subject:
+    input:
+        atlas_truth=SYNTHETIC_ATLAS["truth"],
+    output:
+        func=SYNTHETIC_SUBJECT["func"],
+        confounds=SYNTHETIC_SUBJECT["confounds"],
+        truth=SYNTHETIC_SUBJECT["truth"],
+    log:
+        "logs/synthetic_subject/{subject}.log",
+    benchmark:
+        "benchmarks/synthetic_subject/{subject}.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        subject_index=synthetic_index,
+        seed=config["synthetic"]["seed"],
+        n_volumes=config["synthetic"]["n_volumes"],
+        t_r=config["synthetic"]["t_r"],
+        n_file_confounds=config["synthetic"]["n_file_confounds"],
+        code=code_version("synthetic"),
+    message:
+        "sub-{wildcards.subject}: generating {params.n_volumes} synthetic volumes"
+    script:
+        "../../scripts/synthetic_subject.py"
