@@ -54,16 +54,28 @@ def high_variance_confounds_from_array(
     ndarray, shape (n_samples, n_confounds)
     """
     n_samples, n_voxels = series.shape
-    if not 0 < percentile <= 100:
-        raise ValueError(f"percentile={percentile} must be in (0, 100]")
-    if not 1 <= n_confounds <= n_samples:
-        raise ValueError(f"n_confounds={n_confounds} must be in [1, {n_samples}]")
+    _check_parameters(n_samples, n_confounds, percentile)
     convert = to_float if to_float is not None else (lambda block: block)
     ramp = _centred_ramp(n_samples)
     mean_squares = np.empty(n_voxels)
     for start in range(0, n_voxels, _BATCH_VOXELS):
         block = _detrended(convert(series[:, start : start + _BATCH_VOXELS]), ramp)
         mean_squares[start : start + block.shape[1]] = (block**2).mean(axis=0)
+    kept = _kept_voxels(mean_squares, n_confounds, percentile)
+    return _top_eigenvectors(_detrended(convert(series[:, kept]), ramp), n_confounds)
+
+
+def _check_parameters(n_samples: int, n_confounds: int, percentile: float) -> None:
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile={percentile} must be in (0, 100]")
+    if not 1 <= n_confounds <= n_samples:
+        raise ValueError(f"n_confounds={n_confounds} must be in [1, {n_samples}]")
+
+
+def _kept_voxels(
+    mean_squares: np.ndarray, n_confounds: int, percentile: float
+) -> np.ndarray:
+    """Indices of the voxels above the ``100 - percentile`` percentile."""
     threshold = np.percentile(mean_squares, 100.0 - percentile)
     kept = np.flatnonzero(mean_squares > threshold)
     if kept.size < n_confounds:
@@ -71,8 +83,13 @@ def high_variance_confounds_from_array(
             f"only {kept.size} voxel(s) above the {100 - percentile:g}th percentile of "
             f"variance: fewer than the {n_confounds} confounds requested"
         )
-    selected = _detrended(convert(series[:, kept]), ramp)
-    eigenvalues, eigenvectors = linalg.eigh(selected @ selected.T / n_samples)
+    return kept
+
+
+def _top_eigenvectors(selected: np.ndarray, n_confounds: int) -> np.ndarray:
+    """Eigenvectors of largest eigenvalue of the time x time Gram matrix."""
+    gram = selected @ selected.T / selected.shape[0]
+    eigenvalues, eigenvectors = linalg.eigh(gram)
     order = np.argsort(eigenvalues)[::-1][:n_confounds]
     return eigenvectors[:, order]
 
@@ -80,23 +97,56 @@ def high_variance_confounds_from_array(
 def high_variance_confounds(
     info: FuncInfo, n_confounds: int = 5, percentile: float = 2.0
 ) -> np.ndarray:
-    """High-variance confounds of a 4D image, read once from disk (no mask).
+    """High-variance confounds of a 4D image read from disk (no mask).
 
-    Equivalent to ``nilearn.image.high_variance_confounds(img)``; the stored values
-    are kept in their on-disk type while scanning, so memory is one copy of the
-    image at its stored precision.
+    Equivalent to ``nilearn.image.high_variance_confounds(img)``. Images stored on
+    at most 2 bytes per voxel are read once and kept at their stored precision
+    (half the size of a float32 copy, or less); wider ones are read twice, the
+    first pass accumulating each voxel's detrended mean of squares, the second
+    gathering the kept voxels, so memory stays far below the image size.
 
     Returns
     -------
     ndarray, shape (n_volumes, n_confounds)
     """
-    stored = np.empty((info.n_volumes, info.n_voxels), dtype=info.dtype)
+    try:
+        if info.dtype.itemsize <= 2:
+            stored = np.empty((info.n_volumes, info.n_voxels), dtype=info.dtype)
+            for start, raw in iter_volume_chunks(info):
+                check_finite(info, start, raw)
+                stored[start : start + raw.shape[0]] = raw
+            return high_variance_confounds_from_array(
+                stored, n_confounds, percentile, to_float=info.to_float
+            )
+        return _two_pass(info, n_confounds, percentile)
+    except ValueError as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(info.path, str(error)) from error
+
+
+def _two_pass(info: FuncInfo, n_confounds: int, percentile: float) -> np.ndarray:
+    """Streamed version of :func:`high_variance_confounds_from_array`."""
+    n_samples = info.n_volumes
+    _check_parameters(n_samples, n_confounds, percentile)
+    ramp = _centred_ramp(n_samples)
+    first = None
+    sums = np.zeros(info.n_voxels)
+    trend = np.zeros(info.n_voxels)
+    squares = np.zeros(info.n_voxels)
     for start, raw in iter_volume_chunks(info):
         check_finite(info, start, raw)
-        stored[start : start + raw.shape[0]] = raw
-    try:
-        return high_variance_confounds_from_array(
-            stored, n_confounds, percentile, to_float=info.to_float
-        )
-    except ValueError as error:
-        raise InputError(info.path, str(error)) from error
+        block = info.to_float(raw).astype(np.float64)
+        if first is None:
+            first = block[0].copy()
+        # Shifting by the first volume keeps the sums small: no cancellation below.
+        block -= first
+        sums += block.sum(axis=0)
+        trend += ramp[start : start + len(block)] @ block
+        squares += np.einsum("ij,ij->j", block, block)
+    mean_squares = (squares - sums**2 / n_samples - trend**2) / n_samples
+    kept = _kept_voxels(mean_squares, n_confounds, percentile)
+    selected = np.empty((n_samples, kept.size))
+    for start, raw in iter_volume_chunks(info):
+        selected[start : start + len(raw)] = info.to_float(raw[:, kept])
+    return _top_eigenvectors(_detrended(selected, ramp), n_confounds)

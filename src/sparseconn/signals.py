@@ -208,8 +208,12 @@ def extract_map_signals(
     np.clip(resampled, data_min, data_max, out=resampled)
     # Same minimum-norm least-squares solution as lstsq(maps, resampled.T), with the
     # pseudo-inverse of the (voxels x regions) maps computed once for all volumes.
-    pseudo_inverse = linalg.pinv(maps, check_finite=False)
-    return resampled @ pseudo_inverse.T, coverage
+    pseudo_inverse = linalg.pinv(maps, check_finite=False).T
+    signals = np.empty((info.n_volumes, atlas.n_regions))
+    for start in range(0, info.n_volumes, chunk_volumes):
+        block = slice(start, start + chunk_volumes)
+        signals[block] = resampled[block].astype(np.float64) @ pseudo_inverse
+    return signals, coverage
 
 
 # -------------------------------------------------------------------- cleaning

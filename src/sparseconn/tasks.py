@@ -25,7 +25,6 @@ from sparseconn.io import (
     write_json,
     write_tsv,
 )
-from sparseconn.signals import BUTTERWORTH_ORDER, clean, extract_map_signals
 from sparseconn.subjects import resolve_t_r
 
 logger = logging.getLogger(__name__)
@@ -73,6 +72,9 @@ def run_extract_timeseries(
     confounds file. The repetition time comes from ``sheet_t_r``, else
     ``config_t_r``, else the NIfTI header; a disagreement is an error.
     """
+    # scipy.signal takes a second to import: only the jobs that filter pay for it.
+    from sparseconn.signals import BUTTERWORTH_ORDER, clean, extract_map_signals
+
     info = read_func_info(func)
     t_r = resolve_t_r(func, info.t_r, sheet_t_r=sheet_t_r, config_t_r=config_t_r)
     tables = [read_confounds(path, info.n_volumes) for path in confounds]

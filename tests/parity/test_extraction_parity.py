@@ -126,3 +126,60 @@ def test_signals_and_confounds_equal_nilearn(tmp_path, atlas, case):
     # the images really were what the case says
     image = nib.load(func)
     assert image.shape[3] == options.get("n_volumes", 176)
+
+
+def test_float32_maps_are_solved_in_double_precision(tmp_path, atlas):
+    """With float32 maps nilearn solves the least squares in single precision.
+
+    We always solve in double precision, so our signals equal nilearn's computed
+    on a float64 copy of the same maps (and are closer to it than nilearn's own
+    float32 result is).
+    """
+    image = nib.load(atlas["maps"])
+    maps32 = tmp_path / "maps32.nii.gz"
+    nib.save(
+        nib.Nifti1Image(image.get_fdata().astype(np.float32), image.affine), maps32
+    )
+    func, confounds_file = tmp_path / "func.nii.gz", tmp_path / "confounds.tsv"
+    synthetic.generate_subject(
+        func,
+        confounds_file,
+        tmp_path / "truth.npz",
+        atlas_truth_path=atlas["truth"],
+        subject_index=9,
+        subject="01",
+        seed=3,
+        n_volumes=100,
+    )
+    hv_file, out_tsv = tmp_path / "hv.tsv", tmp_path / "ts.tsv"
+    run_high_variance_confounds(func, hv_file)
+    run_extract_timeseries(
+        func,
+        maps32,
+        None,
+        [hv_file],
+        out_tsv,
+        tmp_path / "ts.json",
+        subject="01",
+        atlas_name="synthetic",
+    )
+    ours = pd.read_csv(out_tsv, sep="\t").to_numpy()
+    confounds = pd.read_csv(hv_file, sep="\t").to_numpy()
+    single = nib.load(maps32)
+    double = nib.Nifti1Image(np.asarray(single.dataobj, np.float64), single.affine)
+    results = {}
+    for name, maps in (("float64", double), ("float32", single)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            masker = NiftiMapsMasker(
+                maps,
+                resampling_target="maps",
+                detrend=True,
+                high_pass=0.01,
+                t_r=2.5,
+                standardize="zscore_sample",
+            )
+            results[name] = masker.fit_transform(str(func), confounds=[confounds])
+    ours_error = np.abs(ours - results["float64"]).max()
+    assert ours_error <= TOLERANCE
+    assert ours_error < np.abs(results["float32"] - results["float64"]).max()

@@ -46,8 +46,9 @@ def test_confounds_are_orthogonal_to_mean_and_trend(rng):
     assert np.abs(design.T @ got).max() < 1e-10
 
 
-def test_from_file_equals_from_array(tmp_path, rng):
-    data = make_func(tmp_path / "func.nii.gz", rng, dtype="int16", n_volumes=30)
+@pytest.mark.parametrize("dtype", ["int16", "float32"])  # one pass / two passes
+def test_from_file_equals_from_array(tmp_path, rng, dtype):
+    data = make_func(tmp_path / "func.nii.gz", rng, dtype=dtype, n_volumes=30)
     info = read_func_info(tmp_path / "func.nii.gz")
     got = high_variance_confounds(info, n_confounds=4, percentile=10)
     series = data.reshape(-1, data.shape[3], order="F").T

@@ -74,7 +74,7 @@ def test_cores_1_and_2_give_identical_bytes(two_runs):
     files = _files(first)
     assert files == _files(second)
     assert len(files) >= 10
-    match, mismatch, errors = filecmp.cmpfiles(first, second, files, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(first, second, files, shallow=False)
     assert mismatch == [] and errors == []
 
 
