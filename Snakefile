@@ -47,6 +47,7 @@ with exit_on_input_error():
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/subject.smk"
+include: "workflow/rules/group.smk"
 
 
 rule all:
@@ -61,6 +62,13 @@ rule all:
             subject_file(f"atlas-{ATLAS_NAME}_timeseries.{{ext}}"),
             subject=SUBJECTS,
             ext=["tsv", "json"],
+        ),
+        rules.group_sparse_covariance.output,
+        rules.graph_lasso.output,
+        expand(
+            relmat("{stat}", "graphlasso"),
+            subject=SUBJECTS if config["graph_lasso"]["per_subject"] else [],
+            stat=["covariance", "precision"],
         ),
 
 

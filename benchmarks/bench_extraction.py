@@ -11,14 +11,25 @@ gzipped) and the 39-map atlas, then prints, each the best of ``--repeat`` runs:
 and the peak RSS of each of our per-subject jobs run as a fresh process, against
 the size of the image as float32.
 
+BLAS runs on one thread (``--threads``), as in a one-thread Snakemake job.
+
 Usage: python benchmarks/bench_extraction.py [--dtype int16|float32] [--repeat 3]
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
+if __name__ == "__main__":
+    _threads = (
+        sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
+    )
+    for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_variable, _threads)
+
 import argparse
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -30,8 +41,10 @@ import numpy as np
 from sparseconn import synthetic
 from sparseconn.tasks import run_extract_timeseries, run_high_variance_confounds
 
+# Peak RSS read from /proc (VmHWM): ru_maxrss of a forked child would include the
+# pages of this (large) parent process.
 JOB = """
-import resource, sys
+import re, sys
 from sparseconn.tasks import run_extract_timeseries, run_high_variance_confounds
 folder = sys.argv[2]
 if sys.argv[1] == "confounds":
@@ -43,7 +56,8 @@ else:
         f"{folder}/ts_job.tsv", f"{folder}/ts_job.json",
         subject="01", atlas_name="synthetic",
     )
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+status = open("/proc/self/status").read()
+print(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
 """
 
 
@@ -62,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="int16", choices=["int16", "float32"])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", default="1", help="BLAS threads (default 1)")
     args = parser.parse_args()
 
     from nilearn.image import high_variance_confounds

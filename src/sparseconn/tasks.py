@@ -23,6 +23,7 @@ from sparseconn.io import (
     read_confounds,
     read_func_info,
     write_json,
+    write_npz,
     write_tsv,
 )
 from sparseconn.subjects import resolve_t_r
@@ -131,3 +132,129 @@ def run_extract_timeseries(
         "SoftwareVersion": f"sparseconn {__version__}",
     }
     write_json(sidecar, Path(out_json))
+
+
+# ------------------------------------------------------------------ group stage
+
+
+def read_timeseries(path: PathLike) -> pd.DataFrame:
+    """Read a cleaned time-series TSV (header = region names, one row per volume)."""
+    frame = pd.read_csv(path, sep="\t")
+    if frame.empty or frame.shape[1] == 0:
+        raise InputError(path, "empty time series")
+    return frame
+
+
+def write_relmat(matrix: np.ndarray, regions: Sequence[str], path: PathLike) -> None:
+    """Write a region x region matrix as xcp_d's ``relmat`` TSV (first column Node)."""
+    frame = pd.DataFrame(matrix, columns=list(regions))
+    frame.insert(0, "Node", list(regions))
+    write_tsv(frame, path)
+
+
+def _same_regions(
+    tables: Sequence[pd.DataFrame], paths: Sequence[PathLike]
+) -> list[str]:
+    regions = list(tables[0].columns)
+    for table, path in zip(tables[1:], paths[1:], strict=True):
+        if list(table.columns) != regions:
+            raise InputError(
+                path, f"regions differ from those of {paths[0]} (same atlas expected)"
+            )
+    return regions
+
+
+def run_group_sparse_covariance(
+    timeseries: Sequence[PathLike],
+    subjects: Sequence[str],
+    out_npz: PathLike,
+    covariance_relmats: Sequence[PathLike],
+    precision_relmats: Sequence[PathLike],
+    *,
+    alphas: int = 4,
+    n_refinements: int = 4,
+    tol_cv: float = 1e-2,
+    max_iter_cv: int = 50,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+) -> None:
+    """Cross-validated group-sparse inverse covariance of all subjects.
+
+    Writes the group ``.npz`` (covariances and precisions of shape
+    (n_subjects, p, p), alpha, cv_alphas, cv_scores, subjects, regions) and each
+    subject's covariance and precision as ``relmat`` TSVs, in ``subjects`` order.
+    BLAS runs on one thread: the bytes written do not depend on the machine's
+    core count (multi-threaded BLAS sums in a different order).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from sparseconn.covariance import GroupSparseCovarianceCV
+
+    tables = [read_timeseries(path) for path in timeseries]
+    regions = _same_regions(tables, timeseries)
+    estimator = GroupSparseCovarianceCV(
+        alphas=alphas,
+        n_refinements=n_refinements,
+        tol_cv=tol_cv,
+        max_iter_cv=max_iter_cv,
+        tol=tol,
+        max_iter=max_iter,
+    )
+    try:
+        with threadpool_limits(limits=1):
+            estimator.fit([table.to_numpy() for table in tables])
+    except ValueError as error:
+        raise InputError(", ".join(map(str, timeseries)), str(error)) from error
+    covariances = np.moveaxis(estimator.covariances_, 2, 0)
+    precisions = np.moveaxis(estimator.precisions_, 2, 0)
+    write_npz(
+        out_npz,
+        covariances=covariances,
+        precisions=precisions,
+        alpha=np.float64(estimator.alpha_),
+        cv_alphas=np.asarray(estimator.cv_alphas_, dtype=np.float64),
+        cv_scores=np.asarray(estimator.cv_scores_, dtype=np.float64),
+        subjects=np.asarray(subjects, dtype=str),
+        regions=np.asarray(regions, dtype=str),
+    )
+    for index in range(len(subjects)):
+        write_relmat(covariances[index], regions, covariance_relmats[index])
+        write_relmat(precisions[index], regions, precision_relmats[index])
+
+
+def run_graph_lasso(
+    timeseries: PathLike,
+    covariance_relmat: PathLike,
+    precision_relmat: PathLike,
+    out_npz: PathLike | None = None,
+    *,
+    subject: str,
+) -> None:
+    """scikit-learn ``GraphicalLassoCV()`` (defaults) on one subject's signals.
+
+    Writes the covariance and precision ``relmat`` TSVs, and when ``out_npz`` is
+    given the ``.npz`` (covariance, precision, alpha, cv_alphas, cv_scores, subject,
+    regions). BLAS runs on one thread, for the same bytes on any machine.
+    """
+    from sklearn.covariance import GraphicalLassoCV
+    from threadpoolctl import threadpool_limits
+
+    table = read_timeseries(timeseries)
+    regions = list(table.columns)
+    with threadpool_limits(limits=1):
+        estimator = GraphicalLassoCV().fit(table.to_numpy())
+    write_relmat(estimator.covariance_, regions, covariance_relmat)
+    write_relmat(estimator.precision_, regions, precision_relmat)
+    if out_npz is not None:
+        write_npz(
+            out_npz,
+            covariance=estimator.covariance_,
+            precision=estimator.precision_,
+            alpha=np.float64(estimator.alpha_),
+            cv_alphas=np.asarray(estimator.cv_results_["alphas"], dtype=np.float64),
+            cv_scores=np.asarray(
+                estimator.cv_results_["mean_test_score"], dtype=np.float64
+            ),
+            subject=np.asarray(subject, dtype=str),
+            regions=np.asarray(regions, dtype=str),
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -67,6 +68,47 @@ def test_outputs_follow_the_file_contract(two_runs):
         assert series.columns[0] == "R01"
         assert (series.std(ddof=1) - 1).abs().max() < 1e-6
         assert (func / f"sub-{subject}_atlas-synthetic_timeseries.json").is_file()
+
+
+def test_group_stage_outputs(two_runs):
+    folder, _ = two_runs
+    group = folder / "results" / "group"
+    with np.load(group / "atlas-synthetic_desc-groupsparse_connectome.npz") as fit:
+        assert fit["precisions"].shape == (2, 39, 39)
+        assert list(fit["subjects"]) == ["01", "02"]
+        assert fit["alpha"] in fit["cv_alphas"]
+    with np.load(group / "atlas-synthetic_desc-graphlasso_connectome.npz") as fit:
+        assert str(fit["subject"]) == "01"
+        assert fit["precision"].shape == (39, 39)
+    for subject in ("01", "02"):
+        for stat in ("covariance", "precision"):
+            name = f"sub-{subject}_atlas-synthetic_stat-{stat}_desc-groupsparse_relmat"
+            relmat = pd.read_csv(
+                folder / "results" / f"sub-{subject}" / "func" / f"{name}.tsv",
+                sep="\t",
+            )
+            assert relmat.shape == (39, 40) and relmat.columns[0] == "Node"
+
+
+def test_per_subject_graph_lasso_adds_one_job_per_other_subject(
+    two_runs, run_snakemake
+):
+    folder, _ = two_runs
+    settings = {**SETTINGS, "graph_lasso": {"per_subject": True}}
+    extra = folder / "per_subject.yaml"
+    extra.write_text(yaml.safe_dump(settings))
+    result = run_snakemake(
+        "-n", "--configfile", ROOT_CONFIG, extra, "--quiet", "rules", cwd=folder
+    )
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("Job stats:")[1].split("total")[0]
+    jobs = dict(
+        line.split()
+        for line in table.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    )
+    # sub-01 (plotted) comes from graph_lasso; only sub-02 needs its own job
+    assert jobs == {"graph_lasso_subject": "1", "all": "1"}
 
 
 def test_cores_1_and_2_give_identical_bytes(two_runs):

@@ -157,6 +157,11 @@ with exit_on_input_error():
     GROUP_SUBJECTS = [s for s in SUBJECTS if s not in EXCLUDED]
     ATLAS_MAPS, ATLAS_LABELS, ATLAS_NAME = _load_atlas()
     PLOT_SUBJECT = _plot_subject()
+    # Subjects fitted by rule graph_lasso_subject: all but the plotted one, whose
+    # matrices come with the group .npz from rule graph_lasso.
+    OTHER_SUBJECTS_PATTERN = (
+        "|".join(s for s in SUBJECTS if s != PLOT_SUBJECT) or "(?!)"
+    )
 
 
 def func_for(wildcards):

@@ -1,0 +1,416 @@
+"""Group-sparse covariance: optimality, invariants, API, input checks (no nilearn)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.covariance import graphical_lasso
+
+from sparseconn import covariance as gsc
+from sparseconn.covariance import (
+    GroupSparseCovariance,
+    GroupSparseCovarianceCV,
+    compute_alpha_max,
+    empirical_covariances,
+    group_sparse_covariance,
+    group_sparse_covariance_path,
+    group_sparse_scores,
+)
+
+
+def make_subjects(
+    seed: int,
+    n_subjects: int = 4,
+    n_regions: int = 8,
+    n_samples: int = 120,
+    density: float = 0.3,
+    vary_samples: bool = False,
+) -> list[np.ndarray]:
+    """Gaussian samples of a random sparse precision shared by all subjects."""
+    rng = np.random.default_rng(seed)
+    upper = np.triu_indices(n_regions, 1)
+    support = rng.random(upper[0].size) < density
+    subjects = []
+    for k in range(n_subjects):
+        values = np.zeros(upper[0].size)
+        m = int(support.sum())
+        values[support] = rng.uniform(0.2, 0.5, m) * rng.choice([-1.0, 1.0], m)
+        precision = np.zeros((n_regions, n_regions))
+        precision[upper] = values
+        precision += precision.T
+        shift = max(0.0, -np.linalg.eigvalsh(precision).min()) + 0.5
+        precision += (shift + rng.random()) * np.eye(n_regions)
+        n = n_samples + (17 * k if vary_samples else 0)
+        chol = np.linalg.cholesky(np.linalg.inv(precision))
+        x = rng.standard_normal((n, n_regions)) @ chol.T
+        subjects.append((x - x.mean(0)) / x.std(0, ddof=1))
+    return subjects
+
+
+def objective(precisions, covs, weights, alpha) -> float:
+    return group_sparse_scores(precisions, weights, covs, alpha)[1]
+
+
+@pytest.fixture(scope="module")
+def subjects() -> list[np.ndarray]:
+    return make_subjects(0)
+
+
+@pytest.fixture(scope="module")
+def problem(subjects):
+    covs, n_samples = empirical_covariances(subjects)
+    alpha_max, _ = compute_alpha_max(covs, n_samples)
+    return covs, n_samples / n_samples.sum(), alpha_max
+
+
+# ------------------------------------------------------------------ optimality
+
+
+@pytest.mark.parametrize("fraction", [0.6, 0.2, 0.03])
+@pytest.mark.parametrize("vary_samples", [False, True])
+def test_objective_never_increases(fraction, vary_samples):
+    data = make_subjects(1, vary_samples=vary_samples)
+    covs, n_samples = empirical_covariances(data)
+    weights = n_samples / n_samples.sum()
+    alpha = fraction * compute_alpha_max(covs, n_samples)[0]
+    values = []
+
+    def probe(emp_covs, w, a, max_iter, tol, iteration, precisions, previous):
+        np.testing.assert_allclose(w, weights)
+        assert a == alpha and iteration == len(values) - 1
+        values.append(objective(precisions, emp_covs, w, a))
+
+    group_sparse_covariance(data, alpha, max_iter=30, tol=1e-10, probe_function=probe)
+    assert len(values) > 3
+    steps = np.diff(values)
+    assert (steps <= 1e-12 * np.abs(values[:-1])).all(), steps
+
+
+def kkt_violation(precisions, covs, weights, alpha) -> tuple[float, float, float]:
+    """Largest violations of the optimality conditions (diag, active, inactive)."""
+    gradient = np.stack(
+        [
+            weights[k] * (covs[..., k] - np.linalg.inv(precisions[..., k]))
+            for k in range(covs.shape[-1])
+        ],
+        axis=-1,
+    )
+    n = covs.shape[0]
+    diag = np.abs(gradient[np.arange(n), np.arange(n)]).max()
+    norms = np.sqrt((precisions**2).sum(-1))
+    off = ~np.eye(n, dtype=bool)
+    active = off & (norms > 0)
+    inactive = off & (norms == 0)
+    safe = np.where(norms > 0, norms, 1.0)[..., None]
+    residual = gradient + alpha * precisions / safe
+    active_error = np.abs(residual[active]).max() if active.any() else 0.0
+    gradient_norms = np.sqrt((gradient**2).sum(-1))
+    inactive_excess = (
+        (gradient_norms[inactive] - alpha).max() if inactive.any() else 0.0
+    )
+    return diag, active_error, inactive_excess
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.15, 0.02])
+def test_kkt_conditions_at_convergence(subjects, problem, fraction):
+    covs, weights, alpha_max = problem
+    alpha = fraction * alpha_max
+    _, precisions = group_sparse_covariance(subjects, alpha, max_iter=2000, tol=1e-12)
+    diag, active, inactive = kkt_violation(precisions, covs, weights, alpha)
+    assert diag < 1e-9
+    assert active < 1e-8 * alpha_max
+    assert inactive <= 1e-9 * alpha_max
+    gap = group_sparse_scores(precisions, weights, covs, alpha, duality_gap=True)[2]
+    assert -1e-10 <= gap < 1e-8
+
+
+def test_alpha_max_gives_diagonal_estimate(subjects, problem):
+    covs, _, alpha_max = problem
+    _, precisions = group_sparse_covariance(subjects, alpha_max, max_iter=100)
+    off = ~np.eye(covs.shape[0], dtype=bool)
+    assert (precisions[off] == 0).all()
+    expected = 1.0 / covs[np.arange(8), np.arange(8)]
+    np.testing.assert_allclose(precisions[np.arange(8), np.arange(8)], expected)
+    _, below = group_sparse_covariance(subjects, 0.99 * alpha_max, max_iter=100)
+    assert (below[off] != 0).any()
+
+
+def test_alpha_min_is_smallest_group_norm(problem):
+    covs, weights, _ = problem
+    _, alpha_min = compute_alpha_max(covs, weights * 123.0)
+    norms = np.sqrt(((covs * weights) ** 2).sum(-1))
+    np.fill_diagonal(norms, np.inf)
+    assert alpha_min == pytest.approx(norms.min())
+
+
+def test_tiny_alpha_approaches_inverse_covariance(subjects, problem):
+    covs, _, alpha_max = problem
+    _, precisions = group_sparse_covariance(
+        subjects, 1e-7 * alpha_max, max_iter=5000, tol=1e-12
+    )
+    for k in range(covs.shape[-1]):
+        inverse = np.linalg.inv(covs[..., k])
+        assert np.abs(precisions[..., k] - inverse).max() < 1e-4 * np.abs(inverse).max()
+
+
+@pytest.mark.parametrize("fraction", [0.7, 0.1])
+def test_outputs_symmetric_positive_definite(subjects, problem, fraction):
+    _, precisions = group_sparse_covariance(subjects, fraction * problem[2])
+    for k in range(precisions.shape[-1]):
+        matrix = precisions[..., k]
+        np.testing.assert_array_equal(matrix, matrix.T)
+        assert np.linalg.eigvalsh(matrix).min() > 0
+    # one shared support
+    support = precisions != 0
+    assert (support == support[..., :1]).all()
+
+
+def test_one_subject_is_the_graphical_lasso():
+    x = make_subjects(3, n_subjects=1, n_regions=6)[0]
+    covs, n = empirical_covariances([x])
+    alpha = 0.2 * compute_alpha_max(covs, n)[0]
+    _, precisions = group_sparse_covariance([x], alpha, max_iter=1000, tol=1e-12)
+    _, reference = graphical_lasso(
+        covs[..., 0], alpha, tol=1e-10, enet_tol=1e-12, max_iter=1000
+    )
+    np.testing.assert_allclose(precisions[..., 0], reference, atol=1e-7)
+
+
+def test_batched_solve_equals_separate_solves():
+    a = empirical_covariances(make_subjects(4))[0]
+    b = empirical_covariances(make_subjects(5))[0]
+    weights = np.full((2, 4), 0.25)
+    both = gsc._solve(np.stack([a, b], axis=2), weights, 0.05, 50, 1e-8)
+    for index, covs in enumerate((a, b)):
+        alone = gsc._solve(covs[:, :, None], weights[:1], 0.05, 50, 1e-8)
+        np.testing.assert_allclose(
+            both.precisions[:, :, index], alone.precisions[:, :, 0], atol=1e-12
+        )
+        assert both.n_iter[index] == alone.n_iter[0]
+
+
+def test_precisions_init_and_probe_stop(subjects, problem):
+    alpha = 0.2 * problem[2]
+    _, reference = group_sparse_covariance(subjects, alpha, max_iter=200, tol=1e-10)
+    calls = []
+
+    def probe(*args):
+        calls.append(args[5])
+        return args[5] >= 1
+
+    group_sparse_covariance(
+        subjects, alpha, max_iter=200, tol=1e-10, probe_function=probe
+    )
+    assert calls == [-1, 0, 1]
+    _, warm = group_sparse_covariance(
+        subjects, alpha, max_iter=200, tol=1e-10, precisions_init=reference
+    )
+    np.testing.assert_allclose(warm, reference, atol=1e-8)
+
+
+def test_non_convergence_warns(subjects, problem):
+    with pytest.warns(Warning, match="maximum number of iterations"):
+        group_sparse_covariance(subjects, 0.05 * problem[2], max_iter=1, tol=1e-12)
+
+
+def test_empirical_covariances_conventions(subjects):
+    covs, n_samples = empirical_covariances(subjects)
+    assert covs.shape == (8, 8, 4) and n_samples.dtype == np.float64
+    np.testing.assert_allclose(covs[..., 1], np.cov(subjects[1].T, bias=True))
+    standardized, _ = empirical_covariances(subjects, standardize=True)
+    np.testing.assert_allclose(standardized[..., 2], np.corrcoef(subjects[2].T))
+
+
+# ------------------------------------------------------------------ estimators
+
+
+def test_estimator_defaults_match_nilearn():
+    assert GroupSparseCovariance().get_params() == {
+        "alpha": 0.1,
+        "tol": 1e-3,
+        "max_iter": 10,
+        "verbose": 0,
+        "memory": None,
+        "memory_level": 0,
+    }
+    assert GroupSparseCovarianceCV().get_params() == {
+        "alphas": 4,
+        "n_refinements": 4,
+        "cv": None,
+        "tol_cv": 1e-2,
+        "max_iter_cv": 50,
+        "tol": 1e-3,
+        "max_iter": 100,
+        "verbose": 0,
+        "n_jobs": 1,
+        "debug": False,
+        "early_stopping": True,
+    }
+
+
+def test_group_sparse_covariance_estimator(subjects, problem):
+    alpha = 0.3 * problem[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = GroupSparseCovariance(alpha=alpha, max_iter=50)
+        assert estimator.fit(subjects) is estimator
+    covs, precisions = group_sparse_covariance(subjects, alpha, max_iter=50)
+    np.testing.assert_array_equal(estimator.precisions_, precisions)
+    np.testing.assert_array_equal(estimator.covariances_, covs)
+    assert estimator.n_features_in_ == 8
+
+
+def test_cross_validation_estimator(subjects, problem):
+    estimator = GroupSparseCovarianceCV()
+    assert estimator.fit(subjects) is estimator
+    alphas = np.array(estimator.cv_alphas_)
+    assert (np.diff(alphas) < 0).all()
+    assert alphas[0] == pytest.approx(problem[2])
+    assert len(alphas) == 4 + 3 * 4
+    assert estimator.cv_scores_.shape == alphas.shape
+    best = np.flatnonzero(estimator.cv_scores_ == estimator.cv_scores_.max())[-1]
+    assert estimator.alpha_ == alphas[best]
+    assert estimator.precisions_.shape == (8, 8, 4)
+    _, final = group_sparse_covariance(
+        subjects, estimator.alpha_, max_iter=100, tol=1e-3
+    )
+    np.testing.assert_array_equal(estimator.precisions_, final)
+
+
+def test_cross_validation_options(subjects):
+    reference = GroupSparseCovarianceCV(n_refinements=2).fit(subjects)
+    parallel = GroupSparseCovarianceCV(n_refinements=2, n_jobs=2).fit(subjects)
+    np.testing.assert_allclose(reference.cv_scores_, parallel.cv_scores_, rtol=1e-12)
+    np.testing.assert_allclose(reference.precisions_, parallel.precisions_, atol=1e-12)
+    explicit = GroupSparseCovarianceCV(alphas=[0.2, 0.1, 0.05], cv=3).fit(subjects)
+    assert explicit.cv_alphas_ == [0.2, 0.1, 0.05]
+    no_early = GroupSparseCovarianceCV(n_refinements=2, early_stopping=False)
+    assert len(no_early.fit(subjects).cv_alphas_) == 8
+
+
+def test_path(subjects, problem):
+    train = [s[:80] for s in subjects]
+    test = [s[80:] for s in subjects]
+    alphas = [0.5 * problem[2], 0.2 * problem[2]]
+    precisions, scores = group_sparse_covariance_path(train, alphas, test_subjs=test)
+    assert len(precisions) == len(scores) == 2
+    assert group_sparse_covariance_path(train, alphas)[1].shape == (8, 8, 4)
+
+
+def test_progress_is_logged(subjects, caplog):
+    with caplog.at_level(logging.DEBUG, logger="sparseconn.covariance"):
+        GroupSparseCovarianceCV(n_refinements=2).fit(subjects)
+    text = caplog.text
+    assert "variation (max norm)" in text
+    assert "Done refinement  1 out of 2" in text
+    assert "Final optimization" in text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sparseconn.covariance"):
+        group_sparse_covariance(subjects, 0.01, verbose=0)
+        assert "iteration" not in caplog.text
+        group_sparse_covariance(subjects, 0.01, verbose=1)
+        assert "* iteration 1 (2 %) variation (max norm)" in caplog.text
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_different_numbers_of_regions(subjects):
+    bad = [*subjects[:2], subjects[2][:, :7]]
+    with pytest.raises(ValueError, match="subject 2 has 7 regions, subject 0 has 8"):
+        group_sparse_covariance(bad, 0.1)
+    with pytest.raises(ValueError, match="same number of regions"):
+        GroupSparseCovarianceCV().fit(bad)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_values(subjects, value):
+    bad = [s.copy() for s in subjects]
+    bad[1][5, 3] = value
+    with pytest.raises(
+        ValueError, match=r"subject 1 contains NaN or infinite.*sample 5, region 3"
+    ):
+        group_sparse_covariance(bad, 0.1)
+    with pytest.raises(ValueError, match="subject 1 contains NaN"):
+        GroupSparseCovariance().fit(bad)
+
+
+def test_constant_region(subjects):
+    bad = [s.copy() for s in subjects]
+    bad[3][:, 6] = 2.5
+    with pytest.raises(ValueError, match=r"subject 3, region 6 is constant .*2\.5"):
+        group_sparse_covariance(bad, 0.1)
+    with pytest.raises(ValueError, match="subject 3, region 6 is constant"):
+        GroupSparseCovarianceCV().fit(bad)
+
+
+def test_constant_region_within_a_fold(subjects):
+    bad = [s.copy() for s in subjects]
+    bad[0][:24, 2] = 1.0  # the first test fold of KFold(5) on 120 samples
+    with pytest.raises(
+        ValueError,
+        match="subject 0, region 2 is constant over the test samples of CV fold 0",
+    ):
+        GroupSparseCovarianceCV().fit(bad)
+
+
+@pytest.mark.parametrize("alpha", [0, 0.0, -0.1, np.nan, np.inf, "0.1", None])
+def test_bad_alpha(subjects, alpha):
+    with pytest.raises(ValueError, match="alpha must be a positive"):
+        group_sparse_covariance(subjects, alpha)
+    with pytest.raises(ValueError, match=f"alpha must be a positive.*{alpha!r}"):
+        GroupSparseCovariance(alpha=alpha).fit(subjects)
+
+
+def test_bad_cv_alphas(subjects):
+    with pytest.raises(ValueError, match=r"each of alphas must be a positive.*-1"):
+        GroupSparseCovarianceCV(alphas=[0.1, -1]).fit(subjects)
+    with pytest.raises(ValueError, match="alphas must be an integer >= 2, got 1"):
+        GroupSparseCovarianceCV(alphas=1).fit(subjects)
+
+
+def test_too_few_samples(subjects):
+    with pytest.raises(ValueError, match="subject 1 has 1 samples: at least 2"):
+        group_sparse_covariance([subjects[0], subjects[1][:1]], 0.1)
+
+
+def test_too_few_samples_in_a_fold(subjects):
+    bad = [subjects[0], subjects[1][:9]]
+    with pytest.raises(
+        ValueError, match=r"CV fold 4 of subject 1 \(9 samples\) has 1 test sample"
+    ):
+        GroupSparseCovarianceCV().fit(bad)
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="subjects is empty"):
+        group_sparse_covariance([], 0.1)
+    with pytest.raises(ValueError, match=r"subject 0: expected a 2D array.*\(10,\)"):
+        group_sparse_covariance([np.arange(10.0)], 0.1)
+    with pytest.raises(ValueError, match="at least 2 regions"):
+        group_sparse_covariance([np.arange(10.0)[:, None]], 0.1)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"max_iter": 0}, "max_iter must be an integer >= 1, got 0"),
+        ({"tol": -1e-3}, "tol must be a positive number or None, got -0.001"),
+        ({"tol_cv": 0}, "tol_cv must be a positive number or None, got 0"),
+        ({"n_refinements": 0}, "n_refinements must be an integer >= 1, got 0"),
+        ({"n_jobs": 0}, "n_jobs must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_cv_parameters(subjects, params, message):
+    with pytest.raises(ValueError, match=message):
+        GroupSparseCovarianceCV(**params).fit(subjects)
+
+
+def test_bad_precisions_init(subjects):
+    with pytest.raises(
+        ValueError, match=r"precisions_init must have shape \(8, 8, 4\)"
+    ):
+        group_sparse_covariance(subjects, 0.1, precisions_init=np.eye(8))

@@ -1,0 +1,70 @@
+"""The group-stage task functions: files in, npz and relmat TSVs out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparseconn.errors import InputError
+from sparseconn.tasks import run_graph_lasso, run_group_sparse_covariance
+
+REGIONS = ["L Aud", "R Aud", "Striate", "DMN"]
+
+
+def _timeseries(folder, rng, subjects, regions=REGIONS, n_samples=60):
+    precision = np.eye(len(regions)) + 0.4 * np.diag(np.ones(len(regions) - 1), 1)
+    precision = (precision + precision.T) / 2 + 0.3 * np.eye(len(regions))
+    covariance = np.linalg.inv(precision)
+    paths = []
+    for subject in subjects:
+        data = rng.multivariate_normal(np.zeros(len(regions)), covariance, n_samples)
+        data = (data - data.mean(0)) / data.std(0, ddof=1)
+        path = folder / f"sub-{subject}_timeseries.tsv"
+        pd.DataFrame(data, columns=regions).to_csv(path, sep="\t", index=False)
+        paths.append(path)
+    return paths
+
+
+def test_group_sparse_writes_npz_and_relmats(tmp_path, rng):
+    subjects = ["01", "02", "03"]
+    series = _timeseries(tmp_path, rng, subjects)
+    covs = [tmp_path / f"{s}_cov.tsv" for s in subjects]
+    precs = [tmp_path / f"{s}_prec.tsv" for s in subjects]
+    run_group_sparse_covariance(series, subjects, tmp_path / "g.npz", covs, precs)
+    with np.load(tmp_path / "g.npz") as group:
+        assert group["covariances"].shape == (3, 4, 4)
+        assert group["precisions"].shape == (3, 4, 4)
+        assert list(group["subjects"]) == subjects
+        assert list(group["regions"]) == REGIONS
+        assert group["alpha"] > 0 and group["alpha"] in group["cv_alphas"]
+        assert len(group["cv_scores"]) == len(group["cv_alphas"])
+        first_precision = group["precisions"][0]
+    relmat = pd.read_csv(precs[0], sep="\t")
+    assert list(relmat.columns) == ["Node", *REGIONS]
+    assert list(relmat["Node"]) == REGIONS
+    np.testing.assert_allclose(relmat[REGIONS].to_numpy(), first_precision, rtol=1e-9)
+
+
+def test_group_sparse_rejects_different_atlases(tmp_path, rng):
+    first = _timeseries(tmp_path / ".", rng, ["01"])
+    other = tmp_path / "other"
+    other.mkdir()
+    second = _timeseries(other, rng, ["02"], regions=["a", "b", "c", "d"])
+    with pytest.raises(InputError, match="regions differ"):
+        run_group_sparse_covariance(
+            first + second, ["01", "02"], tmp_path / "g.npz", [], []
+        )
+
+
+def test_graph_lasso_writes_relmats_and_npz(tmp_path, rng):
+    (series,) = _timeseries(tmp_path, rng, ["07"], n_samples=120)
+    cov, prec, npz = (tmp_path / name for name in ("c.tsv", "p.tsv", "g.npz"))
+    run_graph_lasso(series, cov, prec, npz, subject="07")
+    with np.load(npz) as result:
+        assert str(result["subject"]) == "07"
+        np.testing.assert_allclose(
+            result["covariance"] @ result["precision"], np.eye(4), atol=1e-3
+        )
+    assert list(pd.read_csv(cov, sep="\t")["Node"]) == REGIONS
+    run_graph_lasso(series, cov, prec, None, subject="07")  # relmats only

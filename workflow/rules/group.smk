@@ -1,0 +1,96 @@
+# Group stage: the cross-validated group-sparse inverse covariance of all subjects
+# (our implementation of Varoquaux et al. 2010) and scikit-learn's graph lasso on
+# the plotted subject (and on every subject with graph_lasso.per_subject).
+
+GROUP_DIR = f"{RESULTS}/group"
+
+
+def relmat(stat, desc):
+    """Per-subject relmat TSV path (xcp_d layout) of statistic ``stat``."""
+    return subject_file(f"atlas-{ATLAS_NAME}_stat-{stat}_desc-{desc}_relmat.tsv")
+
+
+rule group_sparse_covariance:
+    input:
+        timeseries=expand(
+            subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
+            subject=GROUP_SUBJECTS,
+        ),
+    output:
+        npz=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-groupsparse_connectome.npz",
+        covariances=expand(relmat("covariance", "groupsparse"), subject=GROUP_SUBJECTS),
+        precisions=expand(relmat("precision", "groupsparse"), subject=GROUP_SUBJECTS),
+    log:
+        "logs/group_sparse_covariance/group_sparse_covariance.log",
+    benchmark:
+        "benchmarks/group_sparse_covariance/group_sparse_covariance.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    params:
+        subjects=GROUP_SUBJECTS,
+        settings=config["group_sparse"],
+        code=code_version("tasks", "covariance"),
+    message:
+        "Group-sparse inverse covariance of the group subjects (cross-validated)"
+    script:
+        "../../scripts/group_sparse_covariance.py"
+
+
+rule graph_lasso:
+    input:
+        timeseries=subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv").format(
+            subject=PLOT_SUBJECT
+        ),
+    output:
+        npz=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-graphlasso_connectome.npz",
+        covariance=relmat("covariance", "graphlasso").format(subject=PLOT_SUBJECT),
+        precision=relmat("precision", "graphlasso").format(subject=PLOT_SUBJECT),
+    log:
+        "logs/graph_lasso/graph_lasso.log",
+    benchmark:
+        "benchmarks/graph_lasso/graph_lasso.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    params:
+        subject=PLOT_SUBJECT,
+        code=code_version("tasks"),
+    message:
+        "Graph lasso (GraphicalLassoCV) of the plotted subject sub-{params.subject}"
+    script:
+        "../../scripts/graph_lasso.py"
+
+
+rule graph_lasso_subject:
+    input:
+        timeseries=subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
+    output:
+        covariance=relmat("covariance", "graphlasso"),
+        precision=relmat("precision", "graphlasso"),
+    log:
+        "logs/graph_lasso_subject/{subject}.log",
+    benchmark:
+        "benchmarks/graph_lasso_subject/{subject}.tsv"
+    wildcard_constraints:
+        # the plotted subject's matrices come from rule graph_lasso
+        subject=OTHER_SUBJECTS_PATTERN,
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    params:
+        subject="{subject}",
+        code=code_version("tasks"),
+    message:
+        "sub-{wildcards.subject}: graph lasso (GraphicalLassoCV)"
+    script:
+        "../../scripts/graph_lasso.py"
