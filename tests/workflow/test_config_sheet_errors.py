@@ -156,6 +156,8 @@ def test_valid_sheet_plans_every_subject(run_snakemake, workdir: Path) -> None:
         "dataset_description": 1,
         "high_variance_confounds": 2,
         "extract_timeseries": 2,
+        "group_sparse_covariance": 1,
+        "graph_lasso": 1,
         "all": 1,
     }
     assert plans == [expected, expected]

@@ -49,6 +49,14 @@ def subject_file(suffix):
     return f"{RESULTS}/sub-{{subject}}/func/sub-{{subject}}_{suffix}"
 
 
+GROUP_DIR = f"{RESULTS}/group"
+
+
+def relmat(stat, desc):
+    """Per-subject relmat TSV path (xcp_d layout) of statistic ``stat``."""
+    return subject_file(f"atlas-{ATLAS_NAME}_stat-{stat}_desc-{desc}_relmat.tsv")
+
+
 def _local_path(location, source, where):
     """A sheet location as a local path (file:// URLs converted; http(s) refused)."""
     if location is None:
@@ -157,8 +165,8 @@ with exit_on_input_error():
     GROUP_SUBJECTS = [s for s in SUBJECTS if s not in EXCLUDED]
     ATLAS_MAPS, ATLAS_LABELS, ATLAS_NAME = _load_atlas()
     PLOT_SUBJECT = _plot_subject()
-    # Subjects fitted by rule graph_lasso_subject: all but the plotted one, whose
-    # matrices come with the group .npz from rule graph_lasso.
+    # Subjects fitted one by one by the graph lasso: all but the plotted one,
+    # whose matrices come with the group .npz.
     OTHER_SUBJECTS_PATTERN = (
         "|".join(s for s in SUBJECTS if s != PLOT_SUBJECT) or "(?!)"
     )

@@ -2,13 +2,6 @@
 # (our implementation of Varoquaux et al. 2010) and scikit-learn's graph lasso on
 # the plotted subject (and on every subject with graph_lasso.per_subject).
 
-GROUP_DIR = f"{RESULTS}/group"
-
-
-def relmat(stat, desc):
-    """Per-subject relmat TSV path (xcp_d layout) of statistic ``stat``."""
-    return subject_file(f"atlas-{ATLAS_NAME}_stat-{stat}_desc-{desc}_relmat.tsv")
-
 
 rule group_sparse_covariance:
     input:
