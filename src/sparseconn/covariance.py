@@ -29,9 +29,12 @@ speed in numpy:
   evaluated for all remaining entries of a column at once, and only entries that are
   (or become) non-zero are visited one at a time;
 - each group soft-threshold solves its secular equation by Newton's method on
-  ``1 / ||x(gamma)||`` (a concave function, Moré & Sorensen 1983) from a lower
-  bound, which converges in one to three steps whatever ``alpha``;
-- cross-validation folds can run in two worker processes (``n_jobs``).
+  ``1 / ||x(gamma)||`` (a concave function, Moré & Sorensen 1983) from the root
+  of the problem with equal quadratic coefficients, which converges in one or
+  two steps whatever ``alpha``; each fold's Newton iteration stops on its own,
+  so batched folds give the same bits as folds solved alone;
+- cross-validation folds can run in several worker processes (``n_jobs``), with
+  results identical to the last bit for any ``n_jobs``.
 
 Progress is logged through the :mod:`logging` logger ``sparseconn.covariance``.
 
@@ -400,109 +403,103 @@ def _from_stack(stack: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(stack, (2, 3), (0, 1)))
 
 
-def _threshold_one(c: np.ndarray, q: np.ndarray, norm2: float, alpha: float):
-    """Group soft-threshold of one group (see :func:`_threshold_many`).
+if hasattr(np, "vecdot"):
+    _rowdot = np.vecdot
+else:  # numpy < 2
 
-    Parameters
-    ----------
-    c, q : numpy.ndarray, shape (K,)
-    norm2 : float
-        ``||c||^2`` (> alpha^2).
-    alpha : float
-
-    Returns
-    -------
-    numpy.ndarray, shape (K,)
-    """
-    c2 = c * c
-    c2q = c2 * q
-    excess = math.sqrt(norm2) / alpha - 1.0
-    lower = excess / float(q.max())
-    gamma = max(lower, excess * norm2 / float(c2q.sum()))
-    for _ in range(_NEWTON_MAX_ITER):
-        d = q * gamma
-        d += 1.0
-        e = 1.0 / d
-        e2 = e * e
-        s = float(c2 @ e2)
-        ds = float((c2q * e2) @ e)  # = -1/2 d s / d gamma
-        step = s * (math.sqrt(s) / alpha - 1.0) / ds
-        gamma += step
-        if abs(step) <= _NEWTON_RTOL * gamma:
-            break
-        if gamma < lower:
-            gamma = lower
-    d = q * gamma
-    d += 1.0
-    return c * (gamma / d)
+    def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Dot products of the last axes: ``(a * b).sum(axis=-1)``."""
+        return np.einsum("...k,...k->...", a, b)
 
 
-def _threshold_many(
+def _threshold(
     c: np.ndarray,
-    c2: np.ndarray,
     norms2: np.ndarray,
     q: np.ndarray,
-    q_max: np.ndarray,
     alpha: float,
-    ones: np.ndarray,
+    on: np.ndarray | None = None,
 ) -> np.ndarray:
     """Solve ``min_x sum_k (q_k x_k^2 / 2 - c_k x_k) + alpha ||x||`` row by row.
 
-    For each row (``||c|| > alpha`` is assumed) the minimiser is
+    For each row with ``||c|| > alpha`` the minimiser is
     ``x = gamma c / (1 + gamma q)`` where ``gamma > 0`` solves the secular equation
-    ``||c / (1 + gamma q)|| = alpha``. Newton's method is run on
-    ``phi(gamma) = 1 / ||c / (1 + gamma q)||``, which is concave and increasing
-    (Moré & Sorensen 1983), so the iterates converge quadratically and, once left
-    of the root, monotonically; ``(||c|| / alpha - 1) / max(q)`` is a lower bound
-    on the root (the iterates are kept above it) and the start is the root for
-    ``q`` replaced by its ``c^2``-weighted mean, exact when all ``q_k`` are equal.
+    ``||c / (1 + gamma q)|| = alpha`` (the other rows are zero). Newton's method is
+    run on ``phi(gamma) = 1 / ||c / (1 + gamma q)||``, which is concave and
+    increasing (Moré & Sorensen 1983), so the iterates converge quadratically and,
+    once left of the root, monotonically. The start is the root for ``q`` replaced
+    by its ``c^2``-weighted mean (exact when all ``q_k`` are equal, and above the
+    lower bound ``(||c|| / alpha - 1) / max(q)`` of the root); later iterates are
+    kept above that bound.
+
+    Each row stops on its own (a row whose step is small is frozen while the
+    others go on), so a row's result does not depend on the other rows: batching
+    problems together gives the same bits as solving them one by one.
 
     Parameters
     ----------
-    c, c2, q : numpy.ndarray, shape (m, K)
-        Linear coefficients, their squares, and (positive) quadratic coefficients.
+    c, q : numpy.ndarray, shape (m, K)
+        Linear coefficients and (positive) quadratic coefficients.
     norms2 : numpy.ndarray, shape (m,)
         ``||c||^2`` of each row.
-    q_max : numpy.ndarray, shape (m,)
-        ``max(q)`` of each row.
     alpha : float
         Threshold.
-    ones : numpy.ndarray, shape (K,)
-        Ones (sums over subjects are products with it).
+    on : numpy.ndarray of bool, shape (m,), optional
+        ``norms2 > alpha^2``; None when it holds for every row.
 
     Returns
     -------
     numpy.ndarray, shape (m, K)
     """
-    c2q = c2 * q
+    inv_alpha = 1.0 / alpha
+    rtol = _NEWTON_RTOL
     excess = np.sqrt(norms2)
-    excess *= 1.0 / alpha
+    excess *= inv_alpha
     excess -= 1.0
-    lower = excess / q_max
-    gamma = excess * norms2 / (c2q @ ones)
-    np.maximum(gamma, lower, out=gamma)
+    gamma = excess * norms2
+    c2q = _rowdot(c * c, q)
+    if on is not None:
+        # rows that stay at zero (where c may be 0): gamma = 0, never moved
+        c2q = np.where(on, c2q, 1.0)
+    gamma /= c2q
+    if on is not None:
+        gamma *= on
+    column = gamma[:, None]  # a view: follows the in-place updates of gamma
+    active = on
+    lower = None
     for _ in range(_NEWTON_MAX_ITER):
-        e = q * gamma[:, None]
+        e = q * column
         e += 1.0
         np.reciprocal(e, out=e)
-        t = c2 * e
-        t *= e
-        s = t @ ones
-        t *= q
-        t *= e
-        ds = t @ ones  # = -1/2 d s / d gamma
+        u = c * e
+        s = _rowdot(u, u)
+        u *= u
+        u *= q
+        ds = _rowdot(u, e)  # = -1/2 d s / d gamma
+        if active is not None:
+            ds = np.where(active, ds, 1.0)
         step = np.sqrt(s)
-        step *= 1.0 / alpha
+        step *= inv_alpha
         step -= 1.0
         step *= s
         step /= ds
+        if active is not None:
+            step *= active  # frozen rows do not move
         gamma += step
-        if np.abs(step).max() <= _NEWTON_RTOL * gamma.min():
+        excess_step = np.abs(step)
+        excess_step -= rtol * gamma
+        if max(excess_step.tolist()) <= 0.0:
             break
-        np.maximum(gamma, lower, out=gamma)
-    e = q * gamma[:, None]
+        active = excess_step > 0.0
+        if lower is None:
+            lower = excess / q.max(axis=-1)
+        np.maximum(gamma, lower * active, out=gamma)
+    e = q * column
     e += 1.0
-    return c * (gamma[:, None] / e)
+    np.divide(column, e, out=e)
+    e *= c
+    if on is not None:
+        e += 0.0  # -0.0 -> 0.0 in the rows left at zero
+    return e
 
 
 def _sweep(
@@ -537,127 +534,83 @@ def _sweep(
     diagonal entry being optimal, ``K[p, p] = 1 / s + y' W^-1 y``) is, per subject,
     ``w (s y' W^-1 y + 2 S[-p, p]' y)`` plus the group penalty. Coordinate ``j`` of
     ``y`` then solves a group soft-threshold with ``q = w s W^-1[j, j]`` and
-    ``c = -w (s (W^-1 y)_j - s W^-1[j, j] y_j + S[j, p])``; ``c`` is kept up to date
-    for all coordinates by a rank-one update after each change. Runs of coordinates
-    that are zero and stay zero (``||c|| <= alpha``) are skipped in one vectorised
-    test. ``W^-1`` is the downdate of ``sigma`` by its column ``p``; after the
-    column, ``sigma`` is rebuilt from ``W^-1`` and ``r = W^-1 y`` by the
-    block-inverse formula (the Schur complement is exactly ``1 / s``).
+    ``c = -w (s (W^-1 y)_j - s W^-1[j, j] y_j + S[j, p])``; ``rc = c - q y`` is
+    kept up to date for all coordinates by a rank-one update after each change.
+    Runs of coordinates that are zero and stay zero (``||c|| <= alpha``) are
+    skipped in one vectorised test. ``W^-1`` is the downdate of ``sigma`` by its
+    column ``p``, done in place at the start of the column (its column ``p`` is
+    then exactly zero, so ``rc[p]`` stays zero and coordinate ``p`` is never
+    visited); after the column, ``sigma`` is rebuilt from ``W^-1`` and
+    ``r = W^-1 y`` by the block-inverse formula (the Schur complement is exactly
+    ``1 / s``).
     """
-    n, _, n_problems, n_subjects = omega.shape
+    n, _, n_problems, _ = omega.shape
     alpha = float(alpha)
     alpha2 = alpha * alpha
     diagonal = np.arange(n)
-    ones = np.ones(n_subjects)
-    single = n_problems == 1
     # Full-size temporaries are costly to allocate (page faults): reuse one.
     buffer = np.empty_like(sigma)
     for p in range(n):
-        # W^-1 = A[-p, -p] with A = sigma - col col' / sigma[p, p] (A's row and
-        # column p are zero); A is never formed: its rows are read from sigma.
+        # sigma <- A = sigma - col col' / sigma[p, p], i.e. W^-1 with a zero row
+        # and column p (column p is exactly zero: col * (col[p] / col[p]) = col).
         col = sigma[:, p].copy()  # (n, B, K)
         col_ratio = col / col[p]
+        np.multiply(col[:, None], col_ratio[None, :], out=buffer)
+        sigma -= buffer
         s_pp = diag_covs[p]  # (B, K)
         scale = -weights * s_pp
-        a_diag = sigma[diagonal, diagonal] - col * col_ratio
-        a_diag[p] = 0
-        q = (weights * s_pp) * a_diag  # w s W^-1[j, j] > 0
-        q_max = None if single else q.max(axis=-1)
-        scaled_diag = -q
+        q = sigma[diagonal, diagonal]  # W^-1[j, j] (0 at p)
+        q *= weights * s_pp  # q = w s W^-1[j, j] > 0
         y = omega[:, p].copy()
         y[p] = 0
-        a_y = np.einsum("ijbk,jbk->ibk", sigma, y)
-        a_y -= col * (col_ratio * y).sum(axis=0)
-        # rc_j = c_j + s w W^-1[j, j] y_j for every j, kept as rc - col * beta
-        rc = scale * a_y
+        rc = np.einsum("ijbk,jbk->ibk", sigma, y)
+        rc *= scale
         rc -= weights * covs[:, p]
-        beta = np.zeros_like(scale)
+        rc[p] = 0
         nonzero = np.flatnonzero((y != 0).any(axis=(1, 2))).tolist()
         nonzero.append(n)
-        if single:
-            rc1, y1, q1, d1, beta1 = (
-                rc[:, 0],
-                y[:, 0],
-                q[:, 0],
-                scaled_diag[:, 0],
-                beta[0],
-            )
-            col1, ratio1, scale1, sigma1 = (
-                col[:, 0],
-                col_ratio[:, 0],
-                scale[0],
-                sigma[:, :, 0],
-            )
         j = 0
         k = 0
         while j < n:
             stop = nonzero[k]
             if j < stop:
                 # run of zero coordinates j .. stop - 1: find the first to leave 0
-                block = rc[j:stop] - col[j:stop] * beta
-                exceed = ((block * block) @ ones > alpha2).any(axis=1)
-                if j <= p < stop:
-                    exceed[p - j] = False
+                norms2 = _rowdot(rc[j:stop], rc[j:stop])  # (stop - j, B)
+                exceed = norms2.ravel() > alpha2
                 first = int(exceed.argmax())
                 if not exceed[first]:
                     j = stop
                     continue
-                j += first
+                j += first // n_problems
+                c = rc[j]
                 was_zero = True
             else:
                 k += 1
+                c = q[j] * y[j]
+                c += rc[j]
                 was_zero = False
-            if single:
-                c = rc1[j] - col1[j] * beta1
-                if not was_zero:
-                    c -= d1[j] * y1[j]
-                norm2 = float(c @ c)
-                if norm2 > alpha2:
-                    new = _threshold_one(c, q1[j], norm2, alpha)
-                    change = scale1 * (new if was_zero else new - y1[j])
-                elif was_zero:
-                    j += 1
-                    continue
-                else:
-                    new = np.zeros(n_subjects)
-                    change = -scale1 * y1[j]
-                rc1 += sigma1[j] * change
-                beta1 += ratio1[j] * change
-                y1[j] = new
+            norms2 = _rowdot(c, c)
+            values = norms2.tolist()
+            if min(values) > alpha2:
+                new = _threshold(c, norms2, q[j], alpha)
+            elif max(values) > alpha2:
+                new = _threshold(c, norms2, q[j], alpha, norms2 > alpha2)
             else:
-                c = rc[j] - col[j] * beta
-                if not was_zero:
-                    c -= scaled_diag[j] * y[j]
-                c2 = c * c
-                norms2 = c2 @ ones
-                on = norms2 > alpha2
-                if on.all():
-                    new = _threshold_many(c, c2, norms2, q[j], q_max[j], alpha, ones)
-                else:
-                    new = np.zeros_like(c)
-                    if on.any():
-                        new[on] = _threshold_many(
-                            c[on],
-                            c2[on],
-                            norms2[on],
-                            q[j][on],
-                            q_max[j][on],
-                            alpha,
-                            ones,
-                        )
-                change = scale * (new if was_zero else new - y[j])
-                rc += sigma[j] * change
-                beta += col_ratio[j] * change
-                y[j] = new
+                new = np.zeros_like(c)
+            if was_zero:
+                change = new * scale
+            else:
+                change = new - y[j]
+                change *= scale
+            y[j] = new
+            change = sigma[j] * change
+            rc += change
             j += 1
         r = np.einsum("ijbk,jbk->ibk", sigma, y)
-        r -= col * (col_ratio * y).sum(axis=0)
         omega[:, p] = y
         omega[p, :] = y
         omega[p, p] = 1.0 / s_pp + (y * r).sum(axis=0)
         # Block inverse: sigma = [[W^-1 + s r r', -s r], [-s r', s]].
-        np.multiply(col[:, None], col_ratio[None, :], out=buffer)
-        sigma -= buffer
         sr = s_pp * r
         np.multiply(sr[:, None], r[None, :], out=buffer)
         sigma += buffer
