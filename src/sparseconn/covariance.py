@@ -24,15 +24,18 @@ speed in numpy:
   (the folds are independent problems solved side by side in one batch);
 - the inverse of each precision without one row/column is obtained from the current
   covariance estimate ``K^-1`` by a rank-one downdate, and ``K^-1`` is updated in
-  closed form after each column (no factorisation inside a sweep);
+  closed form after each column (no factorisation inside a sweep); the update after
+  one column and the downdate before the next are applied together, as one batched
+  rank-two matrix product;
 - entries that are zero and stay zero are skipped in bulk: the thresholding test is
   evaluated for all remaining entries of a column at once, and only entries that are
   (or become) non-zero are visited one at a time;
 - each group soft-threshold solves its secular equation by Newton's method on
   ``1 / ||x(gamma)||`` (a concave function, Moré & Sorensen 1983) from the root
   of the problem with equal quadratic coefficients, which converges in one or
-  two steps whatever ``alpha``; each fold's Newton iteration stops on its own,
-  so batched folds give the same bits as folds solved alone;
+  two steps whatever ``alpha``; the sums over subjects are batched numpy calls,
+  the per-fold scalars plain Python floats; each fold's Newton iteration stops on
+  its own, so batched folds give the same bits as folds solved alone;
 - cross-validation folds can run in several worker processes (``n_jobs``), with
   results identical to the last bit for any ``n_jobs``.
 
@@ -390,17 +393,13 @@ def group_sparse_scores(
 # Internal layout: matrices are stored as (n, n, B, K): the two matrix axes first,
 # then B independent problems (cross-validation folds), then K subjects. Indexing a
 # row (``M[j]``) gives a contiguous (n, B, K) block, which is what the inner loop
-# reads and writes.
+# reads and writes. The exception is the running inverse inside a sweep, stored as
+# a (B, K, n, n) stack so that its low-rank updates are batched matrix products.
 
 
 def _to_stack(matrices: np.ndarray) -> np.ndarray:
     """(n, n, B, K) -> (B, K, n, n) contiguous, for numpy.linalg."""
     return np.ascontiguousarray(np.moveaxis(matrices, (0, 1), (2, 3)))
-
-
-def _from_stack(stack: np.ndarray) -> np.ndarray:
-    """(B, K, n, n) -> (n, n, B, K) contiguous."""
-    return np.ascontiguousarray(np.moveaxis(stack, (2, 3), (0, 1)))
 
 
 if hasattr(np, "vecdot"):
@@ -413,11 +412,7 @@ else:  # numpy < 2
 
 
 def _threshold(
-    c: np.ndarray,
-    norms2: np.ndarray,
-    q: np.ndarray,
-    alpha: float,
-    on: np.ndarray | None = None,
+    c: np.ndarray, norms2: list[float], q: np.ndarray, alpha: float
 ) -> np.ndarray:
     """Solve ``min_x sum_k (q_k x_k^2 / 2 - c_k x_k) + alpha ||x||`` row by row.
 
@@ -431,73 +426,70 @@ def _threshold(
     lower bound ``(||c|| / alpha - 1) / max(q)`` of the root); later iterates are
     kept above that bound.
 
-    Each row stops on its own (a row whose step is small is frozen while the
-    others go on), so a row's result does not depend on the other rows: batching
-    problems together gives the same bits as solving them one by one.
+    The sums over subjects are numpy calls on all rows at once; the per-row
+    scalars (start, Newton step, stopping test) are Python floats, which costs
+    less than numpy calls on arrays of a few elements. Each row stops on its own
+    (a row whose step is small is frozen while the others go on), so a row's
+    result does not depend on the other rows: batching problems together gives
+    the same bits as solving them one by one.
 
     Parameters
     ----------
     c, q : numpy.ndarray, shape (m, K)
         Linear coefficients and (positive) quadratic coefficients.
-    norms2 : numpy.ndarray, shape (m,)
+    norms2 : list of float, length m
         ``||c||^2`` of each row.
     alpha : float
         Threshold.
-    on : numpy.ndarray of bool, shape (m,), optional
-        ``norms2 > alpha^2``; None when it holds for every row.
 
     Returns
     -------
     numpy.ndarray, shape (m, K)
     """
     inv_alpha = 1.0 / alpha
+    alpha2 = alpha * alpha
     rtol = _NEWTON_RTOL
-    excess = np.sqrt(norms2)
-    excess *= inv_alpha
-    excess -= 1.0
-    gamma = excess * norms2
-    c2q = _rowdot(c * c, q)
-    if on is not None:
-        # rows that stay at zero (where c may be 0): gamma = 0, never moved
-        c2q = np.where(on, c2q, 1.0)
-    gamma /= c2q
-    if on is not None:
-        gamma *= on
-    column = gamma[:, None]  # a view: follows the in-place updates of gamma
-    active = on
+    sqrt = math.sqrt
+    c2q = _rowdot(c * c, q).tolist()
+    gamma = [0.0] * len(norms2)
+    excess = [0.0] * len(norms2)
+    active = []  # rows still iterating
+    for i, norm2 in enumerate(norms2):
+        if norm2 > alpha2:  # other rows stay at zero (c may be 0 there)
+            excess[i] = sqrt(norm2) * inv_alpha - 1.0
+            gamma[i] = excess[i] * norm2 / c2q[i]
+            active.append(i)
+    all_on = len(active) == len(norms2)
     lower = None
     for _ in range(_NEWTON_MAX_ITER):
-        e = q * column
+        e = q * np.array(gamma)[:, None]
         e += 1.0
         np.reciprocal(e, out=e)
         u = c * e
-        s = _rowdot(u, u)
+        s = _rowdot(u, u).tolist()
         u *= u
         u *= q
-        ds = _rowdot(u, e)  # = -1/2 d s / d gamma
-        if active is not None:
-            ds = np.where(active, ds, 1.0)
-        step = np.sqrt(s)
-        step *= inv_alpha
-        step -= 1.0
-        step *= s
-        step /= ds
-        if active is not None:
-            step *= active  # frozen rows do not move
-        gamma += step
-        excess_step = np.abs(step)
-        excess_step -= rtol * gamma
-        if max(excess_step.tolist()) <= 0.0:
+        ds = _rowdot(u, e).tolist()  # = -1/2 d s / d gamma
+        moving = []
+        for i in active:
+            s_i = s[i]
+            step = (sqrt(s_i) * inv_alpha - 1.0) * s_i / ds[i]
+            value = gamma[i] + step
+            if abs(step) - rtol * value > 0.0:
+                moving.append(i)
+                if lower is None:
+                    lower = q.max(axis=-1).tolist()
+                value = max(value, excess[i] / lower[i])
+            gamma[i] = value
+        if not moving:
             break
-        active = excess_step > 0.0
-        if lower is None:
-            lower = excess / q.max(axis=-1)
-        np.maximum(gamma, lower * active, out=gamma)
+        active = moving
+    column = np.array(gamma)[:, None]
     e = q * column
     e += 1.0
     np.divide(column, e, out=e)
     e *= c
-    if on is not None:
+    if not all_on:
         e += 0.0  # -0.0 -> 0.0 in the rows left at zero
     return e
 
@@ -516,8 +508,9 @@ def _sweep(
     ----------
     omega : numpy.ndarray, shape (n, n, B, K)
         Precisions, updated in place.
-    sigma : numpy.ndarray, shape (n, n, B, K)
-        Their inverses on entry; kept equal to ``inv(omega)`` in place.
+    sigma : numpy.ndarray, shape (B, K, n, n)
+        Their inverses on entry (matrix axes last); kept equal to ``inv(omega)``
+        in place.
     covs : numpy.ndarray, shape (n, n, B, K)
         Empirical covariances.
     diag_covs : numpy.ndarray, shape (n, B, K)
@@ -537,37 +530,60 @@ def _sweep(
     ``c = -w (s (W^-1 y)_j - s W^-1[j, j] y_j + S[j, p])``; ``rc = c - q y`` is
     kept up to date for all coordinates by a rank-one update after each change.
     Runs of coordinates that are zero and stay zero (``||c|| <= alpha``) are
-    skipped in one vectorised test. ``W^-1`` is the downdate of ``sigma`` by its
-    column ``p``, done in place at the start of the column (its column ``p`` is
-    then exactly zero, so ``rc[p]`` stays zero and coordinate ``p`` is never
-    visited); after the column, ``sigma`` is rebuilt from ``W^-1`` and
-    ``r = W^-1 y`` by the block-inverse formula (the Schur complement is exactly
-    ``1 / s``).
+    skipped in one vectorised test. ``W^-1`` is held in ``sigma`` with a zero
+    row and column ``p`` (so ``rc[p]`` stays zero and coordinate ``p`` is never
+    visited). After column ``p`` the inverse is ``W^-1 + s v v'`` with
+    ``v = W^-1 y - e_p`` (the block-inverse formula; the Schur complement is
+    exactly ``1 / s``), and ``W^-1 y`` is read off ``rc``. That rank-one update
+    and the downdate by column ``p + 1`` giving the next ``W^-1`` are applied
+    together, as one batched rank-two matrix product.
     """
-    n, _, n_problems, _ = omega.shape
+    n = omega.shape[0]
     alpha = float(alpha)
     alpha2 = alpha * alpha
     diagonal = np.arange(n)
     # Full-size temporaries are costly to allocate (page faults): reuse one.
     buffer = np.empty_like(sigma)
+    left = np.empty((*sigma.shape[:-1], 2))  # factors of the rank-two updates
+    right = np.empty((*sigma.shape[:-2], 2, n))
+    # rows of w S, (n, B, K, n): row p is w S[:, p] (S is symmetric)
+    weighted_covs = np.ascontiguousarray((covs * weights).transpose(0, 2, 3, 1))
+    pending = None  # (s v, v) of the previous column's rank-one update
     for p in range(n):
-        # sigma <- A = sigma - col col' / sigma[p, p], i.e. W^-1 with a zero row
-        # and column p (column p is exactly zero: col * (col[p] / col[p]) = col).
-        col = sigma[:, p].copy()  # (n, B, K)
-        col_ratio = col / col[p]
-        np.multiply(col[:, None], col_ratio[None, :], out=buffer)
-        sigma -= buffer
+        # sigma <- W^-1 = inv - col col' / col[p], inv the current inverse
+        if pending is None:
+            col = sigma[..., p].copy()  # (B, K, n)
+            np.multiply(
+                col[..., :, None], (col / col[..., p, None])[..., None, :], out=buffer
+            )
+            sigma -= buffer
+        else:
+            sv, v = pending
+            col = sv * v[..., p, None]
+            col += sigma[..., p]
+            left[..., 0] = sv
+            np.divide(col, -col[..., p, None], out=left[..., 1])
+            right[..., 0, :] = v
+            right[..., 1, :] = col
+            np.matmul(left, right, out=buffer)
+            sigma += buffer
+        sigma[..., p, :] = 0.0
+        sigma[..., :, p] = 0.0
         s_pp = diag_covs[p]  # (B, K)
         scale = -weights * s_pp
-        q = sigma[diagonal, diagonal]  # W^-1[j, j] (0 at p)
-        q *= weights * s_pp  # q = w s W^-1[j, j] > 0
-        y = omega[:, p].copy()
+        # per-coordinate arrays read one coordinate at a time are (n, B, K)
+        q = sigma[..., diagonal, diagonal].transpose(2, 0, 1)  # W^-1[j, j]
+        q = q * (weights * s_pp)  # q = w s W^-1[j, j] > 0 (0 at p)
+        y = omega[:, p].copy()  # (n, B, K)
         y[p] = 0
-        rc = np.einsum("ijbk,jbk->ibk", sigma, y)
-        rc *= scale
-        rc -= weights * covs[:, p]
-        rc[p] = 0
-        nonzero = np.flatnonzero((y != 0).any(axis=(1, 2))).tolist()
+        rc = np.matmul(sigma, y.transpose(1, 2, 0)[..., None])[..., 0]  # (B, K, n)
+        rc *= scale[..., None]
+        weighted_cov = weighted_covs[p]
+        rc -= weighted_cov
+        rc[..., p] = 0
+        rc_rows = rc.transpose(2, 0, 1)  # (n, B, K) view, follows updates of rc
+        n_problems = rc.shape[0]
+        nonzero = np.flatnonzero(y.reshape(n, -1).any(axis=1)).tolist()
         nonzero.append(n)
         j = 0
         k = 0
@@ -575,26 +591,24 @@ def _sweep(
             stop = nonzero[k]
             if j < stop:
                 # run of zero coordinates j .. stop - 1: find the first to leave 0
-                norms2 = _rowdot(rc[j:stop], rc[j:stop])  # (stop - j, B)
-                exceed = norms2.ravel() > alpha2
+                run = rc_rows[j:stop]
+                exceed = _rowdot(run, run).ravel() > alpha2  # (stop - j) * B
                 first = int(exceed.argmax())
                 if not exceed[first]:
                     j = stop
                     continue
                 j += first // n_problems
-                c = rc[j]
+                c = rc_rows[j].copy()
                 was_zero = True
             else:
                 k += 1
                 c = q[j] * y[j]
-                c += rc[j]
+                c += rc_rows[j]
                 was_zero = False
             norms2 = _rowdot(c, c)
             values = norms2.tolist()
-            if min(values) > alpha2:
-                new = _threshold(c, norms2, q[j], alpha)
-            elif max(values) > alpha2:
-                new = _threshold(c, norms2, q[j], alpha, norms2 > alpha2)
+            if max(values) > alpha2:
+                new = _threshold(c, values, q[j], alpha)
             else:
                 new = np.zeros_like(c)
             if was_zero:
@@ -603,20 +617,22 @@ def _sweep(
                 change = new - y[j]
                 change *= scale
             y[j] = new
-            change = sigma[j] * change
+            change = sigma[..., j, :] * change[..., None]
             rc += change
             j += 1
-        r = np.einsum("ijbk,jbk->ibk", sigma, y)
+        # r = W^-1 y, read off rc = scale W^-1 y - w S[:, p] (W^-1 y is 0 at p)
+        r = rc + weighted_cov
+        r /= scale[..., None]
+        r[..., p] = 0
         omega[:, p] = y
         omega[p, :] = y
-        omega[p, p] = 1.0 / s_pp + (y * r).sum(axis=0)
-        # Block inverse: sigma = [[W^-1 + s r r', -s r], [-s r', s]].
-        sr = s_pp * r
-        np.multiply(sr[:, None], r[None, :], out=buffer)
-        sigma += buffer
-        sigma[:, p] = -sr
-        sigma[p, :] = -sr
-        sigma[p, p] = s_pp
+        omega[p, p] = 1.0 / s_pp + (y * r.transpose(2, 0, 1)).sum(axis=0)
+        # inverse = [[W^-1 + s r r', -s r], [-s r', s]] = W^-1 + s v v'
+        r[..., p] = -1.0
+        pending = (s_pp[..., None] * r, r)
+    sv, v = pending
+    np.multiply(sv[..., :, None], v[..., None, :], out=buffer)
+    sigma += buffer
 
 
 @dataclass
@@ -708,13 +724,13 @@ def _solve(
                 suffix,
             )
         omega_old = omega.copy()
-        sigma = _from_stack(np.linalg.inv(_to_stack(omega)))
+        sigma = np.linalg.inv(_to_stack(omega))
         _sweep(omega, sigma, s_run, d_run, w_run, alpha)
         if debug:
             stack = _to_stack(omega)
             np.linalg.cholesky(stack)  # raises if not positive definite
             identity = np.eye(n)
-            error = np.abs(stack @ _to_stack(sigma) - identity).max()
+            error = np.abs(stack @ sigma - identity).max()
             if error > 1e-6:
                 raise RuntimeError(f"sigma drifted from inv(omega): {error:.3e}")
         n_iter[running] = iteration + 1
@@ -1270,6 +1286,9 @@ class GroupSparseCovarianceCV(BaseEstimator):
         Selected alpha.
     cv_alphas_ : list of float
         All alphas explored, decreasing.
+    cv_refinements_ : numpy.ndarray of int, shape (n_alphas,)
+        The refinement (0 = first grid) in which each of ``cv_alphas_`` was
+        scored (not in nilearn).
     cv_scores_ : numpy.ndarray, shape (n_alphas,)
         Mean test log-likelihood of each explored alpha.
     covariances_ : numpy.ndarray, shape (n_regions, n_regions, n_subjects)
@@ -1361,7 +1380,7 @@ class GroupSparseCovarianceCV(BaseEstimator):
         parts = [_fold_subset(data, g) for g in groups] if n_workers > 1 else [data]
         keep = not self.early_stopping
         pool = ProcessPoolExecutor(n_workers) if n_workers > 1 else None
-        path: list[tuple[float, float, np.ndarray | None]] = []
+        path: list[tuple[float, float, np.ndarray | None, int]] = []
         init = None
         try:
             for refinement in range(n_refinements):
@@ -1392,7 +1411,14 @@ class GroupSparseCovarianceCV(BaseEstimator):
                         if keep
                         else None
                     )
-                    path.append((float(alpha), float(scores[index].mean()), precisions))
+                    path.append(
+                        (
+                            float(alpha),
+                            float(scores[index].mean()),
+                            precisions,
+                            refinement,
+                        )
+                    )
                 path.sort(key=lambda point: point[0], reverse=True)
                 best_index = _best_index([point[1] for point in path])
                 alphas, init_index = _refine(path, best_index, len(alphas))
@@ -1409,6 +1435,7 @@ class GroupSparseCovarianceCV(BaseEstimator):
                 pool.shutdown()
         self.cv_alphas_ = [point[0] for point in path]
         self.cv_scores_ = np.array([point[1] for point in path])
+        self.cv_refinements_ = np.array([point[3] for point in path])
         self.alpha_ = self.cv_alphas_[best_index]
         logger.log(_level(self.verbose, 1), "Final optimization")
         self.covariances_ = emp_covs
