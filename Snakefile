@@ -24,6 +24,9 @@ from sparseconn.subjects import check_config_keys
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # Named in config errors: the config files read (once each), and --config if given.
 CONFIG_SOURCE = ", ".join(
     {Path(path).resolve(): str(path) for path in workflow.configfiles}.values()
@@ -45,9 +48,12 @@ with exit_on_input_error():
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/fetch.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/subject.smk"
 include: "workflow/rules/group.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:
@@ -70,6 +76,10 @@ rule all:
             subject=SUBJECTS if config["graph_lasso"]["per_subject"] else [],
             stat=["covariance", "precision"],
         ),
+        DATASET_TARGETS,
+        FIGURE_FILES,
+        rules.model_comparison.output,
+        rules.recovery_scores.output if DATASET == "synthetic" else [],
 
 
 rule dataset_description:

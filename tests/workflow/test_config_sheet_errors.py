@@ -90,12 +90,6 @@ def test_config_value_out_of_bounds(run_snakemake, workdir: Path) -> None:
     )
 
 
-def test_dataset_not_yet_available(run_snakemake, workdir: Path) -> None:
-    config = write_config(workdir, dataset="adhd")
-    line = error_line(dry_run(run_snakemake, workdir, config))
-    assert "dataset 'adhd' is not yet available" in line
-
-
 def test_sheet_missing_column(run_snakemake, workdir: Path) -> None:
     config, sheet = sheet_config(workdir, "subject\tconfounds", "01\tdata/a.tsv")
     line = error_line(dry_run(run_snakemake, workdir, config))
@@ -160,7 +154,8 @@ def test_valid_sheet_plans_every_subject(run_snakemake, workdir: Path) -> None:
         "graph_lasso": 1,
         "all": 1,
     }
-    assert plans == [expected, expected]
+    assert plans[0] == plans[1]  # the rows' order changes nothing
+    assert expected.items() <= plans[0].items()
 
 
 def job_counts(stdout: str) -> dict[str, int]:

@@ -90,25 +90,37 @@ def test_group_stage_outputs(two_runs):
             assert relmat.shape == (39, 40) and relmat.columns[0] == "Node"
 
 
-def test_per_subject_graph_lasso_adds_one_job_per_other_subject(
-    two_runs, run_snakemake
-):
+def test_graph_lasso_of_every_subject_plotted_one_by_rule_graph_lasso(two_runs):
+    # On synthetic data the recovery scores need every subject's graph lasso; the
+    # plotted subject's comes with the group .npz (rule graph_lasso), the others
+    # from one graph_lasso_subject job each.
     folder, _ = two_runs
-    settings = {**SETTINGS, "graph_lasso": {"per_subject": True}}
-    extra = folder / "per_subject.yaml"
-    extra.write_text(yaml.safe_dump(settings))
-    result = run_snakemake(
-        "-n", "--configfile", ROOT_CONFIG, extra, "--quiet", "rules", cwd=folder
+    for subject in ("01", "02"):
+        name = f"sub-{subject}_atlas-synthetic_stat-precision_desc-graphlasso_relmat"
+        assert (
+            folder / "results" / f"sub-{subject}" / "func" / f"{name}.tsv"
+        ).is_file()
+    assert (folder / "logs" / "graph_lasso" / "graph_lasso.log").is_file()
+    assert sorted(
+        p.name for p in (folder / "logs" / "graph_lasso_subject").iterdir()
+    ) == ["02.log"]
+
+
+def test_science_check_outputs(two_runs):
+    group = two_runs[0] / "results" / "group"
+    heldout = pd.read_csv(
+        group / "atlas-synthetic_desc-heldout_loglikelihood.tsv", sep="\t"
     )
-    assert result.returncode == 0, result.stderr
-    table = result.stdout.split("Job stats:")[1].split("total")[0]
-    jobs = dict(
-        line.split()
-        for line in table.splitlines()
-        if len(line.split()) == 2 and line.split()[1].isdigit()
-    )
-    # sub-01 (plotted) comes from graph_lasso; only sub-02 needs its own job
-    assert jobs == {"graph_lasso_subject": "1", "all": "1"}
+    assert list(heldout.columns) == ["subject", "estimator", "fold", "log_likelihood"]
+    assert len(heldout) == 2 * 4 * 2  # subjects x estimators x halves
+    recovery = pd.read_csv(group / "atlas-synthetic_desc-recovery_scores.tsv", sep="\t")
+    assert set(recovery["estimator"]) == {
+        "group_sparse",
+        "graph_lasso",
+        "ledoit_wolf",
+        "empirical",
+    }
+    assert recovery["f1"].between(0, 1).all()
 
 
 def test_cores_1_and_2_give_identical_bytes(two_runs):

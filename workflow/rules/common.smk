@@ -6,17 +6,21 @@ import ast
 import dataclasses
 import hashlib
 import os
+import posixpath
+import re
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
 import pandas as pd
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import sparseconn
 from sparseconn.cli import exit_on_input_error, schema_error
+from sparseconn import fetch
 from sparseconn.errors import InputError
 from sparseconn.subjects import check_subject_id, read_subjects_sheet
 
@@ -39,6 +43,28 @@ SYNTHETIC_SUBJECT = {
     "truth": f"{SYNTHETIC_DIR}/sub-{{subject}}_truth.npz",
 }
 
+# Downloads (dataset adhd): the MSDL atlas, then one folder per subject holding
+# the two files of its archive (named as in the archive), under {resources_dir}/adhd/.
+ADHD_DIR = f"{RESOURCES}/adhd"
+ADHD_ATLAS = {
+    "maps": f"{ADHD_DIR}/msdl/msdl_rois.nii",
+    "labels": f"{ADHD_DIR}/msdl/msdl_rois_labels.csv",
+}
+ADHD_SUBJECT = {
+    "func": f"{ADHD_DIR}/{{subject}}/{{subject}}_rest_tshift_RPI_voreg_mni.nii.gz",
+    "confounds": f"{ADHD_DIR}/{{subject}}/{{subject}}_regressors.csv",
+}
+ADHD_PHENOTYPES = f"{ADHD_DIR}/{fetch.ADHD_PHENOTYPES_MEMBER}"
+# Archives are downloaded here (resumable .part files), and deleted once extracted.
+ADHD_DOWNLOADS = f"{ADHD_DIR}/downloads"
+# SHA-256 of every archive, recorded at its first download and verified afterwards.
+ADHD_LOCK = f"{ADHD_DIR}/checksums.lock.json"
+# Sheet cells that are http(s) URLs are downloaded here, one folder per subject.
+SHEET_DOWNLOAD_DIR = f"{RESOURCES}/sheet"
+SHEET_LOCK = f"{SHEET_DOWNLOAD_DIR}/checksums.lock.json"
+# (subject, column) -> URL of the sheet's cells downloaded by rule fetch_sheet_file.
+SHEET_URLS = {}
+
 
 wildcard_constraints:
     subject="[A-Za-z0-9]+",
@@ -57,17 +83,28 @@ def relmat(stat, desc):
     return subject_file(f"atlas-{ATLAS_NAME}_stat-{stat}_desc-{desc}_relmat.tsv")
 
 
-def _local_path(location, source, where):
-    """A sheet location as a local path (file:// URLs converted; http(s) refused)."""
+def _local_path(location, source, where, subject, column):
+    """A sheet location as a local path.
+
+    ``file://`` URLs are converted to paths; ``http(s)://`` URLs become the path
+    rule fetch_sheet_file downloads them to
+    (``{resources_dir}/sheet/<subject>/<column>/<file name>``).
+    """
     if location is None:
         return None
     parsed = urlparse(location)
     if parsed.scheme.lower() in ("http", "https"):
-        raise InputError(
-            source,
-            f"{where}URL {location!r}: downloading the sheet's files is not yet "
-            "available; download it and give its path",
-        )
+        name = posixpath.basename(unquote(parsed.path))
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
+        if column == "func" and not name.endswith((".nii", ".nii.gz")):
+            raise InputError(
+                source,
+                f"{where}func URL {location!r} does not name a .nii or .nii.gz "
+                "file; download it and give its path",
+            )
+        name = name or "confounds.tsv"
+        SHEET_URLS[subject, column] = location
+        return f"{SHEET_DOWNLOAD_DIR}/{subject}/{column}/{name}"
     if parsed.scheme.lower() == "file":
         path = url2pathname(parsed.path)
         if not os.path.isfile(path):
@@ -89,8 +126,8 @@ def _load_sheet(path):
         where = f"subject {row.subject!r}: "
         sheet[row.subject] = dataclasses.replace(
             row,
-            func=_local_path(row.func, path, where),
-            confounds=_local_path(row.confounds, path, where),
+            func=_local_path(row.func, path, where, row.subject, "func"),
+            confounds=_local_path(row.confounds, path, where, row.subject, "confounds"),
         )
     return sheet
 
@@ -98,11 +135,11 @@ def _load_sheet(path):
 def _load_subjects():
     """Subjects (sorted), the sheet's rows (dataset sheet) and excluded subjects."""
     if DATASET == "adhd":
-        raise InputError(
-            CONFIG_SOURCE,
-            "dataset 'adhd' is not yet available in this version of sparseconn; "
-            "use 'synthetic' or 'sheet'",
-        )
+        try:
+            subjects = fetch.adhd_subjects(config["n_subjects"])
+        except ValueError as error:
+            raise InputError(CONFIG_SOURCE, str(error)) from None
+        return sorted(check_subject_id(s, CONFIG_SOURCE) for s in subjects), {}, []
     if DATASET == "synthetic":
         from sparseconn.synthetic import subject_ids
 
@@ -126,6 +163,9 @@ def _load_atlas():
     if DATASET == "synthetic":
         name = config["atlas_name"] or "synthetic"
         return SYNTHETIC_ATLAS["maps"], SYNTHETIC_ATLAS["labels"], name
+    if DATASET == "adhd":
+        name = config["atlas_name"] or "MSDL"
+        return ADHD_ATLAS["maps"], ADHD_ATLAS["labels"], name
     maps, labels = config["atlas_maps"], config["atlas_labels"]
     if maps is None:
         raise InputError(
@@ -158,7 +198,51 @@ def _plot_subject():
     return matches[0]
 
 
+def _adhd_sources():
+    """Where dataset adhd is downloaded from, and the known checksums.
+
+    The canonical hosts are written once, in config/adhd.yaml; the config's
+    ``adhd`` block overrides them (a null URL keeps the canonical one). Read
+    for every dataset (the download rules are always defined) but required
+    only by dataset adhd.
+    """
+    canonical_file = Path(workflow.basedir, "config", "adhd.yaml")
+    try:
+        canonical = yaml.safe_load(canonical_file.read_text())["adhd"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        canonical = {}
+    given = config["adhd"]
+    sources = {
+        key: given.get(key) or canonical.get(key) for key in ("base_url", "atlas_url")
+    }
+    sources["checksums"] = {
+        **(canonical.get("checksums") or {}),
+        **(given.get("checksums") or {}),
+    }
+    for name, value in sources["checksums"].items():
+        try:
+            fetch.parse_checksum(value)
+        except ValueError as error:
+            raise InputError(CONFIG_SOURCE, f"adhd.checksums.{name}: {error}")
+    missing = [key for key in ("base_url", "atlas_url") if sources[key] is None]
+    if DATASET == "adhd" and missing:
+        raise InputError(
+            CONFIG_SOURCE,
+            f"adhd.{missing[0]} is not set and {canonical_file} gives none; "
+            "run with --configfile config/adhd.yaml or set it to a mirror",
+        )
+    return sources
+
+
+def _adhd_url(relative):
+    """A URL below adhd.base_url (None when unset, for datasets other than adhd)."""
+    base = ADHD_SOURCES["base_url"]
+    return None if base is None else fetch.join_url(base, relative)
+
+
 with exit_on_input_error():
+    ADHD_SOURCES = _adhd_sources()
+    ADHD_PHENOTYPES_URL = _adhd_url(fetch.ADHD_PHENOTYPES_ARCHIVE)
     SUBJECTS, SHEET, EXCLUDED = _load_subjects()
     # Subjects of the group stage: all but the sheet's excluded ones (their
     # per-subject outputs are still built).
@@ -172,10 +256,16 @@ with exit_on_input_error():
     )
 
 
+# Inputs of rule all beyond the results (the phenotypic table of dataset adhd).
+DATASET_TARGETS = [ADHD_PHENOTYPES] if DATASET == "adhd" else []
+
+
 def func_for(wildcards):
     """The subject's 4D image."""
     if DATASET == "synthetic":
         return SYNTHETIC_SUBJECT["func"].format(subject=wildcards.subject)
+    if DATASET == "adhd":
+        return ADHD_SUBJECT["func"].format(subject=wildcards.subject)
     return SHEET[wildcards.subject].func
 
 
@@ -188,6 +278,8 @@ def confounds_for(wildcards):
     ]
     if DATASET == "synthetic":
         confounds.append(SYNTHETIC_SUBJECT["confounds"].format(**wildcards))
+    elif DATASET == "adhd":
+        confounds.append(ADHD_SUBJECT["confounds"].format(**wildcards))
     elif SHEET[wildcards.subject].confounds is not None:
         confounds.append(SHEET[wildcards.subject].confounds)
     return confounds
@@ -210,6 +302,41 @@ def config_t_r_for(wildcards):
     Returned only where it is used, so that changing it reruns only those jobs.
     """
     return config["t_r"] if sheet_t_r_for(wildcards) is None else None
+
+
+def adhd_archive(name):
+    """Where an ADHD-40 or MSDL archive is downloaded (its lock-file key is its name)."""
+    return f"{ADHD_DOWNLOADS}/{name}"
+
+
+def adhd_subject_url(wildcards):
+    """URL of a subject's archive: the base URL + ``<NITRC id>/adhd40_<id>.tgz``."""
+    return _adhd_url(fetch.adhd_subject_archive(wildcards.subject))
+
+
+def adhd_subject_download(wildcards):
+    """Download path of a subject's archive."""
+    return adhd_archive(f"adhd40_{wildcards.subject}.tgz")
+
+
+def adhd_subject_members(wildcards):
+    """Members of a subject's archive: {"func": ..., "confounds": ...}."""
+    return fetch.adhd_subject_members(wildcards.subject)
+
+
+def adhd_checksum(name):
+    """The configured checksum of archive ``name`` (md5 or sha256), or None."""
+    return ADHD_SOURCES["checksums"].get(name)
+
+
+def adhd_subject_checksum(wildcards):
+    """The configured checksum of a subject's archive, or None."""
+    return adhd_checksum(f"adhd40_{wildcards.subject}.tgz")
+
+
+def sheet_url(wildcards):
+    """The URL of a sheet cell downloaded by rule fetch_sheet_file."""
+    return SHEET_URLS[wildcards.subject, wildcards.column]
 
 
 def synthetic_index(wildcards):

@@ -21,7 +21,7 @@ rule group_sparse_covariance:
         "../../envs/sparseconn.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=500,
         runtime=30,
     params:
         subjects=GROUP_SUBJECTS,
@@ -50,7 +50,7 @@ rule graph_lasso:
         "../../envs/sparseconn.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=400,
         runtime=10,
     params:
         subject=PLOT_SUBJECT,
@@ -78,7 +78,7 @@ rule graph_lasso_subject:
         "../../envs/sparseconn.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=400,
         runtime=10,
     params:
         subject="{subject}",

@@ -17,8 +17,8 @@ rule high_variance_confounds:
         "../../envs/sparseconn.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=500,
+        runtime=5,
     params:
         n_confounds=config["n_high_variance_confounds"],
         percentile=config["high_variance_percentile"],
@@ -46,8 +46,8 @@ rule extract_timeseries:
         "../../envs/sparseconn.yaml"
     threads: 1
     resources:
-        mem_mb=1500,
-        runtime=15,
+        mem_mb=600,
+        runtime=10,
     params:
         atlas_name=ATLAS_NAME,
         sheet_t_r=sheet_t_r_for,

@@ -16,7 +16,7 @@ rule synthetic_atlas:
         "../../envs/sparseconn.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=300,
         runtime=5,
     params:
         n_regions=config["synthetic"]["n_regions"],
@@ -43,8 +43,8 @@ rule synthetic_subject:
         "../../envs/sparseconn.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=500,
+        runtime=5,
     params:
         subject_index=synthetic_index,
         seed=config["synthetic"]["seed"],

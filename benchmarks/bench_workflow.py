@@ -1,0 +1,170 @@
+"""Wall time of the whole workflow against the seed script, measured in one run.
+
+For each subject count (default 10 and 40) in a fresh folder:
+
+1. ``inputs``: the workflow generates the synthetic dataset (rules
+   ``synthetic_atlas`` and ``synthetic_subject``: their files as targets);
+2. ``workflow``: the rest of the workflow, from those inputs to every result and
+   figure (``snakemake --cores N``);
+3. ``seed``: the seed script on the same files, with nilearn, as nilearn's example
+   does it: for each subject ``high_variance_confounds`` +
+   ``NiftiMapsMasker(...).fit_transform``, then ``GroupSparseCovarianceCV().fit``
+   on all subjects and ``GraphicalLassoCV().fit`` on the first (no figures: the
+   workflow's time includes its figures, the script's does not);
+4. ``no-op``: ``snakemake --cores N`` again, with nothing to do.
+
+Then the dry run (``snakemake -n``) of the workflow with 1000 subjects.
+Targets: seed / workflow >= 4, no-op < 3 s, 1000-subject dry run < 30 s. Other
+processes on the machine share its cores: the load average is printed.
+
+    python benchmarks/bench_workflow.py [--subjects 10 40] [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from sparseconn.synthetic import subject_ids  # noqa: E402
+
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+TR = 2.5
+HIGH_PASS = 0.01
+
+
+def snakemake(folder: Path, *args: str) -> float:
+    """Run the workflow in ``folder`` (default workflow profile); wall seconds."""
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(folder),
+        "--configfile",
+        str(ROOT / "config" / "config.yaml"),
+        str(folder / "bench.yaml"),
+        *args,
+    ]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def synthetic_inputs(n_subjects: int) -> list[str]:
+    """The generated dataset's files (the outputs of the synthetic rules)."""
+    files = [f"atlas_{name}" for name in ("maps.nii.gz", "labels.csv", "truth.npz")]
+    for subject in subject_ids(n_subjects):
+        files += [
+            f"sub-{subject}_bold.nii.gz",
+            f"sub-{subject}_desc-confounds_timeseries.tsv",
+            f"sub-{subject}_truth.npz",
+        ]
+    return [f"resources/synthetic/{name}" for name in files]
+
+
+def seed_script(folder: Path, n_subjects: int) -> float:
+    """nilearn's example flow on the generated files; wall seconds."""
+    start = time.perf_counter()
+    from nilearn.connectome import GroupSparseCovarianceCV
+    from nilearn.image import high_variance_confounds
+    from nilearn.maskers import NiftiMapsMasker
+    from sklearn.covariance import GraphicalLassoCV
+
+    synthetic = folder / "resources" / "synthetic"
+    masker = NiftiMapsMasker(
+        maps_img=str(synthetic / "atlas_maps.nii.gz"),
+        resampling_target="maps",
+        detrend=True,
+        high_pass=HIGH_PASS,
+        t_r=TR,
+        standardize="zscore_sample",
+    )
+    subject_time_series = []
+    for subject in subject_ids(n_subjects):
+        func = str(synthetic / f"sub-{subject}_bold.nii.gz")
+        confounds_file = synthetic / f"sub-{subject}_desc-confounds_timeseries.tsv"
+        confounds = high_variance_confounds(func)
+        region_ts = masker.fit_transform(
+            func, confounds=[confounds, str(confounds_file)]
+        )
+        subject_time_series.append(region_ts)
+    GroupSparseCovarianceCV().fit(subject_time_series)
+    GraphicalLassoCV().fit(subject_time_series[0])
+    return time.perf_counter() - start
+
+
+def bench(n_subjects: int, cores: int, base: Path) -> dict[str, float]:
+    folder = base / f"subjects-{n_subjects}"
+    folder.mkdir()
+    (folder / "bench.yaml").write_text(yaml.safe_dump({"n_subjects": n_subjects}))
+    times = {}
+    times["inputs"] = snakemake(
+        folder, "--cores", str(cores), *synthetic_inputs(n_subjects)
+    )
+    times["workflow"] = snakemake(folder, "--cores", str(cores))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        times["seed"] = seed_script(folder, n_subjects)
+    times["noop"] = snakemake(folder, "--cores", str(cores))
+    return times
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, nargs="*", default=[10, 40])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--dry-run-subjects", type=int, default=1000)
+    parser.add_argument("--keep", action="store_true", help="keep the run folders")
+    args = parser.parse_args(argv)
+
+    base = Path(tempfile.mkdtemp(prefix="bench_workflow-"))
+    print(f"cores {args.cores}; machine has {os.cpu_count()} CPUs; folders in {base}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    header = "subjects   inputs s  workflow s    seed s  seed/workflow  no-op s"
+    print(header)
+    ok = True
+    try:
+        for n_subjects in args.subjects:
+            t = bench(n_subjects, args.cores, base)
+            ratio = t["seed"] / t["workflow"]
+            ok &= ratio >= 4 and t["noop"] < 3
+            print(
+                f"{n_subjects:8d} {t['inputs']:10.1f} {t['workflow']:11.1f} "
+                f"{t['seed']:9.1f} {ratio:14.2f} {t['noop']:8.2f}",
+                flush=True,
+            )
+        dry = base / "dry-run"
+        dry.mkdir()
+        (dry / "bench.yaml").write_text(
+            yaml.safe_dump({"n_subjects": args.dry_run_subjects})
+        )
+        dry_seconds = snakemake(dry, "-n", "--quiet", "all")
+        ok &= dry_seconds < 30
+        print(f"dry run of {args.dry_run_subjects} subjects: {dry_seconds:.1f} s")
+    finally:
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    print(
+        "targets (seed/workflow >= 4, no-op < 3 s, dry run < 30 s): "
+        + ("met" if ok else "NOT met")
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""One function per figure rule: result files in, figures out.
+
+The scripts ``scripts/plot_*.py`` call these with ``snakemake.input``/``params``/
+``output``; everything here runs without Snakemake. Figures are drawn by
+:mod:`sparseconn.plotting` and written atomically with reproducible bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sparseconn.atlas import load_atlas, read_labels
+from sparseconn.errors import InputError
+from sparseconn.io import PathLike
+from sparseconn.plotting import (
+    brain_mask,
+    network_colors,
+    plot_connectome,
+    plot_cv_curve,
+    plot_matrix,
+    plot_subject_qc,
+    region_coordinates,
+    save_figure,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Estimates (the ``desc`` entity of the group ``.npz``) and their display names,
+#: as in nilearn's example.
+ESTIMATE_NAMES = {
+    "groupsparse": "GroupSparseCovariance",
+    "graphlasso": "GraphLasso",
+}
+
+
+def load_estimate(npz: PathLike, estimate: str, subject: str) -> dict:
+    """One subject's matrices from a group ``.npz``.
+
+    Parameters
+    ----------
+    npz : path-like
+        ``desc-groupsparse`` (covariances/precisions of shape (n_subjects, p, p)
+        and ``subjects``) or ``desc-graphlasso`` (covariance/precision (p, p) and
+        ``subject``).
+    estimate : {"groupsparse", "graphlasso"}
+    subject : str
+
+    Returns
+    -------
+    dict
+        ``covariance`` and ``precision`` (p, p), ``alpha``, ``cv_alphas``,
+        ``cv_scores``, ``regions`` (list of str).
+
+    Raises
+    ------
+    InputError
+        The subject is not in the file.
+    """
+    if estimate not in ESTIMATE_NAMES:
+        raise ValueError(f"estimate {estimate!r} is not one of {list(ESTIMATE_NAMES)}")
+    with np.load(npz) as fit:
+        if estimate == "groupsparse":
+            subjects = [str(s) for s in fit["subjects"]]
+            if subject not in subjects:
+                raise InputError(
+                    npz,
+                    f"subject {subject!r} is not among the group's subjects "
+                    f"({', '.join(subjects)})",
+                )
+            index = subjects.index(subject)
+            covariance = fit["covariances"][index]
+            precision = fit["precisions"][index]
+        else:
+            if str(fit["subject"]) != subject:
+                raise InputError(
+                    npz, f"fitted on subject {fit['subject']!s}, not {subject!r}"
+                )
+            covariance, precision = fit["covariance"], fit["precision"]
+        return {
+            "covariance": np.asarray(covariance, dtype=np.float64),
+            "precision": np.asarray(precision, dtype=np.float64),
+            "alpha": float(fit["alpha"]),
+            "cv_alphas": np.asarray(fit["cv_alphas"], dtype=np.float64),
+            "cv_scores": np.asarray(fit["cv_scores"], dtype=np.float64),
+            "regions": [str(r) for r in fit["regions"]],
+        }
+
+
+def estimate_title(estimate: str, subject: str, alpha: float) -> str:
+    """``Subject 01 GroupSparseCovariance $\\alpha=7.24e-02$`` (nilearn's titles)."""
+    return f"Subject {subject} {ESTIMATE_NAMES[estimate]} $\\alpha={alpha:.2e}$"
+
+
+def _outputs(png: PathLike, svg: PathLike | None) -> list[PathLike]:
+    return [png] if svg is None else [png, svg]
+
+
+def run_plot_connectome(
+    npz: PathLike,
+    maps: PathLike,
+    labels: PathLike | None,
+    out_png: PathLike,
+    out_svg: PathLike | None = None,
+    *,
+    estimate: str,
+    subject: str,
+    edge_threshold: str | float = "80%",
+    dpi: int = 100,
+) -> None:
+    """Connectome of the negated precision of ``subject`` over the atlas outline.
+
+    As nilearn's example, the edges show ``-precision`` (proportional to the
+    partial correlations): positive values are positive partial correlations.
+    Nodes sit at the labels' x, y, z when present, else at the map centres.
+    """
+    fit = load_estimate(npz, estimate, subject)
+    atlas = load_atlas(maps, labels)
+    if atlas.n_regions != len(fit["regions"]) or (
+        labels is not None and atlas.names != fit["regions"]
+    ):
+        raise InputError(
+            npz, f"regions differ from those of the atlas {maps} (same atlas expected)"
+        )
+    coords = region_coordinates(atlas.maps, atlas.affine, atlas.labels)
+    node_colors = None
+    if "network" in atlas.labels.columns:
+        colours = network_colors(list(atlas.labels["network"]))
+        node_colors = [colours[n] for n in atlas.labels["network"]]
+    drawn = plot_connectome(
+        -fit["precision"],
+        coords,
+        mask=brain_mask(atlas.maps),
+        affine=atlas.affine,
+        edge_threshold=edge_threshold,
+        title=estimate_title(estimate, subject, fit["alpha"]),
+        node_colors=node_colors,
+    )
+    logger.info(
+        "%d edges at or above the threshold %s", drawn.rows.size, edge_threshold
+    )
+    for path in _outputs(out_png, out_svg):
+        save_figure(drawn.figure, path, dpi=dpi)
+
+
+def run_plot_matrices(
+    npz: PathLike,
+    labels: PathLike | None,
+    out_covariance: Sequence[PathLike],
+    out_sparsity: Sequence[PathLike],
+    out_precision: Sequence[PathLike],
+    *,
+    estimate: str,
+    subject: str,
+    dpi: int = 100,
+) -> None:
+    """Covariance, sparsity pattern and precision of ``subject``, one figure each.
+
+    Each ``out_*`` lists the files of one figure (a PNG, and an SVG when wanted).
+    Networks (from the labels' network column) colour the region names.
+    """
+    fit = load_estimate(npz, estimate, subject)
+    networks = None
+    if labels is not None:
+        table = read_labels(labels, len(fit["regions"]))
+        if "network" in table.columns:
+            networks = list(table["network"])
+    title = estimate_title(estimate, subject, fit["alpha"])
+    for kind, matrix, outputs in (
+        ("covariance", fit["covariance"], out_covariance),
+        ("sparsity", fit["precision"], out_sparsity),
+        ("precision", fit["precision"], out_precision),
+    ):
+        label = "sparsity pattern" if kind == "sparsity" else kind
+        figure = plot_matrix(
+            matrix,
+            fit["regions"],
+            kind=kind,
+            title=f"{title} / {label}",
+            networks=networks,
+        )
+        for path in outputs:
+            save_figure(figure, path, dpi=dpi)
+
+
+def run_plot_cv_curve(
+    npz: PathLike,
+    out_png: PathLike,
+    out_svg: PathLike | None = None,
+    *,
+    estimate: str,
+    dpi: int = 100,
+) -> None:
+    """Cross-validated score of every alpha tried, the chosen one marked."""
+    with np.load(npz) as fit:
+        alphas = np.asarray(fit["cv_alphas"], dtype=np.float64)
+        scores = np.asarray(fit["cv_scores"], dtype=np.float64)
+        alpha = float(fit["alpha"])
+        refinements = fit["cv_refinements"] if "cv_refinements" in fit else None
+    figure = plot_cv_curve(
+        alphas,
+        scores,
+        alpha,
+        refinements=refinements,
+        title=f"{ESTIMATE_NAMES[estimate]}: cross-validation "
+        f"({alphas.size} alphas tried)",
+    )
+    for path in _outputs(out_png, out_svg):
+        save_figure(figure, path, dpi=dpi)
+
+
+def run_plot_subject_qc(
+    confounds: PathLike,
+    timeseries: PathLike,
+    sidecar: PathLike,
+    out_png: PathLike,
+    *,
+    subject: str,
+    n_regions: int = 5,
+    dpi: int = 100,
+) -> None:
+    """One subject's high-variance confounds and a few cleaned region signals."""
+    confounds_table = pd.read_csv(confounds, sep="\t")
+    signals = pd.read_csv(timeseries, sep="\t")
+    t_r = json.loads(Path(sidecar).read_text()).get("RepetitionTime")
+    if len(confounds_table) != len(signals):
+        raise InputError(
+            confounds,
+            f"{len(confounds_table)} rows but {timeseries} has {len(signals)}",
+        )
+    figure = plot_subject_qc(
+        confounds_table,
+        signals,
+        t_r=t_r,
+        n_regions=n_regions,
+        title=f"Subject {subject}: confounds and region signals",
+    )
+    save_figure(figure, out_png, dpi=dpi)

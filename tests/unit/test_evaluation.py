@@ -1,0 +1,109 @@
+"""Scoring functions of the science check (sparseconn.evaluation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparseconn.evaluation import (
+    ESTIMATORS,
+    compare_models,
+    contiguous_folds,
+    gaussian_log_likelihood,
+    recovery_scores,
+    relative_frobenius_error,
+    support_scores,
+)
+
+
+def _chain_precision(p: int, weight: float = 0.4) -> np.ndarray:
+    precision = np.eye(p)
+    for i in range(p - 1):
+        precision[i, i + 1] = precision[i + 1, i] = weight
+    return precision
+
+
+def test_identical_supports_score_one():
+    truth = _chain_precision(5)
+    estimate = truth * 0.5 + np.diag(np.ones(5))  # same zeros, other values
+    scores = support_scores(estimate, truth)
+    assert scores == {
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+        "n_estimated": 4,
+        "n_true": 4,
+    }
+
+
+def test_hand_checked_support_scores():
+    truth = _chain_precision(4)  # edges (0,1) (1,2) (2,3)
+    estimate = np.eye(4)
+    estimate[0, 1] = estimate[1, 0] = 0.2  # a hit
+    estimate[0, 3] = estimate[3, 0] = -0.1  # a false edge
+    scores = support_scores(estimate, truth)
+    assert scores["precision"] == pytest.approx(1 / 2)
+    assert scores["recall"] == pytest.approx(1 / 3)
+    assert scores["f1"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
+
+
+def test_disjoint_and_empty_supports():
+    truth = _chain_precision(4)
+    assert support_scores(np.eye(4), truth)["f1"] == 0.0
+    assert support_scores(np.eye(4), truth)["precision"] == 1.0
+    disjoint = np.eye(4)
+    disjoint[0, 2] = disjoint[2, 0] = 0.3
+    assert support_scores(disjoint, truth)["f1"] == 0.0
+
+
+def test_relative_frobenius_error():
+    truth = _chain_precision(3)
+    assert relative_frobenius_error(truth, truth) == 0.0
+    assert relative_frobenius_error(2 * truth, truth) == pytest.approx(1.0)
+
+
+def test_true_covariance_has_the_best_likelihood_on_large_samples(rng):
+    precision = _chain_precision(6)
+    covariance = np.linalg.inv(precision)
+    test = rng.multivariate_normal(np.zeros(6), covariance, size=20000)
+    true_score = gaussian_log_likelihood(test, precision)
+    assert true_score > gaussian_log_likelihood(test, np.eye(6))
+    assert true_score > gaussian_log_likelihood(test, _chain_precision(6, -0.4))
+    # and equals the mean of scipy's per-sample log-density (data centred)
+    from scipy.stats import multivariate_normal
+
+    centred = test - test.mean(axis=0)
+    expected = multivariate_normal(np.zeros(6), covariance).logpdf(centred).mean()
+    assert true_score == pytest.approx(expected, rel=1e-10)
+
+
+def test_contiguous_folds_partition_time():
+    folds = contiguous_folds(11, 3)
+    assert [len(f) for f in folds] == [4, 4, 3]
+    np.testing.assert_array_equal(np.concatenate(folds), np.arange(11))
+    with pytest.raises(ValueError, match="n_blocks"):
+        contiguous_folds(10, 6)
+
+
+def test_compare_models_table(rng):
+    precision = _chain_precision(5)
+    covariance = np.linalg.inv(precision)
+    series = [
+        rng.multivariate_normal(np.zeros(5), covariance, size=120) for _ in range(3)
+    ]
+    table = compare_models(series, ["a", "b", "c"], n_blocks=2)
+    assert list(table.columns) == ["subject", "estimator", "fold", "log_likelihood"]
+    assert len(table) == 3 * len(ESTIMATORS) * 2
+    assert table["log_likelihood"].notna().all()
+    assert list(table["estimator"].unique()) == list(ESTIMATORS)
+
+
+def test_recovery_scores_table():
+    truth = _chain_precision(4)
+    table = recovery_scores(
+        {"good": [truth, truth], "empty": [np.eye(4), np.eye(4)]},
+        [truth, truth],
+        ["01", "02"],
+    )
+    assert list(table["f1"]) == [1.0, 1.0, 0.0, 0.0]
+    assert list(table["subject"]) == ["01", "02", "01", "02"]

@@ -1,0 +1,225 @@
+"""The HTML report of a small synthetic run, opened in headless Chromium.
+
+Two subjects of 100 volumes run to completion, then ``snakemake --report``
+builds the self-contained HTML report. Chromium (Debian's ``chromium`` package,
+installed by ``.ci/run``) loads it from disk with networking off (every host name
+resolves to nothing). A small script injected into a copy of the report drives
+the report's own viewer: it opens every figure the way a click on it does and
+records each displayed ``<img>``'s natural size (0 for a broken image) into the
+DOM, which ``--dump-dom`` prints once the page's JavaScript has run. A screenshot
+of a figure page must not be blank.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+SETTINGS = {"n_subjects": 2, "synthetic": {"n_volumes": 100}}
+ROOT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+
+#: Expected figures (path under results/figures/ -> PNG width, height at 100 dpi).
+FIGURES = {
+    **{
+        f"sub-01_atlas-synthetic_desc-{e}_connectome.png": (1200, 460)
+        for e in ("groupsparse", "graphlasso")
+    },
+    **{
+        f"sub-01_atlas-synthetic_stat-{k}_desc-{e}_matrix.png": (760, 680)
+        for e in ("groupsparse", "graphlasso")
+        for k in ("covariance", "sparsity", "precision")
+    },
+    **{
+        f"atlas-synthetic_desc-{e}_cv.png": (600, 400)
+        for e in ("groupsparse", "graphlasso")
+    },
+    **{f"sub-{s}_atlas-synthetic_qc.png": (800, 500) for s in ("01", "02")},
+}
+CATEGORIES = [
+    "1. Connectomes",
+    "2. Matrices",
+    "3. Cross-validation",
+    "4. Subject quality control",
+]
+
+# Opens every image result in the report's viewer (as a click on it does), waits
+# for the <img> to finish loading, and writes what it saw into <pre id=...>;
+# ends on the group-sparse connectome for the screenshot.
+CHECK_SCRIPT = """
+<script>
+(function () {
+  const seen = [];
+  const keys = Object.keys(results).filter((k) => /\\.(png|svg)$/i.test(k));
+  const last = keys.find((k) => k.endsWith("groupsparse_connectome.png")) || keys[0];
+  function finish() {
+    const pre = document.createElement("pre");
+    pre.id = "sparseconn-check";
+    pre.style.display = "none";
+    pre.textContent = JSON.stringify({
+      categories: Object.keys(categories),
+      images: seen,
+    });
+    document.body.appendChild(pre);
+  }
+  function show(key) {
+    app.setView({content: "img", contentPath: results[key].data_uri, resultPath: key});
+  }
+  function next(i) {
+    if (i >= keys.length) {
+      show(last);
+      setTimeout(finish, 300);
+      return;
+    }
+    show(keys[i]);
+    let tries = 0;
+    (function poll() {
+      const img = Array.from(document.querySelectorAll("#app img")).find(
+        (el) => el.getAttribute("src") === results[keys[i]].data_uri
+      );
+      if (img && img.complete) {
+        seen.push({path: keys[i], width: img.naturalWidth, height: img.naturalHeight});
+        next(i + 1);
+      } else if (tries++ < 200) {
+        setTimeout(poll, 50);
+      } else {
+        seen.push({path: keys[i], width: 0, height: 0, shown: Boolean(img)});
+        next(i + 1);
+      }
+    })();
+  }
+  window.addEventListener("load", () => setTimeout(() => next(0), 200));
+})();
+</script>
+"""
+
+
+def _chromium() -> str:
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail(
+        "Chromium is required to check the report: install Debian's chromium "
+        "package (apt-get install -y chromium; .ci/run does it)"
+    )
+
+
+def _run_chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+        # no network: every host name resolves to nothing
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--virtual-time-budget=30000",
+        *args,
+        page.as_uri(),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, run_snakemake):
+    """A complete synthetic run and its report: (folder, report.html)."""
+    folder = tmp_path_factory.mktemp("report")
+    config = folder / "test.yaml"
+    config.write_text(yaml.safe_dump(SETTINGS))
+    result = run_snakemake(
+        "--configfile", ROOT_CONFIG, config, "--cores", "2", cwd=folder, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = folder / "report.html"
+    result = run_snakemake(
+        "--configfile", ROOT_CONFIG, config, "--report", html, cwd=folder
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, html
+
+
+@pytest.fixture(scope="module")
+def checked_page(report, tmp_path_factory):
+    """A copy of the report with the checking script before ``</body>``."""
+    _, html = report
+    text = html.read_text(encoding="utf-8")
+    end = text.rindex("</body>")
+    page = tmp_path_factory.mktemp("page") / "report.html"
+    page.write_text(text[:end] + CHECK_SCRIPT + text[end:], encoding="utf-8")
+    return page
+
+
+def test_every_figure_is_written_with_its_size(report):
+    folder, _ = report
+    figures = folder / "results" / "figures"
+    assert sorted(p.name for p in figures.iterdir()) == sorted(FIGURES)
+    for name, (width, height) in FIGURES.items():
+        pixels = matplotlib.image.imread(figures / name)
+        assert pixels.shape[:2] == (height, width), name
+        assert pixels[..., :3].std() > 0.02, f"{name} is blank"
+
+
+def test_report_embeds_every_figure_and_needs_no_network(report):
+    _, html = report
+    text = html.read_text(encoding="utf-8")
+    for name in FIGURES:
+        assert f"filename={name};base64," in text, name
+    # nothing is fetched from elsewhere: no remote script, style sheet or image
+    remote = re.findall(r"<(?:script|link|img)[^>]+(?:src|href)=\"https?://", text)
+    assert remote == []
+
+
+def test_figures_render_in_chromium(checked_page, tmp_path):
+    result = _run_chromium(checked_page, tmp_path / "profile", "--dump-dom")
+    match = re.search(
+        r'<pre id="sparseconn-check"[^>]*>(.*?)</pre>', result.stdout, re.DOTALL
+    )
+    assert match, "the report's JavaScript did not run to the end"
+    seen = json.loads(match.group(1).replace("&amp;", "&"))
+    assert seen["categories"] == CATEGORIES
+    shown = {Path(item["path"]).name: item for item in seen["images"]}
+    assert sorted(shown) == sorted(FIGURES)
+    for name, (width, height) in FIGURES.items():
+        assert (shown[name]["width"], shown[name]["height"]) == (width, height), (
+            f"{name} is not rendered: {shown[name]}"
+        )
+
+
+def test_screenshot_of_a_figure_page_is_not_blank(checked_page, tmp_path):
+    shot = tmp_path / "screenshot.png"
+    _run_chromium(
+        checked_page,
+        tmp_path / "profile",
+        "--hide-scrollbars",
+        "--window-size=1400,900",
+        f"--screenshot={shot}",
+    )
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (900, 1400)
+    assert pixels.std() > 0.05
+    # the figure area (right of the menu) holds the drawn connectome: coloured
+    # edges, not just a white page
+    content = pixels[:, 300:]
+    saturated = (content.max(axis=-1) - content.min(axis=-1)) > 0.3
+    assert saturated.mean() > 0.002
+    assert (content.mean(axis=-1) < 0.9).mean() > 0.02

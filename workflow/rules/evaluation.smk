@@ -1,0 +1,73 @@
+# Science check (Varoquaux et al. 2010): does the group prior help? Held-out
+# log-likelihood of each estimator on every run, and, on the synthetic dataset,
+# recovery of the known precision structure.
+
+
+rule model_comparison:
+    input:
+        timeseries=expand(
+            subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
+            subject=GROUP_SUBJECTS,
+        ),
+    output:
+        tsv=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-heldout_loglikelihood.tsv",
+        figure=report(
+            f"{FIGURES_DIR}/atlas-{ATLAS_NAME}_desc-modelcomparison.png",
+            caption="../report/model_comparison.rst",
+            category="Science check",
+            labels={"figure": "held-out log-likelihood"},
+        ),
+    log:
+        "logs/model_comparison/model_comparison.log",
+    benchmark:
+        "benchmarks/model_comparison/model_comparison.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    params:
+        subjects=GROUP_SUBJECTS,
+        n_blocks=config["model_comparison"]["n_blocks"],
+        group_sparse=config["group_sparse"],
+        code=code_version("tasks", "evaluation", "covariance", "plotting"),
+    message:
+        "Held-out log-likelihood: group-sparse vs graph lasso, Ledoit-Wolf, empirical"
+    script:
+        "../../scripts/model_comparison.py"
+
+
+rule recovery_scores:
+    input:
+        group=rules.group_sparse_covariance.output.npz,
+        graph_lasso=expand(relmat("precision", "graphlasso"), subject=GROUP_SUBJECTS),
+        timeseries=expand(
+            subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
+            subject=GROUP_SUBJECTS,
+        ),
+        truths=expand(SYNTHETIC_SUBJECT["truth"], subject=GROUP_SUBJECTS),
+    output:
+        tsv=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-recovery_scores.tsv",
+        figure=report(
+            f"{FIGURES_DIR}/atlas-{ATLAS_NAME}_desc-recovery.png",
+            caption="../report/recovery_scores.rst",
+            category="Science check",
+            labels={"figure": "ground-truth recovery"},
+        ),
+    log:
+        "logs/recovery_scores/recovery_scores.log",
+    benchmark:
+        "benchmarks/recovery_scores/recovery_scores.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        code=code_version("tasks", "evaluation", "plotting"),
+    message:
+        "Recovery of the synthetic ground truth (support F1, Frobenius error)"
+    script:
+        "../../scripts/recovery_scores.py"

@@ -1,0 +1,128 @@
+# Downloads: the MSDL atlas, the ADHD-40 subjects and their phenotypic table
+# (dataset adhd), and the http(s) URLs of a subjects sheet (dataset sheet).
+# Local rules (they need the internet, which compute nodes may lack); each takes
+# one unit of the `downloads` resource, so `--resources downloads=N` caps the
+# parallel connections. Archives go to {resources_dir}/adhd/downloads/ (resumable
+# .part files), are checked against config/adhd.yaml's checksums or the SHA-256
+# recorded in checksums.lock.json at their first download, and are deleted once
+# their members are extracted. No `code` param: the bytes come from the hosts.
+
+
+localrules:
+    fetch_atlas,
+    fetch_subject,
+    fetch_phenotypes,
+    fetch_sheet_file,
+
+
+rule fetch_atlas:
+    output:
+        maps=ADHD_ATLAS["maps"],
+        labels=ADHD_ATLAS["labels"],
+    log:
+        "logs/fetch_atlas/fetch_atlas.log",
+    benchmark:
+        "benchmarks/fetch_atlas/fetch_atlas.tsv"
+    retries: 2
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        downloads=1,
+        mem_mb=200,
+        runtime=30,
+    params:
+        url=ADHD_SOURCES["atlas_url"],
+        checksum=adhd_checksum("MSDL_rois.zip"),
+        archive=adhd_archive("MSDL_rois.zip"),
+        lock=ADHD_LOCK,
+        maps_member=fetch.MSDL_MAPS_MEMBER,
+        labels_member=fetch.MSDL_LABELS_MEMBER,
+    message:
+        "Downloading the MSDL atlas from {params.url}"
+    script:
+        "../../scripts/fetch_atlas.py"
+
+
+rule fetch_subject:
+    output:
+        func=ADHD_SUBJECT["func"],
+        confounds=ADHD_SUBJECT["confounds"],
+    log:
+        "logs/fetch_subject/{subject}.log",
+    benchmark:
+        "benchmarks/fetch_subject/{subject}.tsv"
+    wildcard_constraints:
+        subject="|".join(fetch.ADHD_SUBJECTS),
+    retries: 2
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        downloads=1,
+        mem_mb=200,
+        runtime=60,
+    params:
+        url=adhd_subject_url,
+        checksum=adhd_subject_checksum,
+        archive=adhd_subject_download,
+        lock=ADHD_LOCK,
+        members=adhd_subject_members,
+    message:
+        "sub-{wildcards.subject}: downloading {params.url}"
+    script:
+        "../../scripts/fetch_subject.py"
+
+
+rule fetch_phenotypes:
+    output:
+        csv=ADHD_PHENOTYPES,
+    log:
+        "logs/fetch_phenotypes/fetch_phenotypes.log",
+    benchmark:
+        "benchmarks/fetch_phenotypes/fetch_phenotypes.tsv"
+    retries: 2
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        downloads=1,
+        mem_mb=200,
+        runtime=10,
+    params:
+        url=ADHD_PHENOTYPES_URL,
+        checksum=adhd_checksum("adhd40_metadata.tgz"),
+        archive=adhd_archive("adhd40_metadata.tgz"),
+        lock=ADHD_LOCK,
+        member=fetch.ADHD_PHENOTYPES_MEMBER,
+    message:
+        "Downloading the ADHD-40 phenotypic table from {params.url}"
+    script:
+        "../../scripts/fetch_phenotypes.py"
+
+
+rule fetch_sheet_file:
+    output:
+        f"{SHEET_DOWNLOAD_DIR}/{{subject}}/{{column}}/{{filename}}",
+    log:
+        "logs/fetch_sheet_file/{subject}_{column}_{filename}.log",
+    benchmark:
+        "benchmarks/fetch_sheet_file/{subject}_{column}_{filename}.tsv"
+    wildcard_constraints:
+        column="func|confounds",
+        filename="[A-Za-z0-9_-][A-Za-z0-9._-]*",
+    retries: 2
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        downloads=1,
+        mem_mb=200,
+        runtime=60,
+    params:
+        url=sheet_url,
+        lock=SHEET_LOCK,
+    message:
+        "sub-{wildcards.subject}: downloading {params.url}"
+    script:
+        "../../scripts/fetch_sheet_file.py"

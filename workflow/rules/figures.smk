@@ -1,0 +1,197 @@
+# Figures under {results_dir}/figures/, each one a report() item for
+# `snakemake --report`: the plotted subject's connectome and matrices for both
+# estimates, the cross-validation curves, and one quality-control figure per
+# subject. Drawn with matplotlib only (src/sparseconn/plotting.py).
+
+FIGURE_SETTINGS = config["figures"]
+# SVG copies of the group-level figures (config figures.svg); PNGs always.
+FIGURE_EXTRA = ["svg"] if FIGURE_SETTINGS["svg"] else []
+ESTIMATES = ["groupsparse", "graphlasso"]
+MATRIX_KINDS = ["covariance", "sparsity", "precision"]
+
+# File names without their extension (.png, .svg); {estimate} and {subject}
+# are wildcards.
+FIGURES_DIR = f"{RESULTS}/figures"
+PLOTTED_PREFIX = f"{FIGURES_DIR}/sub-{PLOT_SUBJECT}_atlas-{ATLAS_NAME}"
+CONNECTOME_FIGURE = f"{PLOTTED_PREFIX}_desc-{{estimate}}_connectome"
+MATRIX_FIGURE = {
+    kind: f"{PLOTTED_PREFIX}_stat-{kind}_desc-{{estimate}}_matrix"
+    for kind in MATRIX_KINDS
+}
+CV_FIGURE = f"{FIGURES_DIR}/atlas-{ATLAS_NAME}_desc-{{estimate}}_cv"
+QC_FIGURE = f"{FIGURES_DIR}/sub-{{subject}}_atlas-{ATLAS_NAME}_qc"
+# The estimate's group .npz (desc-groupsparse or desc-graphlasso).
+GROUP_NPZ = f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-{{estimate}}_connectome.npz"
+
+
+wildcard_constraints:
+    estimate="|".join(ESTIMATES),
+
+
+rule plot_connectome:
+    input:
+        npz=GROUP_NPZ,
+        maps=ATLAS_MAPS,
+        labels=atlas_labels_input,
+    output:
+        png=report(
+            f"{CONNECTOME_FIGURE}.png",
+            caption="../report/connectome.rst",
+            category="1. Connectomes",
+            labels={"estimate": "{estimate}", "subject": PLOT_SUBJECT},
+        ),
+        svg=[f"{CONNECTOME_FIGURE}.{ext}" for ext in FIGURE_EXTRA],
+    log:
+        "logs/plot_connectome/{estimate}.log",
+    benchmark:
+        "benchmarks/plot_connectome/{estimate}.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=5,
+    params:
+        subject=PLOT_SUBJECT,
+        edge_threshold=FIGURE_SETTINGS["edge_threshold"],
+        dpi=FIGURE_SETTINGS["dpi"],
+        code=code_version("figure_tasks"),
+    message:
+        "Connectome figure of sub-{params.subject} ({wildcards.estimate})"
+    script:
+        "../../scripts/plot_connectome.py"
+
+
+rule plot_matrices:
+    input:
+        npz=GROUP_NPZ,
+        labels=atlas_labels_input,
+    output:
+        # each: the PNG (in the report), then its SVG when configured
+        covariance=[
+            report(
+                f"{MATRIX_FIGURE['covariance']}.png",
+                caption="../report/matrix_covariance.rst",
+                category="2. Matrices",
+                subcategory="{estimate}",
+                labels={"estimate": "{estimate}", "matrix": "covariance"},
+            ),
+            *[f"{MATRIX_FIGURE['covariance']}.{ext}" for ext in FIGURE_EXTRA],
+        ],
+        sparsity=[
+            report(
+                f"{MATRIX_FIGURE['sparsity']}.png",
+                caption="../report/matrix_sparsity.rst",
+                category="2. Matrices",
+                subcategory="{estimate}",
+                labels={"estimate": "{estimate}", "matrix": "sparsity"},
+            ),
+            *[f"{MATRIX_FIGURE['sparsity']}.{ext}" for ext in FIGURE_EXTRA],
+        ],
+        precision=[
+            report(
+                f"{MATRIX_FIGURE['precision']}.png",
+                caption="../report/matrix_precision.rst",
+                category="2. Matrices",
+                subcategory="{estimate}",
+                labels={"estimate": "{estimate}", "matrix": "precision"},
+            ),
+            *[f"{MATRIX_FIGURE['precision']}.{ext}" for ext in FIGURE_EXTRA],
+        ],
+    log:
+        "logs/plot_matrices/{estimate}.log",
+    benchmark:
+        "benchmarks/plot_matrices/{estimate}.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        subject=PLOT_SUBJECT,
+        dpi=FIGURE_SETTINGS["dpi"],
+        code=code_version("figure_tasks"),
+    message:
+        "Covariance, sparsity and precision figures of sub-{params.subject} "
+        "({wildcards.estimate})"
+    script:
+        "../../scripts/plot_matrices.py"
+
+
+rule plot_cv_curve:
+    input:
+        npz=GROUP_NPZ,
+    output:
+        png=report(
+            f"{CV_FIGURE}.png",
+            caption="../report/cv_curve.rst",
+            category="3. Cross-validation",
+            labels={"estimate": "{estimate}"},
+        ),
+        svg=[f"{CV_FIGURE}.{ext}" for ext in FIGURE_EXTRA],
+    log:
+        "logs/plot_cv_curve/{estimate}.log",
+    benchmark:
+        "benchmarks/plot_cv_curve/{estimate}.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=300,
+        runtime=5,
+    params:
+        dpi=FIGURE_SETTINGS["dpi"],
+        code=code_version("figure_tasks"),
+    message:
+        "Cross-validation curve ({wildcards.estimate})"
+    script:
+        "../../scripts/plot_cv_curve.py"
+
+
+rule plot_subject_qc:
+    input:
+        confounds=subject_file("desc-highvariance_confounds.tsv"),
+        timeseries=subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
+        sidecar=subject_file(f"atlas-{ATLAS_NAME}_timeseries.json"),
+    output:
+        png=report(
+            f"{QC_FIGURE}.png",
+            caption="../report/subject_qc.rst",
+            category="4. Subject quality control",
+            labels={"subject": "{subject}"},
+        ),
+    log:
+        "logs/plot_subject_qc/{subject}.log",
+    benchmark:
+        "benchmarks/plot_subject_qc/{subject}.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=300,
+        runtime=5,
+    params:
+        subject="{subject}",
+        n_regions=FIGURE_SETTINGS["qc_regions"],
+        dpi=FIGURE_SETTINGS["dpi"],
+        code=code_version("figure_tasks"),
+    message:
+        "sub-{wildcards.subject}: quality-control figure"
+    script:
+        "../../scripts/plot_subject_qc.py"
+
+
+# Every figure of a complete run (rule all).
+FIGURE_FILES = expand(
+    [
+        *[f"{CONNECTOME_FIGURE}.{ext}" for ext in ["png", *FIGURE_EXTRA]],
+        *[
+            f"{MATRIX_FIGURE[kind]}.{ext}"
+            for kind in MATRIX_KINDS
+            for ext in ["png", *FIGURE_EXTRA]
+        ],
+        *[f"{CV_FIGURE}.{ext}" for ext in ["png", *FIGURE_EXTRA]],
+    ],
+    estimate=ESTIMATES,
+) + expand(f"{QC_FIGURE}.png", subject=SUBJECTS)
