@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import linalg, ndimage
-from scipy import signal as sp_signal
 
 from sparseconn.atlas import Atlas
 from sparseconn.errors import InputError
@@ -157,7 +156,7 @@ class Resampler:
 
 
 def extract_map_signals(
-    info: FuncInfo, atlas: Atlas, chunk_volumes: int = 16
+    info: FuncInfo, atlas: Atlas, chunk_volumes: int = 8
 ) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares signal of each atlas map, from the func resampled on its grid.
 
@@ -253,6 +252,10 @@ def butterworth_sos(
     """
     if high_pass is None and low_pass is None:
         return None
+    # Imported here: scipy.signal costs ~1 s and ~40 MB, which jobs that do not
+    # filter should not pay, and extraction should not add to its peak memory.
+    from scipy import signal as sp_signal
+
     nyquist = 0.5 / t_r
     for name, value in (("high_pass", high_pass), ("low_pass", low_pass)):
         if value is not None and not 0 < value < nyquist:
@@ -371,6 +374,8 @@ def clean(
             else np.array(confounds, dtype=np.float64)
         )
     if sos is not None:
+        from scipy import signal as sp_signal
+
         out = sp_signal.sosfiltfilt(sos, out, axis=0)
         if processed is not None:
             processed = sp_signal.sosfiltfilt(sos, processed, axis=0)

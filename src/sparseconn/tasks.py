@@ -73,7 +73,6 @@ def run_extract_timeseries(
     confounds file. The repetition time comes from ``sheet_t_r``, else
     ``config_t_r``, else the NIfTI header; a disagreement is an error.
     """
-    # scipy.signal takes a second to import: only the jobs that filter pay for it.
     from sparseconn.signals import BUTTERWORTH_ORDER, clean, extract_map_signals
 
     info = read_func_info(func)
