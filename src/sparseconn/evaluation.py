@@ -40,21 +40,28 @@ def support_scores(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     is 1 when nothing is estimated (no false edge); recall is 1 when the truth
     has no edge.
 
+    ``top_k_precision`` ranks instead of thresholding: the fraction of true edges
+    among the ``n_true`` entries of largest absolute value.
+
     Returns
     -------
-    dict with keys ``precision``, ``recall``, ``f1``, ``n_estimated``, ``n_true``.
+    dict with keys ``precision``, ``recall``, ``f1``, ``n_estimated``, ``n_true``,
+    ``top_k_precision``.
     """
     estimated, true = off_diagonal_support(estimate), off_diagonal_support(truth)
     hits = int(np.sum(estimated & true))
     precision = hits / estimated.sum() if estimated.any() else 1.0
     recall = hits / true.sum() if true.any() else 1.0
     f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    rows, cols = np.triu_indices(estimate.shape[0], k=1)
+    strongest = np.argsort(-np.abs(estimate[rows, cols]), kind="stable")[: true.sum()]
     return {
         "precision": float(precision),
         "recall": float(recall),
         "f1": float(f1),
         "n_estimated": int(estimated.sum()),
         "n_true": int(true.sum()),
+        "top_k_precision": float(true[strongest].mean()) if true.any() else 1.0,
     }
 
 

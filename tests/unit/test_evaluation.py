@@ -33,6 +33,7 @@ def test_identical_supports_score_one():
         "f1": 1.0,
         "n_estimated": 4,
         "n_true": 4,
+        "top_k_precision": 1.0,
     }
 
 
@@ -45,6 +46,8 @@ def test_hand_checked_support_scores():
     assert scores["precision"] == pytest.approx(1 / 2)
     assert scores["recall"] == pytest.approx(1 / 3)
     assert scores["f1"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
+    # the 3 strongest entries: (0,1) 0.2 true, (0,3) 0.1 false, then a zero
+    assert scores["top_k_precision"] == pytest.approx(1 / 3)
 
 
 def test_disjoint_and_empty_supports():

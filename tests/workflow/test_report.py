@@ -44,12 +44,15 @@ FIGURES = {
         for e in ("groupsparse", "graphlasso")
     },
     **{f"sub-{s}_atlas-synthetic_qc.png": (800, 500) for s in ("01", "02")},
+    "atlas-synthetic_desc-modelcomparison.png": (650, 420),
+    "atlas-synthetic_desc-recovery.png": (800, 360),
 }
 CATEGORIES = [
     "1. Connectomes",
     "2. Matrices",
     "3. Cross-validation",
     "4. Subject quality control",
+    "5. Science check",
 ]
 
 # Opens every image result in the report's viewer (as a click on it does), waits

@@ -10,11 +10,16 @@ rule model_comparison:
             subject=GROUP_SUBJECTS,
         ),
     output:
-        tsv=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-heldout_loglikelihood.tsv",
+        tsv=report(
+            f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-heldout_loglikelihood.tsv",
+            caption="../report/model_comparison.rst",
+            category="5. Science check",
+            labels={"table": "held-out log-likelihood"},
+        ),
         figure=report(
             f"{FIGURES_DIR}/atlas-{ATLAS_NAME}_desc-modelcomparison.png",
             caption="../report/model_comparison.rst",
-            category="Science check",
+            category="5. Science check",
             labels={"figure": "held-out log-likelihood"},
         ),
     log:
@@ -48,11 +53,16 @@ rule recovery_scores:
         ),
         truths=expand(SYNTHETIC_SUBJECT["truth"], subject=GROUP_SUBJECTS),
     output:
-        tsv=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-recovery_scores.tsv",
+        tsv=report(
+            f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-recovery_scores.tsv",
+            caption="../report/recovery_scores.rst",
+            category="5. Science check",
+            labels={"table": "ground-truth recovery"},
+        ),
         figure=report(
             f"{FIGURES_DIR}/atlas-{ATLAS_NAME}_desc-recovery.png",
             caption="../report/recovery_scores.rst",
-            category="Science check",
+            category="5. Science check",
             labels={"figure": "ground-truth recovery"},
         ),
     log:
