@@ -78,8 +78,12 @@ rule all:
         ),
         DATASET_TARGETS,
         FIGURE_FILES,
-        rules.model_comparison.output,
-        rules.recovery_scores.output if DATASET == "synthetic" else [],
+        rules.model_comparison.output if config["science_check"] else [],
+        (
+            rules.recovery_scores.output
+            if config["science_check"] and DATASET == "synthetic"
+            else []
+        ),
 
 
 rule dataset_description:

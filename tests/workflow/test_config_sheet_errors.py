@@ -168,3 +168,23 @@ def job_counts(stdout: str) -> dict[str, int]:
             return counts
         counts[rule] = int(count)
     raise AssertionError(stdout)
+
+
+@pytest.mark.parametrize(
+    ("settings", "absent"),
+    [
+        ({}, set()),
+        ({"science_check": False}, {"model_comparison", "recovery_scores"}),
+        ({"figures": {"subject_qc": False}}, {"plot_subject_qc"}),
+    ],
+)
+def test_optional_parts_are_planned_only_when_enabled(
+    run_snakemake, workdir: Path, settings, absent
+) -> None:
+    config = write_config(workdir, n_subjects=3, **settings)
+    result = dry_run(run_snakemake, workdir, config, "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    planned = set(job_counts(result.stdout))
+    optional = {"model_comparison", "recovery_scores", "plot_subject_qc"}
+    assert planned & optional == optional - absent
+    assert {"group_sparse_covariance", "graph_lasso", "plot_connectome"} <= planned

@@ -194,4 +194,6 @@ FIGURE_FILES = expand(
         *[f"{CV_FIGURE}.{ext}" for ext in ["png", *FIGURE_EXTRA]],
     ],
     estimate=ESTIMATES,
-) + expand(f"{QC_FIGURE}.png", subject=SUBJECTS)
+) + expand(
+    f"{QC_FIGURE}.png", subject=SUBJECTS if FIGURE_SETTINGS["subject_qc"] else []
+)
