@@ -14,12 +14,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
-from sparseconn.cli import run_task
+from sparseconn.cli import as_list, run_task
 from sparseconn.tasks import run_graph_lasso
 
 run_task(
     run_graph_lasso,
-    snakemake.input.timeseries,
+    as_list(snakemake.input.timeseries),
     snakemake.output.covariance,
     snakemake.output.precision,
     snakemake.output.get("npz"),

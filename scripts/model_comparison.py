@@ -7,7 +7,8 @@ Outputs
         fold, log_likelihood)
     figure : paired per-subject lines, one panel per fold
 Params
-    subjects, n_blocks, group_sparse (GroupSparseCovarianceCV parameters), code
+    subjects, sizes (the number of time-series files of each subject: runs,
+    concatenated), n_blocks, group_sparse (GroupSparseCovarianceCV parameters), code
 """
 
 import sys
@@ -16,11 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 from sparseconn.cli import run_task
-from sparseconn.tasks import run_model_comparison
+from sparseconn.tasks import run_model_comparison, split_sizes
 
 run_task(
     run_model_comparison,
-    list(snakemake.input.timeseries),
+    split_sizes(snakemake.input.timeseries, snakemake.params.sizes),
     list(snakemake.params.subjects),
     snakemake.output.tsv,
     snakemake.output.figure,

@@ -326,12 +326,20 @@ def clean(
     low_pass: float | None = None,
     detrend_signals: bool = True,
     standardize: str | None = "zscore_sample",
+    sample_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Clean region signals as nilearn's ``signal.clean`` does.
 
     Order: detrend signals and confounds; Butterworth filter both (order 5,
     zero-phase ``sosfiltfilt`` with odd padding); project the signals on the
     orthogonal complement of the confounds; z-score.
+
+    With a ``sample_mask`` (censoring), nilearn 0.13.1's order is followed: with
+    a filter, the censored volumes are first replaced by a cubic-spline
+    interpolation of the kept ones and the volumes the spline cannot reach
+    dropped (see :func:`censored_rows`), then detrend, filter, keep the rows of
+    the kept volumes, regress, z-score; without a filter, the censored volumes
+    are removed first, then detrend, regress, z-score.
 
     Parameters
     ----------
@@ -345,10 +353,14 @@ def clean(
         Remove mean and linear trend first.
     standardize : {"zscore_sample", "zscore", None}
         Divide by the sample (ddof=1) or population (ddof=0) standard deviation.
+    sample_mask : ndarray, shape (n_kept,) of int, or shape (n_samples,) of bool
+        Indices (strictly increasing) of the volumes kept, or a boolean mask with
+        True for kept volumes, as nilearn's ``sample_mask``; None keeps all.
 
     Returns
     -------
-    ndarray, shape (n_samples, n_regions), float64
+    ndarray, shape (n_samples, n_regions), or (n_kept, n_regions) with a
+    ``sample_mask``, float64
     """
     if standardize not in ("zscore_sample", "zscore", None):
         raise ValueError(
@@ -360,6 +372,16 @@ def clean(
             f"confounds have {confounds.shape[0]} rows, signals {n_samples} samples"
         )
     sos = butterworth_sos(t_r, high_pass, low_pass)
+    if sample_mask is not None:
+        return _clean_censored(
+            signals,
+            confounds,
+            t_r,
+            sos,
+            check_sample_mask(sample_mask, n_samples),
+            detrend_signals=detrend_signals,
+            standardize=standardize,
+        )
     if n_samples < min_filter_length(sos):
         raise ValueError(
             f"{n_samples} samples are too few to filter: at least "
@@ -383,6 +405,175 @@ def clean(
         basis = confound_basis(np.asarray(confounds, dtype=np.float64), processed)
         out -= basis @ (basis.T @ out)
     if standardize is not None:
+        out -= out.mean(axis=0)
+        std = out.std(axis=0, ddof=1 if standardize == "zscore_sample" else 0)
+        std[std < np.finfo(np.float64).eps] = 1.0
+        out /= std
+    return out
+
+
+# ------------------------------------------------------------------- censoring
+
+
+def check_sample_mask(sample_mask: np.ndarray, n_samples: int) -> np.ndarray:
+    """Indices of the kept volumes, checked.
+
+    Parameters
+    ----------
+    sample_mask : array-like, shape (n_kept,) of int or (n_samples,) of bool
+        Kept volume indices (strictly increasing) or a boolean mask (True = kept).
+    n_samples : int
+        Number of volumes of the series.
+
+    Returns
+    -------
+    ndarray, shape (n_kept,), int64
+
+    Raises
+    ------
+    ValueError
+        Wrong type or shape, indices out of range, unsorted or repeated, or no
+        volume kept.
+    """
+    mask = np.asarray(sample_mask)
+    if mask.dtype == np.bool_:
+        if mask.shape != (n_samples,):
+            raise ValueError(
+                f"boolean sample_mask of shape {mask.shape}: expected ({n_samples},)"
+            )
+        kept = np.flatnonzero(mask)
+    else:
+        if mask.ndim != 1 or (mask.size and mask.dtype.kind not in "iu"):
+            raise ValueError("sample_mask must be a 1D array of volume indices")
+        kept = mask.astype(np.int64)
+        if kept.size and (kept[0] < 0 or kept.max() >= n_samples):
+            raise ValueError(
+                f"sample_mask indices must be in [0, {n_samples - 1}], got "
+                f"{kept.min()}..{kept.max()}"
+            )
+        if np.any(np.diff(kept) <= 0):
+            raise ValueError("sample_mask indices must be strictly increasing")
+    if kept.size == 0:
+        raise ValueError(f"every one of the {n_samples} volumes is censored")
+    return kept
+
+
+def censored_rows(
+    n_samples: int, sample_mask: np.ndarray, *, filtered: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which volumes nilearn 0.13.1's ``clean`` interpolates, filters and returns.
+
+    With a filter, nilearn fits a cubic spline (``scipy.interpolate.CubicSpline``,
+    no extrapolation) through the kept volumes at times ``index * t_r`` and writes
+    its values into the rows ``~sample_mask``. On an integer index array ``~`` is
+    the bitwise complement, ``-(i + 1)``, so the rows written are
+    ``n_samples - 1 - i`` for each kept index ``i``, the mirror image of the kept
+    set, not the censored volumes. Rows written outside the spline's range
+    (before the first or after the last kept volume) are NaN and dropped; the
+    remaining series is detrended and filtered, then the rows
+    ``sample_mask - sample_mask[0]`` of it are kept. When the censored volumes are
+    only at the start of the scan (non-steady-state volumes), or otherwise
+    mirror-symmetric, this is the textbook procedure; otherwise some censored
+    volumes are filtered with their own values, and with censored volumes at both
+    ends the rows returned can be shifted from the kept volumes. We reproduce it
+    exactly (nilearn is the reference); :func:`clean` and this function say what
+    happens.
+
+    Parameters
+    ----------
+    n_samples : int
+    sample_mask : ndarray, shape (n_kept,)
+        Kept indices (see :func:`check_sample_mask`).
+    filtered : bool
+        Whether a Butterworth filter is applied. Without one, nilearn removes the
+        censored volumes before anything else and the rows returned are exactly
+        ``sample_mask``.
+
+    Returns
+    -------
+    interpolated : ndarray of int
+        Volumes replaced by the spline's values (within its range).
+    retained : ndarray of int
+        Volumes of the series that is detrended and filtered, in order.
+    returned : ndarray, shape (n_kept,), of int
+        The volume each row of the cleaned output comes from.
+    """
+    kept = check_sample_mask(sample_mask, n_samples)
+    if not filtered:
+        return np.empty(0, dtype=np.int64), kept, kept
+    written = n_samples - 1 - kept
+    inside = (written >= kept[0]) & (written <= kept[-1])
+    dropped = written[~inside]
+    retained = np.setdiff1d(np.arange(n_samples), dropped)
+    return np.sort(written[inside]), retained, retained[kept - kept[0]]
+
+
+def _interpolated(
+    series: np.ndarray, kept: np.ndarray, t_r: float, interpolated: np.ndarray
+) -> np.ndarray:
+    """``series`` with rows ``interpolated`` replaced by a cubic spline of ``kept``."""
+    from scipy.interpolate import CubicSpline
+
+    times = np.arange(series.shape[0]) * t_r
+    out = np.array(series, dtype=np.float64)
+    spline = CubicSpline(times[kept], out[kept], extrapolate=False)
+    out[interpolated] = spline(times[interpolated])
+    return out
+
+
+def _clean_censored(
+    signals: np.ndarray,
+    confounds: np.ndarray | None,
+    t_r: float,
+    sos: np.ndarray | None,
+    kept: np.ndarray,
+    *,
+    detrend_signals: bool,
+    standardize: str | None,
+) -> np.ndarray:
+    """:func:`clean` with censoring (see :func:`censored_rows`)."""
+    n_samples = signals.shape[0]
+    has_confounds = confounds is not None and confounds.shape[1] > 0
+    out = np.array(signals, dtype=np.float64)
+    raw = np.array(confounds, dtype=np.float64) if has_confounds else None
+    if sos is None:
+        out = out[kept]
+        raw = raw[kept] if raw is not None else None
+        processed = raw
+    else:
+        if kept.size < 2:
+            raise ValueError(
+                "only 1 volume left after censoring: at least 2 are needed to "
+                "interpolate the censored ones before filtering"
+            )
+        interpolated, retained, _ = censored_rows(n_samples, kept)
+        out = _interpolated(out, kept, t_r, interpolated)[retained]
+        processed = None
+        if raw is not None:
+            processed = _interpolated(raw, kept, t_r, interpolated)[retained]
+    if out.shape[0] < min_filter_length(sos):
+        raise ValueError(
+            f"{out.shape[0]} volumes left after censoring are too few to filter: "
+            f"at least {min_filter_length(sos)} are needed"
+        )
+    if detrend_signals:
+        out = detrend(out)
+        if processed is not None:
+            processed = detrend(processed)
+    if sos is not None:
+        from scipy import signal as sp_signal
+
+        rows = kept - kept[0]
+        out = sp_signal.sosfiltfilt(sos, out, axis=0)[rows]
+        if processed is not None:
+            processed = sp_signal.sosfiltfilt(sos, processed, axis=0)[rows]
+            raw = raw[kept]
+    if processed is not None:
+        basis = confound_basis(raw, processed)
+        out -= basis @ (basis.T @ out)
+    if standardize is not None:
+        if out.shape[0] < 2:
+            raise ValueError("1 volume left after censoring: cannot standardize")
         out -= out.mean(axis=0)
         std = out.std(axis=0, ddof=1 if standardize == "zscore_sample" else 0)
         std[std < np.finfo(np.float64).eps] = 1.0

@@ -49,6 +49,25 @@ def run_high_variance_confounds(
     write_tsv(pd.DataFrame(confounds, columns=columns), out_tsv)
 
 
+def _cleaning_sidecar(
+    high_pass: float | None,
+    low_pass: float | None,
+    detrend: bool,
+    standardize: str | None,
+) -> dict:
+    """The "Cleaning" entry of a time series' JSON sidecar."""
+    from sparseconn.signals import BUTTERWORTH_ORDER
+
+    return {
+        "Detrend": detrend,
+        "Filter": "butterworth" if (high_pass or low_pass) else None,
+        "FilterOrder": BUTTERWORTH_ORDER,
+        "HighPass": high_pass,
+        "LowPass": low_pass,
+        "Standardize": standardize,
+    }
+
+
 def run_extract_timeseries(
     func: PathLike,
     maps: PathLike,
@@ -73,7 +92,7 @@ def run_extract_timeseries(
     confounds file. The repetition time comes from ``sheet_t_r``, else
     ``config_t_r``, else the NIfTI header; a disagreement is an error.
     """
-    from sparseconn.signals import BUTTERWORTH_ORDER, clean, extract_map_signals
+    from sparseconn.signals import clean, extract_map_signals
 
     info = read_func_info(func)
     t_r = resolve_t_r(func, info.t_r, sheet_t_r=sheet_t_r, config_t_r=config_t_r)
@@ -120,17 +139,101 @@ def run_extract_timeseries(
             "Method": "least squares on maps, func resampled to the maps grid "
             "(cubic spline, clipped to the data range)",
         },
-        "Cleaning": {
-            "Detrend": detrend,
-            "Filter": "butterworth" if (high_pass or low_pass) else None,
-            "FilterOrder": BUTTERWORTH_ORDER,
-            "HighPass": high_pass,
-            "LowPass": low_pass,
-            "Standardize": standardize,
-        },
+        "Cleaning": _cleaning_sidecar(high_pass, low_pass, detrend, standardize),
         "SoftwareVersion": f"sparseconn {__version__}",
     }
     write_json(sidecar, Path(out_json))
+
+
+def run_fmriprep_timeseries(
+    bold: PathLike,
+    confounds: PathLike,
+    maps: PathLike,
+    labels: PathLike | None,
+    out_tsv: PathLike,
+    out_json: PathLike,
+    *,
+    scan: str,
+    atlas_name: str,
+    strategy: str,
+    confound_columns: Sequence[str] = (),
+    t_r: float | None = None,
+    high_pass: float | None = 0.01,
+    low_pass: float | None = None,
+    detrend: bool = True,
+    standardize: str | None = "zscore_sample",
+    n_high_variance_confounds: int = 5,
+    high_variance_percentile: float = 2.0,
+    min_kept_fraction: float = 0.5,
+) -> None:
+    """One fMRIPrep run: denoise by ``strategy``, censor, extract and clean.
+
+    Writes the kept volumes' cleaned signals (header = region names, one row per
+    kept volume) and the JSON sidecar: repetition time, strategy and its
+    parameters, censored volumes (number, indices, why), sources, cleaning.
+    A run censored below ``min_kept_fraction`` is an error here: the workflow
+    leaves such runs out before any job runs.
+    """
+    from sparseconn.fmriprep import clean_scan_signals
+
+    result = clean_scan_signals(
+        bold,
+        maps,
+        confounds,
+        labels=labels,
+        strategy=strategy,
+        confound_columns=confound_columns,
+        t_r=t_r,
+        high_pass=high_pass,
+        low_pass=low_pass,
+        detrend=detrend,
+        standardize=standardize,
+        n_high_variance_confounds=n_high_variance_confounds,
+        high_variance_percentile=high_variance_percentile,
+        min_kept_fraction=min_kept_fraction,
+    )
+    if result.excluded is not None:
+        raise InputError(confounds, result.excluded)
+    write_tsv(pd.DataFrame(result.signals, columns=result.regions), out_tsv)
+    uncovered = [
+        name
+        for name, fraction in zip(result.regions, result.coverage, strict=True)
+        if fraction == 0
+    ]
+    sidecar = {
+        "RepetitionTime": result.t_r,
+        "NumberOfVolumes": result.n_volumes,
+        "NumberOfVolumesKept": result.n_kept,
+        "NumberOfVolumesCensored": len(result.censored),
+        "CensoredVolumes": [int(i) for i in result.censored],
+        "CensoringReasons": {
+            key: [int(i) for i in value]
+            for key, value in result.denoising.outliers.items()
+        },
+        "RowsAreVolumes": [int(i) for i in result.returned_rows],
+        "Scan": scan,
+        "Atlas": atlas_name,
+        "Regions": result.regions,
+        "RegionsOutsideFieldOfView": uncovered,
+        "DenoiseStrategy": result.denoising.parameters,
+        "Confounds": result.confound_names,
+        "Sources": [
+            str(bold),
+            str(confounds),
+            str(maps),
+            *([str(labels)] if labels else []),
+        ],
+        "Cleaning": _cleaning_sidecar(high_pass, low_pass, detrend, standardize),
+        "SoftwareVersion": f"sparseconn {__version__}",
+    }
+    write_json(sidecar, Path(out_json))
+
+
+def run_scan_exclusions(rows: Sequence[dict], out_tsv: PathLike) -> None:
+    """Write the runs left out of the group stage (scan, bold, reason), sorted."""
+    columns = ["scan", "bold", "reason"]
+    frame = pd.DataFrame([dict(row) for row in rows], columns=columns)
+    write_tsv(frame.sort_values("scan", kind="stable"), out_tsv)
 
 
 # ------------------------------------------------------------------ group stage
@@ -163,8 +266,48 @@ def _same_regions(
     return regions
 
 
+def split_sizes(paths: Sequence[PathLike], sizes: Sequence[int] | None) -> list:
+    """Group a flat list of files into consecutive runs of ``sizes`` files.
+
+    ``sizes=None`` is one file per group. Each group is returned as a path (one
+    file) or a list of paths (runs to concatenate).
+    """
+    paths = list(paths)
+    if sizes is None:
+        return paths
+    if sum(sizes) != len(paths) or min(sizes, default=1) < 1:
+        raise ValueError(f"sizes {list(sizes)} do not split {len(paths)} files")
+    groups, start = [], 0
+    for size in sizes:
+        chunk = paths[start : start + size]
+        groups.append(chunk[0] if size == 1 else chunk)
+        start += size
+    return groups
+
+
+def read_unit_timeseries(
+    units: Sequence[PathLike | Sequence[PathLike]],
+) -> tuple[list[np.ndarray], list[str]]:
+    """Signals of each group element, runs concatenated in time, and the regions.
+
+    Each element is a time-series TSV or a list of them (the runs of one subject
+    or session, each cleaned on its own, stacked in the given order). All files
+    must have the same regions.
+    """
+    groups = [[u] if isinstance(u, str | Path) else list(u) for u in units]
+    paths = [path for group in groups for path in group]
+    tables = [read_timeseries(path) for path in paths]
+    regions = _same_regions(tables, paths)
+    arrays, start = [], 0
+    for group in groups:
+        chunk = tables[start : start + len(group)]
+        arrays.append(np.vstack([table.to_numpy() for table in chunk]))
+        start += len(group)
+    return arrays, regions
+
+
 def run_group_sparse_covariance(
-    timeseries: Sequence[PathLike],
+    timeseries: Sequence[PathLike | Sequence[PathLike]],
     subjects: Sequence[str],
     out_npz: PathLike,
     covariance_relmats: Sequence[PathLike],
@@ -179,7 +322,8 @@ def run_group_sparse_covariance(
 ) -> None:
     """Cross-validated group-sparse inverse covariance of all subjects.
 
-    Writes the group ``.npz`` (covariances and precisions of shape
+    ``timeseries`` has one element per subject: a TSV, or a list of TSVs (runs,
+    concatenated). Writes the group ``.npz`` (covariances and precisions of shape
     (n_subjects, p, p), alpha, cv_alphas, cv_scores, subjects, regions) and each
     subject's covariance and precision as ``relmat`` TSVs, in ``subjects`` order.
     BLAS runs on one thread: the bytes written do not depend on the machine's
@@ -189,8 +333,7 @@ def run_group_sparse_covariance(
 
     from sparseconn.covariance import GroupSparseCovarianceCV
 
-    tables = [read_timeseries(path) for path in timeseries]
-    regions = _same_regions(tables, timeseries)
+    signals, regions = read_unit_timeseries(timeseries)
     estimator = GroupSparseCovarianceCV(
         alphas=alphas,
         n_refinements=n_refinements,
@@ -201,7 +344,7 @@ def run_group_sparse_covariance(
     )
     try:
         with threadpool_limits(limits=1):
-            estimator.fit([table.to_numpy() for table in tables])
+            estimator.fit(signals)
     except ValueError as error:
         raise InputError(", ".join(map(str, timeseries)), str(error)) from error
     covariances = np.moveaxis(estimator.covariances_, 2, 0)
@@ -223,7 +366,7 @@ def run_group_sparse_covariance(
 
 
 def run_graph_lasso(
-    timeseries: PathLike,
+    timeseries: PathLike | Sequence[PathLike],
     covariance_relmat: PathLike,
     precision_relmat: PathLike,
     out_npz: PathLike | None = None,
@@ -235,14 +378,14 @@ def run_graph_lasso(
     Writes the covariance and precision ``relmat`` TSVs, and when ``out_npz`` is
     given the ``.npz`` (covariance, precision, alpha, cv_alphas, cv_scores, subject,
     regions). BLAS runs on one thread, for the same bytes on any machine.
+    ``timeseries``: a TSV, or a list of them (runs, concatenated in time).
     """
     from sklearn.covariance import GraphicalLassoCV
     from threadpoolctl import threadpool_limits
 
-    table = read_timeseries(timeseries)
-    regions = list(table.columns)
+    (signals,), regions = read_unit_timeseries([timeseries])
     with threadpool_limits(limits=1):
-        estimator = GraphicalLassoCV().fit(table.to_numpy())
+        estimator = GraphicalLassoCV().fit(signals)
     write_relmat(estimator.covariance_, regions, covariance_relmat)
     write_relmat(estimator.precision_, regions, precision_relmat)
     if out_npz is not None:
@@ -264,7 +407,7 @@ def run_graph_lasso(
 
 
 def run_model_comparison(
-    timeseries: Sequence[PathLike],
+    timeseries: Sequence[PathLike | Sequence[PathLike]],
     subjects: Sequence[str],
     out_tsv: PathLike,
     out_figure: PathLike,
@@ -282,12 +425,9 @@ def run_model_comparison(
     from sparseconn.evaluation import compare_models
     from sparseconn.plotting import plot_model_comparison
 
-    tables = [read_timeseries(path) for path in timeseries]
-    _same_regions(tables, timeseries)
+    signals, _ = read_unit_timeseries(timeseries)
     with threadpool_limits(limits=1):
-        table = compare_models(
-            [t.to_numpy() for t in tables], subjects, n_blocks, group_sparse
-        )
+        table = compare_models(signals, subjects, n_blocks, group_sparse)
     write_tsv(table, out_tsv)
     plot_model_comparison(table, out_figure)
 

@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from sparseconn.errors import InputError
-from sparseconn.tasks import run_graph_lasso, run_group_sparse_covariance
+from sparseconn.tasks import (
+    read_unit_timeseries,
+    run_graph_lasso,
+    run_group_sparse_covariance,
+    split_sizes,
+)
 
 REGIONS = ["L Aud", "R Aud", "Striate", "DMN"]
 
@@ -68,3 +73,46 @@ def test_graph_lasso_writes_relmats_and_npz(tmp_path, rng):
         )
     assert list(pd.read_csv(cov, sep="\t")["Node"]) == REGIONS
     run_graph_lasso(series, cov, prec, None, subject="07")  # relmats only
+
+
+def test_split_sizes_groups_consecutive_files():
+    files = ["a", "b", "c", "d"]
+    assert split_sizes(files, None) == files
+    assert split_sizes(files, [1, 2, 1]) == ["a", ["b", "c"], "d"]
+    with pytest.raises(ValueError, match="do not split 4 files"):
+        split_sizes(files, [2, 1])
+    with pytest.raises(ValueError):
+        split_sizes(files, [4, 0])
+
+
+def test_runs_of_a_unit_are_concatenated_in_order(tmp_path, rng):
+    first, second, other = _timeseries(tmp_path, rng, ["r1", "r2", "s2"])
+    signals, regions = read_unit_timeseries([[first, second], other])
+    assert regions == REGIONS
+    assert [s.shape for s in signals] == [(120, 4), (60, 4)]
+    expected = np.vstack([pd.read_csv(p, sep="\t").to_numpy() for p in (first, second)])
+    np.testing.assert_array_equal(signals[0], expected)
+
+
+def test_runs_with_other_regions_are_rejected(tmp_path, rng):
+    (first,) = _timeseries(tmp_path, rng, ["r1"])
+    (second,) = _timeseries(tmp_path, rng, ["x"], REGIONS[::-1])
+    with pytest.raises(InputError, match="regions differ"):
+        read_unit_timeseries([[first, second]])
+
+
+def test_group_sparse_takes_units_of_different_lengths(tmp_path, rng):
+    paths = _timeseries(tmp_path, rng, ["a1", "a2", "b"])
+    units = ["sub-a", "sub-b"]
+    covs = [tmp_path / f"{u}_cov.tsv" for u in units]
+    precs = [tmp_path / f"{u}_prec.tsv" for u in units]
+    run_group_sparse_covariance(
+        split_sizes(paths, [2, 1]), units, tmp_path / "g.npz", covs, precs
+    )
+    with np.load(tmp_path / "g.npz") as group:
+        assert list(group["subjects"]) == units
+        assert group["precisions"].shape == (2, 4, 4)
+    first = pd.read_csv(covs[0], sep="\t", index_col=0).to_numpy()
+    both = np.vstack([pd.read_csv(p, sep="\t").to_numpy() for p in paths[:2]])
+    # the unit's covariance is estimated from its 120 concatenated samples
+    assert np.allclose(np.diag(first), np.diag(np.cov(both.T, bias=True)), atol=0.3)

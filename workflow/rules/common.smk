@@ -133,7 +133,13 @@ def _load_sheet(path):
 
 
 def _load_subjects():
-    """Subjects (sorted), the sheet's rows (dataset sheet) and excluded subjects."""
+    """Subjects (sorted), the sheet's rows (dataset sheet) and excluded subjects.
+
+    Dataset fmriprep has no per-subject rules (its unit of work is the run): no
+    subjects here, see _load_fmriprep.
+    """
+    if DATASET == "fmriprep":
+        return [], {}, []
     if DATASET == "adhd":
         try:
             subjects = fetch.adhd_subjects(config["n_subjects"])
@@ -163,7 +169,7 @@ def _load_atlas():
     if DATASET == "synthetic":
         name = config["atlas_name"] or "synthetic"
         return SYNTHETIC_ATLAS["maps"], SYNTHETIC_ATLAS["labels"], name
-    if DATASET == "adhd":
+    if DATASET == "adhd" or (DATASET == "fmriprep" and not config["atlas_maps"]):
         name = config["atlas_name"] or "MSDL"
         return ADHD_ATLAS["maps"], ADHD_ATLAS["labels"], name
     maps, labels = config["atlas_maps"], config["atlas_labels"]
@@ -180,10 +186,24 @@ def _load_atlas():
 
 
 def _plot_subject():
-    """The subject named by ``plot_subject``, else the first one not excluded."""
+    """The subject named by ``plot_subject``, else the first one not excluded.
+
+    Dataset fmriprep: the first element of the group stage of that participant.
+    """
     wanted = config["plot_subject"]
     if wanted is None:
         return GROUP_SUBJECTS[0]
+    if DATASET == "fmriprep":
+        label = str(wanted).removeprefix("sub-")
+        matches = [u for u in GROUP_SUBJECTS if u == wanted]
+        matches = matches or [u for u in GROUP_SUBJECTS if UNIT_PARTICIPANT[u] == label]
+        if not matches:
+            raise InputError(
+                CONFIG_SOURCE,
+                f"plot_subject {wanted!r} is not a participant of the group stage "
+                f"({', '.join(sorted(set(UNIT_PARTICIPANT.values())))})",
+            )
+        return matches[0]
     if isinstance(wanted, int):
         # `--config plot_subject=01` arrives as the integer 1.
         matches = [s for s in SUBJECTS if s.isdigit() and int(s) == wanted]
@@ -240,14 +260,171 @@ def _adhd_url(relative):
     return None if base is None else fetch.join_url(base, relative)
 
 
+# ---- Dataset fmriprep: one unit of work per preprocessed run ("scan", named by
+# its BIDS entities); the group stage's elements ("units") are a subject's (and
+# session's) runs concatenated (concatenate_runs) or each run alone.
+DENOISE_STRATEGY = config["denoise_strategy"] or (
+    "simple" if DATASET == "fmriprep" else "highvariance"
+)
+# scan name -> Scan; scan name -> Denoising (censoring is known from the
+# confounds file alone, so exclusions are decided here, before any job runs).
+FMRIPREP_SCANS = {}
+FMRIPREP_DENOISING = {}
+# scan name -> why it is left out of the group stage.
+EXCLUDED_SCANS = {}
+# unit -> its kept scans (in order); unit -> participant label.
+UNIT_SCANS = {}
+UNIT_PARTICIPANT = {}
+FMRIPREP_EXCLUSIONS = f"{GROUP_DIR}/desc-exclusions_scans.tsv"
+
+
+def scan_file(name, suffix):
+    """Path of a per-run (or per-unit) result of dataset fmriprep.
+
+    ``sub-01_ses-1_task-rest_run-1_space-X`` ->
+    ``{results_dir}/sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1_space-X_<suffix>``.
+    """
+    entities = dict(part.split("-", 1) for part in name.split("_"))
+    parts = [f"{key}-{entities[key]}" for key in ("sub", "ses") if key in entities]
+    return posixpath.join(RESULTS, *parts, "func", f"{name}_{suffix}")
+
+
+# Config min_volumes ("50%") as a fraction.
+MIN_KEPT_FRACTION = float(config["min_volumes"].rstrip("%")) / 100.0
+
+
+def _load_fmriprep():
+    """Find the runs, censor them, decide exclusions and group them into units."""
+    from sparseconn import fmriprep
+    from sparseconn.io import read_func_info
+
+    if not config["fmriprep_dir"]:
+        raise InputError(
+            CONFIG_SOURCE, "fmriprep_dir is required with dataset 'fmriprep'"
+        )
+    scans = fmriprep.find_scans(
+        config["fmriprep_dir"],
+        participant_label=[str(p) for p in config["participant_label"]] or None,
+        task=config["task"],
+        space=config["space"],
+        session=None if config["session"] is None else str(config["session"]),
+        run=None if config["run"] is None else str(config["run"]),
+    )
+    if DENOISE_STRATEGY not in fmriprep.STRATEGIES:
+        raise InputError(
+            CONFIG_SOURCE,
+            f"denoise_strategy {DENOISE_STRATEGY!r} is not one of "
+            f"{', '.join(fmriprep.STRATEGIES)}",
+        )
+    minimum = MIN_KEPT_FRACTION
+    by_subject = {}
+    for scan in scans:
+        info = read_func_info(scan.bold)
+        denoising = fmriprep.denoise(
+            scan.confounds,
+            DENOISE_STRATEGY,
+            info.n_volumes,
+            confound_columns=(
+                config["confound_columns"] if DENOISE_STRATEGY == "highvariance" else ()
+            ),
+        )
+        FMRIPREP_SCANS[scan.name] = scan
+        FMRIPREP_DENOISING[scan.name] = denoising
+        n_kept = denoising.kept.size
+        if n_kept == 0 or n_kept < minimum * info.n_volumes:
+            EXCLUDED_SCANS[scan.name] = (
+                f"{n_kept} of {info.n_volumes} volumes kept after censoring, "
+                f"fewer than min_volumes {config['min_volumes']}"
+            )
+        by_subject.setdefault(scan.subject, []).append(scan)
+    for subject, subject_scans in by_subject.items():
+        if all(scan.name in EXCLUDED_SCANS for scan in subject_scans):
+            first = subject_scans[0]
+            raise InputError(
+                first.confounds,
+                f"every run of sub-{subject} is censored below min_volumes "
+                f"{config['min_volumes']} ({EXCLUDED_SCANS[first.name]}); leave "
+                "the participant out (participant_label) or censor less",
+            )
+        for scan in subject_scans:
+            if scan.name in EXCLUDED_SCANS:
+                continue
+            unit = scan.name
+            if config["concatenate_runs"]:
+                unit = "_".join(f"{k}-{v}" for k, v in scan.entities if k != "run")
+            UNIT_SCANS.setdefault(unit, []).append(scan.name)
+            UNIT_PARTICIPANT[unit] = subject
+
+
+def fmriprep_scan(wildcards):
+    """The Scan of a job."""
+    return FMRIPREP_SCANS[wildcards.scan]
+
+
+def fmriprep_confounds_input(wildcards):
+    """The run's confounds TSV, and its JSON (compcor reads the components there)."""
+    scan = fmriprep_scan(wildcards)
+    files = {"confounds": str(scan.confounds)}
+    if DENOISE_STRATEGY == "compcor":
+        files["confounds_json"] = str(scan.confounds_json)
+    return files
+
+
+def unit_prefix(unit):
+    """Path prefix of a group element's per-subject results (relmat TSVs)."""
+    if DATASET == "fmriprep":
+        return scan_file(unit, "")[:-1]
+    return f"{RESULTS}/sub-{unit}/func/sub-{unit}"
+
+
+def unit_label(unit):
+    """A group element as named in figure file names (``sub-01`` or the unit)."""
+    return unit if DATASET == "fmriprep" else f"sub-{unit}"
+
+
+def unit_timeseries(unit):
+    """Time-series TSVs of a group element (several runs when concatenated)."""
+    if DATASET == "fmriprep":
+        return [
+            scan_file(name, f"atlas-{ATLAS_NAME}_timeseries.tsv")
+            for name in UNIT_SCANS[unit]
+        ]
+    return [subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv").format(subject=unit)]
+
+
+def units_timeseries(units):
+    """The time-series TSVs of ``units``, flat, and how many each unit has."""
+    files = [unit_timeseries(unit) for unit in units]
+    return [f for unit_files in files for f in unit_files], [len(f) for f in files]
+
+
+def unit_relmat(unit, stat, desc):
+    """Relmat TSV of a group element (xcp_d layout)."""
+    return f"{unit_prefix(unit)}_atlas-{ATLAS_NAME}_stat-{stat}_desc-{desc}_relmat.tsv"
+
+
 with exit_on_input_error():
     ADHD_SOURCES = _adhd_sources()
     ADHD_PHENOTYPES_URL = _adhd_url(fetch.ADHD_PHENOTYPES_ARCHIVE)
     SUBJECTS, SHEET, EXCLUDED = _load_subjects()
     # Subjects of the group stage: all but the sheet's excluded ones (their
-    # per-subject outputs are still built).
+    # per-subject outputs are still built). Dataset fmriprep: its units.
     GROUP_SUBJECTS = [s for s in SUBJECTS if s not in EXCLUDED]
     ATLAS_MAPS, ATLAS_LABELS, ATLAS_NAME = _load_atlas()
+    if DATASET == "fmriprep":
+        _load_fmriprep()
+        GROUP_SUBJECTS = sorted(UNIT_SCANS)
+        if config["graph_lasso"]["per_subject"]:
+            raise InputError(
+                CONFIG_SOURCE,
+                "graph_lasso.per_subject is not available with dataset 'fmriprep'",
+            )
+    elif DENOISE_STRATEGY != "highvariance":
+        raise InputError(
+            CONFIG_SOURCE,
+            f"denoise_strategy {DENOISE_STRATEGY!r} needs fMRIPrep confounds "
+            f"(dataset 'fmriprep'); dataset {DATASET!r} takes highvariance only",
+        )
     PLOT_SUBJECT = _plot_subject()
     # Subjects fitted one by one by the graph lasso: all but the plotted one,
     # whose matrices come with the group .npz.
@@ -257,7 +434,15 @@ with exit_on_input_error():
 
 
 # Inputs of rule all beyond the results (the phenotypic table of dataset adhd).
+# Dataset fmriprep: every run's time series, and the table of excluded runs.
 DATASET_TARGETS = [ADHD_PHENOTYPES] if DATASET == "adhd" else []
+if DATASET == "fmriprep":
+    DATASET_TARGETS = [
+        scan_file(name, f"atlas-{ATLAS_NAME}_timeseries.{ext}")
+        for name in FMRIPREP_SCANS
+        if name not in EXCLUDED_SCANS
+        for ext in ("tsv", "json")
+    ] + [FMRIPREP_EXCLUSIONS]
 
 
 def func_for(wildcards):

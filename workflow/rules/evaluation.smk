@@ -5,10 +5,7 @@
 
 rule model_comparison:
     input:
-        timeseries=expand(
-            subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
-            subject=GROUP_SUBJECTS,
-        ),
+        timeseries=GROUP_TIMESERIES,
     output:
         tsv=report(
             f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-heldout_loglikelihood.tsv",
@@ -34,6 +31,7 @@ rule model_comparison:
         runtime=60,
     params:
         subjects=GROUP_SUBJECTS,
+        sizes=GROUP_SIZES,
         n_blocks=config["model_comparison"]["n_blocks"],
         group_sparse=config["group_sparse"],
         code=code_version("tasks", "evaluation", "covariance", "plotting"),

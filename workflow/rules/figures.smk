@@ -12,7 +12,7 @@ MATRIX_KINDS = ["covariance", "sparsity", "precision"]
 # File names without their extension (.png, .svg); {estimate} and {subject}
 # are wildcards.
 FIGURES_DIR = f"{RESULTS}/figures"
-PLOTTED_PREFIX = f"{FIGURES_DIR}/sub-{PLOT_SUBJECT}_atlas-{ATLAS_NAME}"
+PLOTTED_PREFIX = f"{FIGURES_DIR}/{unit_label(PLOT_SUBJECT)}_atlas-{ATLAS_NAME}"
 CONNECTOME_FIGURE = f"{PLOTTED_PREFIX}_desc-{{estimate}}_connectome"
 MATRIX_FIGURE = {
     kind: f"{PLOTTED_PREFIX}_stat-{kind}_desc-{{estimate}}_matrix"

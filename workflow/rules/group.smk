@@ -3,16 +3,21 @@
 # the plotted subject (and on every subject with graph_lasso.per_subject).
 
 
+# Time series of the group stage's elements (subjects, or fMRIPrep units whose
+# runs are concatenated), flat, and the number of files of each element.
+GROUP_TIMESERIES, GROUP_SIZES = units_timeseries(GROUP_SUBJECTS)
+PLOTTED_TIMESERIES, PLOTTED_SIZES = units_timeseries([PLOT_SUBJECT])
+
+
 rule group_sparse_covariance:
     input:
-        timeseries=expand(
-            subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
-            subject=GROUP_SUBJECTS,
-        ),
+        timeseries=GROUP_TIMESERIES,
     output:
         npz=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-groupsparse_connectome.npz",
-        covariances=expand(relmat("covariance", "groupsparse"), subject=GROUP_SUBJECTS),
-        precisions=expand(relmat("precision", "groupsparse"), subject=GROUP_SUBJECTS),
+        covariances=[
+            unit_relmat(u, "covariance", "groupsparse") for u in GROUP_SUBJECTS
+        ],
+        precisions=[unit_relmat(u, "precision", "groupsparse") for u in GROUP_SUBJECTS],
     log:
         "logs/group_sparse_covariance/group_sparse_covariance.log",
     benchmark:
@@ -25,6 +30,7 @@ rule group_sparse_covariance:
         runtime=30,
     params:
         subjects=GROUP_SUBJECTS,
+        sizes=GROUP_SIZES,
         settings=config["group_sparse"],
         code=code_version("tasks", "covariance"),
     message:
@@ -35,13 +41,11 @@ rule group_sparse_covariance:
 
 rule graph_lasso:
     input:
-        timeseries=subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv").format(
-            subject=PLOT_SUBJECT
-        ),
+        timeseries=PLOTTED_TIMESERIES,
     output:
         npz=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-graphlasso_connectome.npz",
-        covariance=relmat("covariance", "graphlasso").format(subject=PLOT_SUBJECT),
-        precision=relmat("precision", "graphlasso").format(subject=PLOT_SUBJECT),
+        covariance=unit_relmat(PLOT_SUBJECT, "covariance", "graphlasso"),
+        precision=unit_relmat(PLOT_SUBJECT, "precision", "graphlasso"),
     log:
         "logs/graph_lasso/graph_lasso.log",
     benchmark:
@@ -56,7 +60,7 @@ rule graph_lasso:
         subject=PLOT_SUBJECT,
         code=code_version("tasks"),
     message:
-        "Graph lasso (GraphicalLassoCV) of the plotted subject sub-{params.subject}"
+        "Graph lasso (GraphicalLassoCV) of the plotted subject {params.subject}"
     script:
         "../../scripts/graph_lasso.py"
 

@@ -1,0 +1,902 @@
+"""fMRIPrep derivatives in: scan discovery, denoising strategies, cleaned signals.
+
+Three pieces, each usable on its own:
+
+* :func:`find_scans` lists the preprocessed BOLD runs of a BIDS derivatives
+  dataset written by fMRIPrep (≥ 1.2; the confounds are ``*_desc-confounds_
+  timeseries.tsv`` since 20.2, ``*_desc-confounds_regressors.tsv`` before), with
+  their confounds file, filtered by participant, task, space, session, run and
+  resolution.
+* :func:`denoise` selects the confounds and the censored volumes of one scan by a
+  named strategy (:data:`STRATEGIES`). The presets ``simple``, ``scrubbing`` and
+  ``compcor`` give the same columns, values and sample mask as nilearn's
+  ``interfaces.fmriprep.load_confounds_strategy`` with its default parameters;
+  ``highvariance`` is this project's own (the reference example's) strategy.
+* :func:`clean_scan_signals` extracts one signal per atlas map and cleans it with
+  those confounds and that censoring, as ``NiftiMapsMasker(...).fit_transform(
+  img, confounds=..., sample_mask=...)`` does.
+
+nilearn's ``ica_aroma`` preset is not offered: it denoises a different image
+(fMRIPrep's ``desc-smoothAROMAnonaggr_bold``, in MNI152NLin6Asym only, no longer
+produced since fMRIPrep 24) and only adds WM/CSF regressors to it; running it on
+``desc-preproc_bold`` would silently skip the AROMA step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparseconn.errors import InputError
+from sparseconn.io import PathLike, read_func_info
+
+logger = logging.getLogger(__name__)
+
+#: BIDS entities a preprocessed BOLD file name may carry, in BIDS order.
+ENTITY_ORDER: tuple[str, ...] = (
+    "sub",
+    "ses",
+    "task",
+    "acq",
+    "ce",
+    "rec",
+    "dir",
+    "run",
+    "echo",
+    "space",
+    "cohort",
+    "res",
+    "den",
+)
+#: Entities of the output space: the confounds file name does not carry them.
+SPATIAL_ENTITIES = frozenset({"space", "cohort", "res", "den"})
+BOLD_SUFFIX = "_desc-preproc_bold.nii.gz"
+CONFOUNDS_SUFFIXES = (
+    "_desc-confounds_timeseries.tsv",  # fMRIPrep >= 20.2
+    "_desc-confounds_regressors.tsv",  # fMRIPrep 1.2 - 20.1
+)
+_LABEL = re.compile(r"^[A-Za-z0-9]+$")
+
+# ------------------------------------------------------------------ discovery
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One preprocessed BOLD run and its confounds file: one unit of work.
+
+    Attributes
+    ----------
+    entities : tuple of (key, label) pairs
+        The BIDS entities of the BOLD file name in BIDS order (``sub``, ``ses``,
+        ``task``, ``acq``, ..., ``run``, ..., ``space``, ``cohort``, ``res``,
+        ``den``), absent ones omitted; ``desc`` and the suffix are not included.
+    bold : Path
+        The ``*_desc-preproc_bold.nii.gz`` image.
+    confounds : Path
+        Its ``*_desc-confounds_timeseries.tsv`` (or ``_regressors.tsv``).
+    """
+
+    entities: tuple[tuple[str, str], ...]
+    bold: Path
+    confounds: Path
+
+    def get(self, key: str) -> str | None:
+        """The label of entity ``key`` (e.g. ``"run"``), or None when absent."""
+        return dict(self.entities).get(key)
+
+    @property
+    def subject(self) -> str:
+        """The participant label, without ``sub-``."""
+        return dict(self.entities)["sub"]
+
+    @property
+    def name(self) -> str:
+        """BIDS prefix of the scan's outputs.
+
+        E.g. ``sub-01_ses-1_task-rest_run-1_space-MNI152NLin2009cAsym_res-2``.
+        """
+        return "_".join(f"{key}-{label}" for key, label in self.entities)
+
+    @property
+    def group_key(self) -> str:
+        """``sub-01_ses-1`` (or ``sub-01``): the runs to concatenate together."""
+        return "_".join(
+            f"{key}-{label}" for key, label in self.entities if key in ("sub", "ses")
+        )
+
+    @property
+    def confounds_json(self) -> Path:
+        """The JSON sidecar of the confounds file (needed by ``compcor``)."""
+        return self.confounds.with_suffix(".json")
+
+
+def parse_bold_name(name: str) -> tuple[tuple[str, str], ...] | None:
+    """Entities of a ``*_desc-preproc_bold.nii.gz`` file name, or None.
+
+    None when the name does not end with the suffix, holds an entity this module
+    does not know, a label that is not alphanumeric, entities out of BIDS order
+    or repeated, or lacks ``sub`` or ``task``.
+    """
+    if not name.endswith(BOLD_SUFFIX):
+        return None
+    pairs = []
+    for part in name[: -len(BOLD_SUFFIX)].split("_"):
+        key, _, label = part.partition("-")
+        if key not in ENTITY_ORDER or not _LABEL.match(label):
+            return None
+        pairs.append((key, label))
+    ranks = [ENTITY_ORDER.index(key) for key, _ in pairs]
+    if ranks != sorted(set(ranks)) or not ranks or ranks[0] != 0:
+        return None
+    if "task" not in dict(pairs):
+        return None
+    return tuple(pairs)
+
+
+def _confounds_candidates(
+    bold: Path, entities: Sequence[tuple[str, str]]
+) -> list[Path]:
+    stem = "_".join(f"{k}-{v}" for k, v in entities if k not in SPATIAL_ENTITIES)
+    return [bold.parent / f"{stem}{suffix}" for suffix in CONFOUNDS_SUFFIXES]
+
+
+def _as_labels(value: str | Iterable[str] | None, prefix: str) -> list[str] | None:
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str | int) else list(value)
+    labels = []
+    for item in values:
+        label = str(item)
+        if label.startswith(f"{prefix}-"):
+            label = label[len(prefix) + 1 :]
+        labels.append(label)
+    return labels
+
+
+def _same_label(key: str, a: str, b: str) -> bool:
+    """Labels equal; run indices compare as numbers (``run-1`` is ``run-01``)."""
+    if key == "run" and a.isdigit() and b.isdigit():
+        return int(a) == int(b)
+    return a == b
+
+
+def _sort_key(scan: Scan) -> tuple:
+    return tuple(
+        (ENTITY_ORDER.index(key), label.zfill(12) if label.isdigit() else label)
+        for key, label in scan.entities
+    )
+
+
+def _present(entities: Iterable[tuple[tuple[str, str], ...]], key: str) -> str:
+    labels = sorted({dict(e).get(key) or "(none)" for e in entities})
+    return ", ".join(labels)
+
+
+def find_scans(
+    fmriprep_dir: PathLike,
+    *,
+    participant_label: str | Sequence[str] | None = None,
+    task: str | None = "rest",
+    space: str | None = "MNI152NLin2009cAsym",
+    session: str | Sequence[str] | None = None,
+    run: str | int | Sequence[str | int] | None = None,
+    res: str | None = None,
+) -> list[Scan]:
+    """The preprocessed BOLD runs of an fMRIPrep derivatives dataset.
+
+    Looks for ``sub-*/[ses-*/]func/*_desc-preproc_bold.nii.gz`` and, beside each
+    selected one, its confounds file (the BOLD entities without ``space``,
+    ``cohort``, ``res`` and ``den``, ``_desc-confounds_timeseries.tsv``, or the
+    older ``_desc-confounds_regressors.tsv``).
+
+    Parameters
+    ----------
+    fmriprep_dir : path-like
+        Root of the derivatives dataset (holding ``dataset_description.json``).
+    participant_label : str or list of str, optional
+        Participants to keep, with or without ``sub-``; default all. A label no
+        scan has is an error.
+    task : str or None
+        Task label (default ``"rest"``); None keeps every task.
+    space : str or None
+        Output space (default ``"MNI152NLin2009cAsym"``); None keeps every space.
+    session, run : str/int or list of them, optional
+        Sessions and runs to keep (runs compare as numbers); default all.
+    res : str, optional
+        Resolution label (``res-2``: ``"2"``); default all.
+
+    Returns
+    -------
+    list of Scan
+        Sorted by entities (participant, session, task, ..., run, space, res).
+
+    Raises
+    ------
+    InputError
+        The folder does not exist or holds no BOLD file; a filter removed every
+        scan (the message names the filter and the values present); a requested
+        participant has no scan; a selected scan has no confounds file, or two.
+    """
+    root = Path(fmriprep_dir)
+    if not root.is_dir():
+        raise InputError(root, "fMRIPrep derivatives folder not found")
+    if not (root / "dataset_description.json").is_file():
+        logger.warning("%s: no dataset_description.json (not BIDS derivatives?)", root)
+    found: list[tuple[tuple[str, str], ...]] = []
+    paths: dict[tuple[tuple[str, str], ...], Path] = {}
+    for pattern in (f"sub-*/func/*{BOLD_SUFFIX}", f"sub-*/ses-*/func/*{BOLD_SUFFIX}"):
+        for path in root.glob(pattern):
+            entities = parse_bold_name(path.name)
+            if entities is None:
+                logger.warning("%s: not a BIDS name this tool reads; skipped", path)
+                continue
+            folders = [p.partition("-") for p in path.relative_to(root).parts[:-2]]
+            if any(dict(entities).get(key) != label for key, _, label in folders):
+                logger.warning("%s: entities differ from its folders; skipped", path)
+                continue
+            found.append(entities)
+            paths[entities] = path
+    if not found:
+        raise InputError(
+            root,
+            f"no sub-*/[ses-*/]func/*{BOLD_SUFFIX} file: not an fMRIPrep "
+            "derivatives folder",
+        )
+
+    subjects = _as_labels(participant_label, "sub")
+    if subjects is not None:
+        present = {dict(e)["sub"] for e in found}
+        missing = [s for s in subjects if s not in present]
+        if missing:
+            raise InputError(
+                root,
+                f"no scan for participant(s) {', '.join(missing)}; participants "
+                f"present: {_present(found, 'sub')}",
+            )
+    filters: list[tuple[str, list[str] | None]] = [
+        ("sub", subjects),
+        ("task", _as_labels(task, "task")),
+        ("space", _as_labels(space, "space")),
+        ("ses", _as_labels(session, "ses")),
+        ("run", _as_labels(run, "run")),
+        ("res", _as_labels(res, "res")),
+    ]
+    selected = found
+    for key, wanted in filters:
+        if wanted is None:
+            continue
+        kept = [
+            e
+            for e in selected
+            if dict(e).get(key) is not None
+            and any(_same_label(key, dict(e)[key], w) for w in wanted)
+        ]
+        if not kept:
+            asked = ", ".join(f"{key}-{w}" for w in wanted)
+            raise InputError(
+                root,
+                f"no scan has {asked} (after the filters before it); "
+                f"{key} labels present: {_present(selected, key)}",
+            )
+        selected = kept
+
+    scans = []
+    for entities in selected:
+        bold = paths[entities]
+        candidates = _confounds_candidates(bold, entities)
+        existing = [c for c in candidates if c.is_file()]
+        if not existing:
+            raise InputError(
+                bold,
+                f"no confounds file beside it: expected {candidates[0].name} "
+                f"(fMRIPrep >= 20.2) or {candidates[1].name}",
+            )
+        if len(existing) > 1:
+            raise InputError(
+                bold,
+                f"two confounds files beside it ({existing[0].name} and "
+                f"{existing[1].name}): keep one",
+            )
+        scans.append(Scan(entities=entities, bold=bold, confounds=existing[0]))
+    return sorted(scans, key=_sort_key)
+
+
+# ------------------------------------------------------------------- strategies
+
+#: Denoising strategies and their parameters (recorded in the JSON sidecar).
+#:
+#: ``simple``, ``scrubbing`` and ``compcor`` are nilearn's
+#: ``load_confounds_strategy`` presets with their default parameters:
+#:
+#: * ``high_pass``: fMRIPrep's discrete-cosine regressors (columns ``cosine*``);
+#: * ``motion``: the 6 rigid-body parameters; ``"full"`` adds their temporal
+#:   derivatives, squares and squared derivatives (24 columns);
+#: * ``wm_csf``: the mean white-matter and CSF signals (``"basic"``, 2 columns;
+#:   ``"full"``, 8 columns);
+#: * ``compcor``: ``"anat_combined"`` takes the anatomical CompCor components of
+#:   the combined WM+CSF mask (from the confounds JSON), ``n_compcor="all"`` all
+#:   of them;
+#: * ``scrub``: censor volumes with framewise displacement above
+#:   ``fd_threshold`` (mm) or standardised DVARS above ``std_dvars_threshold``,
+#:   then also the segments of fewer than ``scrub`` volumes left between them;
+#: * non-steady-state volumes (``non_steady_state_outlier*`` columns) are always
+#:   censored by these three;
+#: * ``demean``: confounds centred on the kept volumes.
+#:
+#: ``highvariance`` (this project's default, the reference example's): the
+#: ``n_high_variance_confounds`` high-variance confounds of the image
+#: (``high_variance_percentile``) plus the file columns listed in
+#: ``confound_columns``; no censoring.
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "simple": {
+        "strategy": ["high_pass", "motion", "wm_csf"],
+        "motion": "full",
+        "wm_csf": "basic",
+        "demean": True,
+    },
+    "scrubbing": {
+        "strategy": ["high_pass", "motion", "wm_csf", "scrub"],
+        "motion": "full",
+        "wm_csf": "full",
+        "scrub": 5,
+        "fd_threshold": 0.5,
+        "std_dvars_threshold": 1.5,
+        "demean": True,
+    },
+    "compcor": {
+        "strategy": ["high_pass", "motion", "compcor"],
+        "motion": "full",
+        "compcor": "anat_combined",
+        "n_compcor": "all",
+        "demean": True,
+    },
+    "highvariance": {
+        "strategy": ["high_variance"],
+        "n_high_variance_confounds": 5,
+        "high_variance_percentile": 2.0,
+        "confound_columns": [],
+        "demean": False,
+    },
+}
+
+_MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
+_EXPANSIONS = {
+    "basic": (),
+    "derivatives": ("derivative1",),
+    "power2": ("power2",),
+    "full": ("derivative1", "power2", "derivative1_power2"),
+}
+
+
+def _expanded(bases: Sequence[str], model: str) -> list[str]:
+    return [*bases, *(f"{b}_{s}" for b in bases for s in _EXPANSIONS[model])]
+
+
+@dataclass(frozen=True)
+class Denoising:
+    """What a strategy takes from one scan's confounds file.
+
+    Attributes
+    ----------
+    confounds : DataFrame, shape (n_volumes, n_confounds)
+        The regressors, as nilearn's ``load_confounds_strategy`` returns them:
+        columns sorted by name, a first-row NaN (derivatives) replaced by the
+        second row's value, centred on the kept volumes. For ``highvariance``,
+        the ``confound_columns`` as in the file (same first-row rule); the image's
+        high-variance confounds are added by the caller.
+    sample_mask : ndarray of int or None
+        Indices of the kept volumes, shape (n_kept,); None when the strategy
+        censors nothing (nilearn's convention).
+    censored : list of int
+        Indices of the censored volumes (sorted).
+    outliers : dict
+        ``{"non_steady_state": [...], "motion": [...]}``: why volumes were
+        censored (``motion`` includes the short segments removed with them).
+    parameters : dict
+        ``{"name": strategy, **STRATEGIES[strategy]}`` (plus the columns asked
+        for ``highvariance``), JSON-serialisable.
+    n_volumes : int
+    """
+
+    confounds: pd.DataFrame
+    sample_mask: np.ndarray | None
+    censored: list[int]
+    outliers: dict[str, list[int]]
+    parameters: dict[str, Any]
+    n_volumes: int
+
+    @property
+    def kept(self) -> np.ndarray:
+        """Indices of the kept volumes, shape (n_kept,) (all when no censoring)."""
+        if self.sample_mask is None:
+            return np.arange(self.n_volumes)
+        return self.sample_mask
+
+
+def read_fmriprep_confounds(path: PathLike, n_volumes: int) -> pd.DataFrame:
+    """Read an fMRIPrep confounds TSV (header row, ``n/a`` for missing values).
+
+    Returns
+    -------
+    DataFrame, shape (n_volumes, n_columns)
+        Numeric columns as float64; other columns kept as read.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, a headerless or camelCase table (fMRIPrep < 1.2), or a
+        row count different from ``n_volumes``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "confounds file not found")
+    try:
+        table = pd.read_csv(path, sep="\t", encoding="utf-8")
+    except Exception as error:  # pandas raises many kinds on bad files
+        raise InputError(path, f"cannot read confounds table ({error})") from error
+    columns = [str(c) for c in table.columns]
+    if not columns or any(_is_number(c) for c in columns):
+        raise InputError(path, "no header row: not an fMRIPrep (>= 1.2) confounds file")
+    if any(re.search(r"[a-z][A-Z]", c) for c in columns):
+        raise InputError(
+            path, "camelCase column names: fMRIPrep < 1.2 output is not supported"
+        )
+    if len(table) != n_volumes:
+        raise InputError(
+            path,
+            f"{len(table)} rows of confounds but the functional image has "
+            f"{n_volumes} volumes",
+        )
+    return table
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _require(path: Path, table: pd.DataFrame, columns: Sequence[str], why: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(
+            path,
+            f"column(s) {', '.join(missing)} missing, needed by {why}",
+        )
+
+
+def _numeric(path: Path, table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    values = np.empty((len(table), len(columns)))
+    for j, column in enumerate(columns):
+        numbers = pd.to_numeric(table[column], errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        text = table[column].notna() & np.isnan(numbers)
+        if text.any():
+            row = int(np.flatnonzero(text.to_numpy())[0])
+            raise InputError(
+                path,
+                f"non-numeric value {table[column].iloc[row]!r} in column "
+                f"{column!r} at data row {row + 1}",
+            )
+        values[:, j] = numbers
+    return values
+
+
+def _fill_first_row(path: Path, values: np.ndarray, columns: Sequence[str]) -> None:
+    """Replace NaN in row 0 by row 1 (fMRIPrep's derivatives); other NaN: error."""
+    if len(values) > 1:
+        first = np.isnan(values[0])
+        values[0, first] = values[1, first]
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = (int(i[0]) for i in np.nonzero(bad))
+        raise InputError(
+            path,
+            f"missing or infinite value in column {columns[column]!r} at data row "
+            f"{row + 1}",
+        )
+
+
+def _scrub_segments(outliers: np.ndarray, n_volumes: int, scrub: int) -> np.ndarray:
+    """Outliers plus the runs of fewer than ``scrub`` volumes they leave.
+
+    The leading run (before the first outlier), the trailing run (after the
+    last) and every run between two outliers are censored when shorter than
+    ``scrub`` volumes (nilearn's ``optimize_scrub``).
+    """
+    if scrub <= 0 or outliers.size == 0:
+        return outliers
+    censored = np.zeros(n_volumes, dtype=bool)
+    censored[outliers] = True
+    if outliers[0] < scrub:
+        censored[: outliers[0]] = True
+    if n_volumes - 1 - outliers[-1] < scrub:
+        censored[outliers[-1] :] = True
+    for left, right in itertools.pairwise(outliers):
+        if 1 < right - left <= scrub:
+            censored[left + 1 : right] = True
+    return np.flatnonzero(censored)
+
+
+def _compcor_columns(path: Path, parameters: dict[str, Any]) -> list[str]:
+    """Anatomical CompCor columns of the combined mask, from the confounds JSON."""
+    if parameters["compcor"] != "anat_combined":
+        raise ValueError(f"compcor={parameters['compcor']!r} is not supported")
+    json_path = path.with_suffix(".json")
+    try:
+        meta = json.loads(json_path.read_text())
+    except OSError as error:
+        raise InputError(
+            json_path,
+            "confounds JSON not found: the compcor strategy needs it (fMRIPrep "
+            ">= 1.4) to tell the components of the combined WM+CSF mask",
+        ) from error
+    except ValueError as error:
+        raise InputError(json_path, f"not valid JSON ({error})") from error
+    # As nilearn: the components are a_comp_cor_00, 01, ... as many as the JSON
+    # has a_comp_cor entries, those of the "combined" mask kept in that order.
+    count = sum("a_comp_cor" in key for key in meta)
+    columns = []
+    for index in range(count):
+        name = f"a_comp_cor_{index:02d}"
+        entry = meta.get(name)
+        if not isinstance(entry, dict) or "Mask" not in entry:
+            raise InputError(json_path, f"no 'Mask' entry for {name}")
+        if entry["Mask"] == "combined":
+            columns.append(name)
+    n_compcor = parameters["n_compcor"]
+    if n_compcor != "all":
+        columns = columns[: int(n_compcor)]
+    if not columns:
+        raise InputError(
+            json_path, "no anatomical CompCor component of the combined mask"
+        )
+    return columns
+
+
+def denoise(
+    confounds_path: PathLike,
+    strategy: str,
+    n_volumes: int,
+    *,
+    confound_columns: Sequence[str] = (),
+) -> Denoising:
+    """Confounds and censoring of one scan by a named strategy.
+
+    Parameters
+    ----------
+    confounds_path : path-like
+        The scan's fMRIPrep confounds TSV (its JSON beside it for ``compcor``).
+    strategy : str
+        A key of :data:`STRATEGIES`.
+    n_volumes : int
+        Number of volumes of the BOLD image: the table must have as many rows.
+    confound_columns : sequence of str
+        ``highvariance`` only: file columns regressed out besides the image's
+        high-variance confounds (e.g. ``["trans_x", ..., "rot_z"]``).
+
+    Returns
+    -------
+    Denoising
+
+    Raises
+    ------
+    InputError
+        Unknown strategy (the message lists the valid ones), unreadable table,
+        wrong row count, required columns missing (named), non-numeric or
+        missing values, ``confound_columns`` given to a preset.
+    """
+    path = Path(confounds_path)
+    if strategy not in STRATEGIES:
+        raise InputError(
+            path,
+            f"unknown denoising strategy {strategy!r}; valid strategies: "
+            f"{', '.join(STRATEGIES)}",
+        )
+    parameters = {"name": strategy, **json.loads(json.dumps(STRATEGIES[strategy]))}
+    table = read_fmriprep_confounds(path, n_volumes)
+    if strategy == "highvariance":
+        columns = list(dict.fromkeys(confound_columns))
+        parameters["confound_columns"] = columns
+        _require(path, table, columns, "confound_columns")
+        values = _numeric(path, table, columns)
+        _fill_first_row(path, values, columns)
+        return Denoising(
+            confounds=pd.DataFrame(values, columns=columns),
+            sample_mask=None,
+            censored=[],
+            outliers={"non_steady_state": [], "motion": []},
+            parameters=parameters,
+            n_volumes=n_volumes,
+        )
+    if confound_columns:
+        raise InputError(
+            path,
+            f"confound_columns are for the highvariance strategy; the {strategy} "
+            "strategy picks its own columns",
+        )
+
+    selected: list[str] = []
+    steps = parameters["strategy"]
+    if "high_pass" in steps:
+        selected += [c for c in table.columns if "cosine" in c]
+    if "motion" in steps:
+        columns = _expanded(_MOTION, parameters["motion"])
+        _require(path, table, columns, f"motion={parameters['motion']!r}")
+        selected += columns
+    if "wm_csf" in steps:
+        columns = _expanded(("csf", "white_matter"), parameters["wm_csf"])
+        _require(path, table, columns, f"wm_csf={parameters['wm_csf']!r}")
+        selected += columns
+    if "compcor" in steps:
+        columns = _compcor_columns(path, parameters)
+        _require(path, table, columns, "compcor (columns named in its JSON)")
+        selected += columns
+
+    flagged = np.zeros(n_volumes, dtype=bool)
+    steady = [c for c in table.columns if "non_steady_state" in c]
+    has_outlier_columns = bool(steady)
+    non_steady = np.empty(0, dtype=np.int64)
+    if steady:
+        non_steady = np.flatnonzero(_numeric(path, table, steady).sum(axis=1) != 0)
+        flagged[non_steady] = True
+    motion = np.empty(0, dtype=np.int64)
+    if "scrub" in steps:
+        _require(path, table, ["framewise_displacement", "std_dvars"], "scrubbing")
+        fd, dvars = _numeric(path, table, ["framewise_displacement", "std_dvars"]).T
+        with np.errstate(invalid="ignore"):
+            high = (fd > parameters["fd_threshold"]) | (
+                dvars > parameters["std_dvars_threshold"]
+            )
+        motion = _scrub_segments(np.flatnonzero(high), n_volumes, parameters["scrub"])
+        has_outlier_columns = has_outlier_columns or motion.size > 0
+        flagged[motion] = True
+
+    columns = sorted(set(selected) - set(steady))
+    values = _numeric(path, table, columns)
+    _fill_first_row(path, values, columns)
+    sample_mask = np.flatnonzero(~flagged) if has_outlier_columns else None
+    if parameters["demean"] and columns:
+        rows = values if sample_mask is None else values[sample_mask]
+        if len(rows):
+            values = values - rows.mean(axis=0)
+    return Denoising(
+        confounds=pd.DataFrame(values, columns=columns),
+        sample_mask=sample_mask,
+        censored=np.flatnonzero(flagged).tolist(),
+        outliers={
+            "non_steady_state": non_steady.tolist(),
+            "motion": motion.tolist(),
+        },
+        parameters=parameters,
+        n_volumes=n_volumes,
+    )
+
+
+# ---------------------------------------------------------------- per scan
+
+
+@dataclass(frozen=True)
+class ScanSignals:
+    """One scan's cleaned region signals and what was done to get them.
+
+    Attributes
+    ----------
+    signals : ndarray, shape (n_kept, n_regions), or None
+        Cleaned signals of the kept volumes; None when the scan is excluded.
+    regions : list of str
+        Region names, in map order.
+    kept : ndarray, shape (n_kept,)
+        Indices of the kept volumes (the sample mask; all when no censoring).
+    censored : list of int
+        Indices of the censored volumes.
+    returned_rows : ndarray, shape (n_kept,)
+        The volume each row of ``signals`` comes from. Equal to ``kept`` except
+        in the corner case of nilearn 0.13.1's censoring described in
+        :func:`sparseconn.signals.censored_rows` (censored volumes at both ends).
+    n_volumes : int
+    t_r : float
+    confound_names : list of str
+        Columns regressed out (``highvariance01``.. first for ``highvariance``).
+    denoising : Denoising
+    coverage : ndarray, shape (n_regions,) or None
+        Fraction of each map inside the field of view (None when excluded).
+    excluded : str or None
+        Why the scan is left out of the group (too few volumes kept), or None.
+    """
+
+    signals: np.ndarray | None
+    regions: list[str]
+    kept: np.ndarray
+    censored: list[int]
+    returned_rows: np.ndarray
+    n_volumes: int
+    t_r: float
+    confound_names: list[str]
+    denoising: Denoising
+    coverage: np.ndarray | None = None
+    excluded: str | None = None
+
+    @property
+    def n_kept(self) -> int:
+        """Number of kept volumes."""
+        return int(self.kept.size)
+
+
+def bold_t_r(
+    bold: PathLike, header_t_r: float | None, t_r: float | None = None
+) -> float:
+    """Repetition time of a BOLD run: ``t_r``, else its JSON sidecar, else header.
+
+    The sidecar is ``*_bold.json`` beside the image (``RepetitionTime``, s); a
+    value given or found in the sidecar that disagrees with the header's by more
+    than 0.1 % is an error.
+
+    Raises
+    ------
+    InputError
+        Disagreement, unreadable sidecar, or no repetition time anywhere.
+    """
+    from sparseconn.subjects import resolve_t_r
+
+    bold = Path(bold)
+    sidecar = bold.parent / (bold.name[: -len(".nii.gz")] + ".json")
+    if t_r is None and sidecar.is_file():
+        try:
+            t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
+        except (OSError, ValueError) as error:
+            raise InputError(sidecar, f"unreadable JSON sidecar ({error})") from error
+        if t_r is not None and not isinstance(t_r, int | float):
+            raise InputError(sidecar, f"RepetitionTime {t_r!r} is not a number")
+    return resolve_t_r(bold, header_t_r, config_t_r=t_r)
+
+
+def clean_scan_signals(
+    bold: PathLike,
+    maps: PathLike,
+    confounds: PathLike,
+    *,
+    labels: PathLike | None = None,
+    strategy: str = "simple",
+    confound_columns: Sequence[str] = (),
+    t_r: float | None = None,
+    high_pass: float | None = 0.01,
+    low_pass: float | None = None,
+    detrend: bool = True,
+    standardize: str | None = "zscore_sample",
+    n_high_variance_confounds: int = 5,
+    high_variance_percentile: float = 2.0,
+    min_kept_fraction: float = 0.5,
+) -> ScanSignals:
+    """Extract and clean one signal per atlas map of one fMRIPrep scan.
+
+    Equal to nilearn's ``NiftiMapsMasker(maps, resampling_target="maps",
+    detrend=detrend, high_pass=high_pass, low_pass=low_pass, t_r=t_r,
+    standardize=standardize).fit_transform(bold, confounds=conf,
+    sample_mask=mask)`` with ``conf, mask = load_confounds_strategy(bold,
+    denoise_strategy=strategy)``; for ``highvariance``, ``conf`` is the image's
+    high-variance confounds then ``confound_columns`` and there is no mask.
+
+    Parameters
+    ----------
+    bold : path-like
+        ``*_desc-preproc_bold.nii.gz`` (4D).
+    maps, labels : path-like
+        The atlas (see :func:`sparseconn.atlas.load_atlas`).
+    confounds : path-like
+        The scan's fMRIPrep confounds TSV.
+    strategy : str
+        A key of :data:`STRATEGIES`.
+    confound_columns : sequence of str
+        File columns added to the high-variance confounds (``highvariance``).
+    t_r : float, optional
+        Repetition time (s); default the BOLD JSON sidecar, else the header.
+    high_pass, low_pass, detrend, standardize
+        Cleaning, as :func:`sparseconn.signals.clean`.
+    n_high_variance_confounds, high_variance_percentile
+        ``highvariance`` only.
+    min_kept_fraction : float
+        A scan keeping fewer than this fraction of its volumes after censoring is
+        excluded: its signals are not computed (``excluded`` says why).
+
+    Returns
+    -------
+    ScanSignals
+
+    Raises
+    ------
+    InputError
+        Bad image, confounds or atlas (the message names the file), or a cleaning
+        that cannot run (e.g. too few volumes to filter).
+    """
+    from sparseconn.atlas import load_atlas
+    from sparseconn.signals import censored_rows, clean, extract_map_signals
+
+    if not 0 <= min_kept_fraction <= 1:
+        raise ValueError(f"min_kept_fraction={min_kept_fraction} must be in [0, 1]")
+    info = read_func_info(bold)
+    repetition = bold_t_r(bold, info.t_r, t_r)
+    denoising = denoise(
+        confounds, strategy, info.n_volumes, confound_columns=confound_columns
+    )
+    kept = denoising.kept
+    n_volumes = info.n_volumes
+    atlas = load_atlas(maps, labels)
+    common = {
+        "regions": atlas.names,
+        "kept": kept,
+        "censored": denoising.censored,
+        "n_volumes": n_volumes,
+        "t_r": repetition,
+        "denoising": denoising,
+    }
+    if kept.size == 0 or kept.size < min_kept_fraction * n_volumes:
+        reason = (
+            f"{kept.size} of {n_volumes} volumes left after censoring "
+            f"({strategy} strategy), fewer than {min_kept_fraction:.0%}"
+        )
+        logger.warning("%s: excluded: %s", bold, reason)
+        return ScanSignals(
+            signals=None,
+            returned_rows=np.empty(0, dtype=np.int64),
+            confound_names=list(denoising.confounds.columns),
+            excluded=reason,
+            **common,
+        )
+    signals, coverage = extract_map_signals(info, atlas)
+    tables = [denoising.confounds]
+    if strategy == "highvariance":
+        from sparseconn.confounds import high_variance_confounds
+
+        hv = high_variance_confounds(
+            info, n_high_variance_confounds, high_variance_percentile
+        )
+        names = [f"highvariance{i + 1:02d}" for i in range(hv.shape[1])]
+        tables.insert(0, pd.DataFrame(hv, columns=names))
+    confound_frame = pd.concat(tables, axis=1)
+    matrix = confound_frame.to_numpy(dtype=np.float64)
+    try:
+        cleaned = clean(
+            signals,
+            matrix if matrix.shape[1] else None,
+            repetition,
+            high_pass=high_pass,
+            low_pass=low_pass,
+            detrend_signals=detrend,
+            standardize=standardize,
+            sample_mask=denoising.sample_mask,
+        )
+    except ValueError as error:
+        raise InputError(bold, str(error)) from error
+    if denoising.sample_mask is None:
+        returned = kept
+    else:
+        filtered = high_pass is not None or low_pass is not None
+        returned = censored_rows(n_volumes, kept, filtered=filtered)[2]
+        if not np.array_equal(returned, kept):
+            logger.warning(
+                "%s: censoring at both ends of the scan: as nilearn 0.13.1 does, "
+                "rows of the cleaned series come from volumes %s instead of %s",
+                bold,
+                sorted(int(v) for v in set(returned) - set(kept)),
+                sorted(int(v) for v in set(kept) - set(returned)),
+            )
+    return ScanSignals(
+        signals=cleaned,
+        returned_rows=returned,
+        confound_names=list(confound_frame.columns),
+        coverage=coverage,
+        **common,
+    )

@@ -1,0 +1,188 @@
+"""Dataset fmriprep, run for real on a generated fMRIPrep tree (tests/fmriprep_tree).
+
+The tree: sub-01 with 2 sessions x 2 runs, sub-02 with one run (and a T1w-space
+run the space filter leaves out); its confounds files are nilearn's real fMRIPrep
+tables (30 volumes, v21 and older layouts). With ``scrubbing``, the two v21 runs
+lose every volume and are left out (exclusions TSV), the other runs of a session
+are concatenated. Then every bad input of the issue stops the dry run with one
+line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.fmriprep_tree import make_fmriprep_tree
+
+pytestmark = pytest.mark.slow
+
+ERROR_PREFIX = "sparseconn: error: "
+SPACE = "space-MNI152NLin2009cAsym_res-2"
+# BIDS entities in order, then ours (atlas, stat), desc last, then the suffix.
+BIDS_NAME = re.compile(
+    r"^sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?_task-[A-Za-z0-9]+(_acq-[A-Za-z0-9]+)?"
+    r"(_run-[0-9]+)?_space-[A-Za-z0-9]+(_res-[A-Za-z0-9]+)?_atlas-[A-Za-z0-9]+"
+    r"(_stat-[a-z]+)?(_desc-[A-Za-z0-9]+)?_(timeseries|relmat)\.(tsv|json)$"
+)
+
+
+def write_config(folder: Path, tree, **settings) -> Path:
+    path = folder / "fmriprep.yaml"
+    config = {
+        "dataset": "fmriprep",
+        "fmriprep_dir": str(tree.root),
+        "atlas_maps": str(tree.maps),
+        "atlas_labels": str(tree.labels),
+        "atlas_name": "test",
+        **settings,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def scrubbed(tmp_path_factory, run_snakemake):
+    folder = tmp_path_factory.mktemp("fmriprep")
+    tree = make_fmriprep_tree(folder)
+    config = write_config(folder, tree, denoise_strategy="scrubbing")
+    result = run_snakemake("--cores", "2", "--configfile", config, cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, tree
+
+
+def test_runs_end_to_end_with_group_and_figures(scrubbed):
+    folder, _ = scrubbed
+    results = folder / "results"
+    with np.load(results / "group/atlas-test_desc-groupsparse_connectome.npz") as fit:
+        units = [str(u) for u in fit["subjects"]]
+        assert fit["precisions"].shape[0] == 3
+    # runs concatenated per subject and session: names without run
+    assert units == [
+        f"sub-01_ses-1_task-rest_{SPACE}",
+        f"sub-01_ses-2_task-rest_{SPACE}",
+        f"sub-02_task-rest_{SPACE}",
+    ]
+    with np.load(results / "group/atlas-test_desc-graphlasso_connectome.npz") as fit:
+        assert str(fit["subject"]) == units[0]
+    figures = sorted(p.name for p in (results / "figures").glob("*.png"))
+    assert f"{units[0]}_atlas-test_desc-groupsparse_connectome.png" in figures
+    assert len(figures) >= 10
+
+
+def test_censored_runs_are_excluded_with_their_reason(scrubbed):
+    folder, tree = scrubbed
+    table = pd.read_csv(folder / "results/group/desc-exclusions_scans.tsv", sep="\t")
+    v21 = sorted(scan.name for scan in tree.scans if scan.source == "v21")
+    assert sorted(table["scan"]) == v21
+    assert all("0 of 30 volumes kept" in reason for reason in table["reason"])
+    for name in v21:
+        assert not list((folder / "results").rglob(f"{name}_*"))
+
+
+def test_every_output_name_follows_bids_and_has_its_sidecar(scrubbed):
+    folder, _ = scrubbed
+    results = folder / "results"
+    description = json.loads((results / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    subject_files = [p for p in results.rglob("sub-*/**/*") if p.is_file()]
+    assert subject_files
+    for path in subject_files:
+        assert BIDS_NAME.match(path.name), path.name
+        entities = dict(part.split("-", 1) for part in path.name.split("_")[:-1])
+        folder_parts = path.relative_to(results).parts
+        assert folder_parts[0] == f"sub-{entities['sub']}"
+        if "ses" in entities:
+            assert folder_parts[1] == f"ses-{entities['ses']}"
+        assert folder_parts[-2] == "func"
+    series = [p for p in subject_files if p.name.endswith("_timeseries.tsv")]
+    assert len(series) == 3  # the five runs but the two censored away
+    for path in series:
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert sidecar["RepetitionTime"] == 2.0
+        assert sidecar["DenoiseStrategy"]["name"] == "scrubbing"
+        assert sidecar["DenoiseStrategy"]["fd_threshold"] == 0.5
+        rows = pd.read_csv(path, sep="\t").shape[0]
+        assert rows == sidecar["NumberOfVolumesKept"]
+        assert rows + sidecar["NumberOfVolumesCensored"] == 30
+        assert 0 in sidecar["CensoredVolumes"]  # non-steady-state volume
+        assert sidecar["Sources"][0].endswith("_desc-preproc_bold.nii.gz")
+
+
+def test_a_rerun_has_nothing_to_do(scrubbed, run_snakemake):
+    folder, _ = scrubbed
+    config = folder / "fmriprep.yaml"
+    result = run_snakemake("-n", "--configfile", config, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _error_line(result) -> str:
+    assert result.returncode != 0, result.stderr
+    lines = [
+        line for line in result.stderr.splitlines() if line.startswith(ERROR_PREFIX)
+    ]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def _bold_without_confounds(tree):
+    scan = next(s for s in tree.scans if s.name.startswith("sub-02_"))
+    scan.confounds.unlink()
+    return {}, scan.bold.name
+
+
+def _short_confounds(tree):
+    scan = tree.scans[0]
+    lines = scan.confounds.read_text().splitlines(keepends=True)
+    scan.confounds.write_text("".join(lines[:-3]))
+    return {}, scan.confounds.name
+
+
+def _unknown_strategy(tree):
+    return {"denoise_strategy": "aroma"}, "denoise_strategy"
+
+
+def _absent_space(tree):
+    return {"space": "MNI152NLin6Asym"}, "MNI152NLin6Asym"
+
+
+def _all_runs_censored(tree):
+    # sub-01 ses-1 run-1 is a v21 table: scrubbing censors all its volumes
+    settings = {
+        "participant_label": ["01"],
+        "session": "1",
+        "run": 1,
+        "denoise_strategy": "scrubbing",
+    }
+    return settings, "sub-01_ses-1_task-rest_run-1_desc-confounds_timeseries.tsv"
+
+
+@pytest.mark.parametrize(
+    "make_bad",
+    [
+        _bold_without_confounds,
+        _short_confounds,
+        _unknown_strategy,
+        _absent_space,
+        _all_runs_censored,
+    ],
+)
+def test_bad_input_is_one_line_naming_the_file(tmp_path, run_snakemake, make_bad):
+    tree = make_fmriprep_tree(tmp_path, extra_space=None)
+    settings, named = make_bad(tree)
+    config = write_config(tmp_path, tree, **settings)
+    result = run_snakemake("-n", "--configfile", config, cwd=tmp_path)
+    line = _error_line(result)
+    assert named in line, line
+    assert not (tmp_path / "results").exists()
