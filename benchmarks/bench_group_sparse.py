@@ -5,14 +5,19 @@ samples, z-scored): Gaussian samples of subject-specific precisions sharing one
 random sparse support (a group-sparse model, as the method assumes). Then fits
 ``GroupSparseCovarianceCV()`` with default parameters from both packages on 10 and
 on 40 subjects, and prints each time (the best of ``--repeat`` runs), the ratio,
-and whether the two chose the same alpha and support.
+whether the two chose the same alpha and support, and the 1-minute load average
+before the row's timings (other processes on the machine distort the ratio:
+nilearn's time grows more than ours when the cores are busy). ``--n-jobs`` sets
+sparseconn's ``n_jobs`` (default 1, the estimator's default, as nilearn's).
 
 Usage: python benchmarks/bench_group_sparse.py [--repeat 3] [--subjects 10 40]
+[--n-jobs 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -63,22 +68,28 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing")
     parser.add_argument("--subjects", type=int, nargs="+", default=[10, 40])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-jobs", type=int, default=1, help="sparseconn's n_jobs")
     args = parser.parse_args()
 
     from nilearn.connectome import GroupSparseCovarianceCV as NilearnCV
 
+    jobs = "" if args.n_jobs == 1 else f" (sparseconn n_jobs={args.n_jobs})"
     print(
         f"GroupSparseCovarianceCV().fit, 39 regions x 176 samples, best of "
-        f"{args.repeat}"
+        f"{args.repeat}{jobs}"
     )
-    header = f"{'subjects':>8} {'sparseconn':>11} {'nilearn':>9} {'ratio':>7}  same"
+    header = (
+        f"{'subjects':>8} {'sparseconn':>11} {'nilearn':>9} {'ratio':>7}  same  load"
+    )
     print(header)
     for n_subjects in args.subjects:
         subjects = make_subjects(n_subjects, seed=args.seed)
+        load = os.getloadavg()[0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ours_time, ours = best_of(
-                args.repeat, lambda s=subjects: GroupSparseCovarianceCV().fit(s)
+                args.repeat,
+                lambda s=subjects: GroupSparseCovarianceCV(n_jobs=args.n_jobs).fit(s),
             )
             theirs_time, theirs = best_of(
                 args.repeat, lambda s=subjects: NilearnCV().fit(s)
@@ -90,7 +101,8 @@ def main() -> None:
         )
         print(
             f"{n_subjects:>8} {ours_time:>10.2f}s {theirs_time:>8.2f}s "
-            f"{theirs_time / ours_time:>6.1f}x  {'yes' if same else 'NO'}",
+            f"{theirs_time / ours_time:>6.1f}x  {'yes' if same else 'NO ':3}  "
+            f"{load:.2f}",
             flush=True,
         )
 

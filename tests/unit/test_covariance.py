@@ -193,6 +193,67 @@ def test_batched_solve_equals_separate_solves():
         assert both.n_iter[index] == alone.n_iter[0]
 
 
+def test_solver_returns_consistent_inverses_and_log_determinants():
+    # problems stopping at different sweeps, after one or two refreshes of the
+    # inverses: the returned inverses and log determinants (kept up to date by
+    # low-rank updates) are those of the returned precisions
+    covs = np.stack(
+        [empirical_covariances(make_subjects(seed))[0] for seed in (4, 5, 6)], axis=2
+    )
+    weights = np.full((3, 4), 0.25)
+    refresh = gsc._REFRESH_SWEEPS
+    iterations = [refresh + 2, 2 * refresh + 3, refresh + 4]
+
+    def probe(iteration, omega, omega_old, running, logdets):
+        return np.array([iteration + 1 >= iterations[index] for index in running])
+
+    # small alpha: the precisions still change by ~1e-5 per sweep at the end
+    result = gsc._solve(covs, weights, 0.002, 100, None, probe=probe)
+    np.testing.assert_array_equal(result.n_iter, iterations)
+    stack = gsc._to_stack(result.precisions)
+    np.testing.assert_allclose(result.inverses, np.linalg.inv(stack), atol=1e-12)
+    np.testing.assert_allclose(result.logdets, gsc._logdet(stack), atol=1e-12)
+    # a warm start from them continues as one from the precisions alone
+    warm = gsc._solve(
+        covs,
+        weights,
+        0.001,
+        20,
+        1e-8,
+        init=result.precisions,
+        init_inverses=result.inverses,
+        init_logdets=result.logdets,
+    )
+    cold = gsc._solve(covs, weights, 0.001, 20, 1e-8, init=result.precisions)
+    np.testing.assert_allclose(warm.precisions, cold.precisions, atol=1e-10)
+    np.testing.assert_array_equal(warm.n_iter, cold.n_iter)
+
+
+@pytest.mark.parametrize("spread", [0.0, 0.3, 3.0])
+def test_group_soft_threshold_solves_its_secular_equation(spread):
+    rng = np.random.default_rng(7)
+    n_rows, n_subjects, alpha = 6, 9, 0.5
+    work = gsc._Workspace(n_rows, n_subjects)
+    q = rng.uniform(1.0, 1.0 + spread, (n_rows, n_subjects))
+    work.c[:] = rng.normal(size=(n_rows, n_subjects)) * 0.4
+    work.c[0] = 0.0  # a row exactly at zero
+    np.multiply(work.c, q, out=work.cq)
+    np.multiply(work.cq, q, out=work.cq2)
+    norms2, c2q, c2q2 = gsc._rowdot(work.c, work.z).tolist()
+    assert min(norms2) <= alpha**2 < max(norms2)  # some rows thresholded
+    x = np.empty((n_rows, n_subjects))
+    gsc._threshold(q, norms2, c2q, c2q2, alpha, work, x)
+    for row in range(n_rows):
+        c, norm = work.c[row], np.sqrt(norms2[row])
+        if norm <= alpha:
+            np.testing.assert_array_equal(x[row], 0.0)
+            assert not np.signbit(x[row]).any()
+        else:
+            # optimality: q x - c + alpha x / ||x|| = 0
+            gradient = q[row] * x[row] - c + alpha * x[row] / np.linalg.norm(x[row])
+            assert np.abs(gradient).max() <= 1e-10 * norm
+
+
 def test_precisions_init_and_probe_stop(subjects, problem):
     alpha = 0.2 * problem[2]
     _, reference = group_sparse_covariance(subjects, alpha, max_iter=200, tol=1e-10)
