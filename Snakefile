@@ -19,6 +19,12 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from sparseconn.cli import exit_on_input_error, schema_error
 from sparseconn.subjects import check_config_keys
+from threadpoolctl import threadpool_limits
+
+# Jobs with a run: block run in threads of this process (locally): BLAS on one
+# thread for all of them, so that what a job writes never depends on which other
+# jobs run beside it (multi-threaded BLAS sums in another order).
+threadpool_limits(limits=1)
 
 
 configfile: "config/config.yaml"

@@ -39,7 +39,8 @@ def snakemake_command(*args: str | os.PathLike[str]) -> list[str]:
     """Command line running this repository's workflow with ``args``.
 
     Uses the ``snakemake`` installed beside the running Python, the repository's
-    Snakefile and no workflow profile (tests set what they need); add
+    Snakefile and no workflow profile (tests set what they need) but, as the
+    default profile does, jobs in threads of the Snakemake process; add
     ``--directory`` (and ``--configfile``) to run elsewhere than the repository.
     """
     return [
@@ -48,6 +49,7 @@ def snakemake_command(*args: str | os.PathLike[str]) -> list[str]:
         str(ROOT / "Snakefile"),
         "--workflow-profile",
         "none",
+        "--force-use-threads",
         *map(str, args),
     ]
 

@@ -8,7 +8,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from sparseconn.cli import as_list, exit_on_input_error, run_task, schema_error
+from sparseconn.cli import (
+    JobFailed,
+    as_list,
+    exit_on_input_error,
+    run_job,
+    run_task,
+    schema_error,
+)
 from sparseconn.errors import InputError
 
 
@@ -116,3 +123,58 @@ def test_as_list() -> None:
     assert as_list(None) == []
     assert as_list("a.tsv") == ["a.tsv"]
     assert as_list(("a.tsv", Path("b.tsv"))) == ["a.tsv", "b.tsv"]
+
+
+def _log_twice(name: str, barrier) -> str:
+    logger = logging.getLogger("sparseconn.test")
+    logger.info("%s first", name)
+    barrier.wait(timeout=10)
+    logger.info("%s second", name)
+    return name
+
+
+def test_run_job_keeps_each_threads_records_in_its_own_log(tmp_path: Path) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = list(logging.getLogger().handlers)
+    barrier = threading.Barrier(2)
+    logs = {name: tmp_path / f"{name}.log" for name in ("a", "b")}
+    with ThreadPoolExecutor(2) as pool:
+        futures = [
+            pool.submit(run_job, _log_twice, name, barrier, log=path)
+            for name, path in logs.items()
+        ]
+        assert [f.result() for f in futures] == ["a", "b"]
+    for name, path in logs.items():
+        text = path.read_text()
+        other = "b" if name == "a" else "a"
+        assert f"{name} first" in text and f"{name} second" in text
+        assert f"{other} first" not in text and f"{other} second" not in text
+        assert "_log_twice: done in" in text
+    # the handlers are gone once the jobs end
+    assert logging.getLogger().handlers == before
+
+
+def test_run_job_turns_bad_input_into_one_line_and_job_failed(
+    tmp_path: Path, capsys
+) -> None:
+    log = tmp_path / "job.log"
+    with pytest.raises(JobFailed) as raised:
+        run_job(bad_input, "data/x.nii.gz", log=log)
+    assert "sparseconn: error" not in str(raised.value)
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["sparseconn: error: data/x.nii.gz: truncated gzip stream"]
+    assert "data/x.nii.gz: truncated gzip stream" in log.read_text()
+
+
+def test_run_job_lets_other_errors_through_with_their_traceback_logged(
+    tmp_path: Path,
+) -> None:
+    def broken() -> None:
+        raise ZeroDivisionError("boom")
+
+    log = tmp_path / "job.log"
+    with pytest.raises(ZeroDivisionError):
+        run_job(broken, log=log)
+    assert "Traceback" in log.read_text() and "boom" in log.read_text()

@@ -19,6 +19,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import sparseconn
+from sparseconn import adapters
 from sparseconn.cli import exit_on_input_error, schema_error
 from sparseconn import fetch
 from sparseconn.errors import InputError
@@ -529,10 +530,11 @@ def synthetic_index(wildcards):
     return SUBJECTS.index(wildcards.subject)
 
 
-# tasks.py holds the glue of every rule: its bytes count, but its imports are not
-# followed (they would tie each rule to every other rule's code); rules name the
-# modules they run instead.
-_UNFOLLOWED_MODULES = {"tasks"}
+# tasks.py and adapters.py hold the glue of every rule: their bytes count (the
+# adapters' for every rule, since run: blocks only call them), but their imports
+# are not followed (they would tie each rule to every other rule's code); rules
+# name the modules they run instead.
+_UNFOLLOWED_MODULES = {"tasks", "adapters"}
 
 
 @cache
@@ -555,7 +557,7 @@ def code_version(*modules):
     """
     digest = hashlib.sha256()
     seen = set()
-    todo = list(modules)
+    todo = [*modules, "adapters"]
     while todo:
         name = todo.pop()
         if name in seen:

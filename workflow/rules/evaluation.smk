@@ -67,8 +67,6 @@ rule recovery_scores:
         "logs/recovery_scores/recovery_scores.log",
     benchmark:
         "benchmarks/recovery_scores/recovery_scores.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -77,5 +75,5 @@ rule recovery_scores:
         code=code_version("tasks", "evaluation", "plotting"),
     message:
         "Recovery of the synthetic ground truth (support F1, Frobenius error)"
-    script:
-        "../../scripts/recovery_scores.py"
+    run:
+        adapters.recovery_scores(input, output, params, wildcards, log)

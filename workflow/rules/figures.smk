@@ -45,8 +45,6 @@ rule plot_connectome:
         "logs/plot_connectome/{estimate}.log",
     benchmark:
         "benchmarks/plot_connectome/{estimate}.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=800,
@@ -58,8 +56,8 @@ rule plot_connectome:
         code=code_version("figure_tasks"),
     message:
         "Connectome figure of sub-{params.subject} ({wildcards.estimate})"
-    script:
-        "../../scripts/plot_connectome.py"
+    run:
+        adapters.plot_connectome(input, output, params, wildcards, log)
 
 
 rule plot_matrices:
@@ -102,8 +100,6 @@ rule plot_matrices:
         "logs/plot_matrices/{estimate}.log",
     benchmark:
         "benchmarks/plot_matrices/{estimate}.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=500,
@@ -115,8 +111,8 @@ rule plot_matrices:
     message:
         "Covariance, sparsity and precision figures of sub-{params.subject} "
         "({wildcards.estimate})"
-    script:
-        "../../scripts/plot_matrices.py"
+    run:
+        adapters.plot_matrices(input, output, params, wildcards, log)
 
 
 rule plot_cv_curve:
@@ -134,8 +130,6 @@ rule plot_cv_curve:
         "logs/plot_cv_curve/{estimate}.log",
     benchmark:
         "benchmarks/plot_cv_curve/{estimate}.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=300,
@@ -145,8 +139,8 @@ rule plot_cv_curve:
         code=code_version("figure_tasks"),
     message:
         "Cross-validation curve ({wildcards.estimate})"
-    script:
-        "../../scripts/plot_cv_curve.py"
+    run:
+        adapters.plot_cv_curve(input, output, params, wildcards, log)
 
 
 rule plot_subject_qc:
@@ -165,8 +159,6 @@ rule plot_subject_qc:
         "logs/plot_subject_qc/{subject}.log",
     benchmark:
         "benchmarks/plot_subject_qc/{subject}.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=300,
@@ -178,8 +170,8 @@ rule plot_subject_qc:
         code=code_version("figure_tasks"),
     message:
         "sub-{wildcards.subject}: quality-control figure"
-    script:
-        "../../scripts/plot_subject_qc.py"
+    run:
+        adapters.plot_subject_qc(input, output, params, wildcards, log)
 
 
 # Every figure of a complete run (rule all).

@@ -23,8 +23,6 @@ rule fmriprep_timeseries:
         "logs/fmriprep_timeseries/{folder}/{scan}.log",
     benchmark:
         "benchmarks/fmriprep_timeseries/{folder}/{scan}.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=800,
@@ -44,8 +42,8 @@ rule fmriprep_timeseries:
         code=code_version("tasks", "fmriprep"),
     message:
         "{wildcards.scan}: region signals ({params.strategy} denoising)"
-    script:
-        "../../scripts/fmriprep_timeseries.py"
+    run:
+        adapters.fmriprep_timeseries(input, output, params, wildcards, log)
 
 
 rule fmriprep_exclusions:

@@ -13,8 +13,6 @@ rule high_variance_confounds:
         "logs/high_variance_confounds/{subject}.log",
     benchmark:
         "benchmarks/high_variance_confounds/{subject}.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=500,
@@ -25,8 +23,8 @@ rule high_variance_confounds:
         code=code_version("tasks", "confounds"),
     message:
         "sub-{wildcards.subject}: {params.n_confounds} high-variance confounds"
-    script:
-        "../../scripts/high_variance_confounds.py"
+    run:
+        adapters.high_variance_confounds(input, output, params, wildcards, log)
 
 
 rule extract_timeseries:
@@ -42,8 +40,6 @@ rule extract_timeseries:
         "logs/extract_timeseries/{subject}.log",
     benchmark:
         "benchmarks/extract_timeseries/{subject}.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=600,
@@ -59,5 +55,5 @@ rule extract_timeseries:
         code=code_version("tasks", "signals", "confounds", "atlas", "subjects"),
     message:
         "sub-{wildcards.subject}: region signals of atlas {params.atlas_name}"
-    script:
-        "../../scripts/extract_timeseries.py"
+    run:
+        adapters.extract_timeseries(input, output, params, wildcards, log)

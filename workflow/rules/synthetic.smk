@@ -12,8 +12,6 @@ rule synthetic_atlas:
         "logs/synthetic_atlas/synthetic_atlas.log",
     benchmark:
         "benchmarks/synthetic_atlas/synthetic_atlas.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=300,
@@ -24,8 +22,8 @@ rule synthetic_atlas:
         code=code_version("synthetic"),
     message:
         "Generating a synthetic atlas of {params.n_regions} maps (seed {params.seed})"
-    script:
-        "../../scripts/synthetic_atlas.py"
+    run:
+        adapters.synthetic_atlas(input, output, params, wildcards, log)
 
 
 rule synthetic_subject:
@@ -39,8 +37,6 @@ rule synthetic_subject:
         "logs/synthetic_subject/{subject}.log",
     benchmark:
         "benchmarks/synthetic_subject/{subject}.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=500,
@@ -54,5 +50,5 @@ rule synthetic_subject:
         code=code_version("synthetic"),
     message:
         "sub-{wildcards.subject}: generating {params.n_volumes} synthetic volumes"
-    script:
-        "../../scripts/synthetic_subject.py"
+    run:
+        adapters.synthetic_subject(input, output, params, wildcards, log)
