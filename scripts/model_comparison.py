@@ -27,5 +27,6 @@ run_task(
     snakemake.output.figure,
     n_blocks=snakemake.params.n_blocks,
     group_sparse=dict(snakemake.params.group_sparse),
+    n_jobs=snakemake.threads,
     log=snakemake.log[0],
 )

@@ -414,6 +414,7 @@ def run_model_comparison(
     *,
     n_blocks: int = 2,
     group_sparse: dict | None = None,
+    n_jobs: int = 1,
 ) -> None:
     """Held-out log-likelihood of group-sparse, graph lasso, Ledoit-Wolf, empirical.
 
@@ -427,7 +428,7 @@ def run_model_comparison(
 
     signals, _ = read_unit_timeseries(timeseries)
     with threadpool_limits(limits=1):
-        table = compare_models(signals, subjects, n_blocks, group_sparse)
+        table = compare_models(signals, subjects, n_blocks, group_sparse, n_jobs)
     write_tsv(table, out_tsv)
     plot_model_comparison(table, out_figure)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sparseconn.evaluation import (
@@ -99,6 +100,9 @@ def test_compare_models_table(rng):
     assert len(table) == 3 * len(ESTIMATORS) * 2
     assert table["log_likelihood"].notna().all()
     assert list(table["estimator"].unique()) == list(ESTIMATORS)
+    # graph lassos in two worker processes: the very same numbers
+    parallel = compare_models(series, ["a", "b", "c"], n_blocks=2, n_jobs=2)
+    pd.testing.assert_frame_equal(parallel, table, check_exact=True)
 
 
 def test_recovery_scores_table():

@@ -25,7 +25,7 @@ rule model_comparison:
         "benchmarks/model_comparison/model_comparison.tsv"
     conda:
         "../../envs/sparseconn.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=1000,
         runtime=60,
