@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
 import threading
@@ -153,6 +154,18 @@ class _ThisThread(logging.Filter):
         return record.thread == self.ident
 
 
+def _write_line(line: str) -> None:
+    """Write ``line`` to stderr in one system call when stderr is a file."""
+    sys.stderr.flush()
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        return
+    os.write(descriptor, line.encode())
+
+
 def run_job(
     task: Callable[..., T], *args: Any, log: PathLike | None = None, **kwargs: Any
 ) -> T:
@@ -188,7 +201,9 @@ def run_job(
     except InputError as error:
         text = " ".join(str(error).split())
         logger.error("error: %s", text)
-        print(ERROR_PREFIX + text, file=sys.stderr, flush=True)
+        # One write of the whole line: other jobs' threads and Snakemake write to
+        # the same stderr, and print() writes the text and its newline apart.
+        _write_line(f"{ERROR_PREFIX}{text}\n")
         raise JobFailed(f"{name}: bad input (see the error line above)") from None
     except Exception:
         logger.exception("%s: failed", name)

@@ -157,13 +157,13 @@ def test_run_job_keeps_each_threads_records_in_its_own_log(tmp_path: Path) -> No
 
 
 def test_run_job_turns_bad_input_into_one_line_and_job_failed(
-    tmp_path: Path, capsys
+    tmp_path: Path, capfd
 ) -> None:
     log = tmp_path / "job.log"
     with pytest.raises(JobFailed) as raised:
         run_job(bad_input, "data/x.nii.gz", log=log)
     assert "sparseconn: error" not in str(raised.value)
-    err = capsys.readouterr().err.splitlines()
+    err = capfd.readouterr().err.splitlines()
     assert err == ["sparseconn: error: data/x.nii.gz: truncated gzip stream"]
     assert "data/x.nii.gz: truncated gzip stream" in log.read_text()
 
