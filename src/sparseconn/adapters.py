@@ -10,9 +10,15 @@ cluster. Imports are inside the functions: reading the workflow stays cheap.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sparseconn.cli import as_list, run_job
+
+# matplotlib is not thread-safe (its font cache, for one, is shared): figure
+# jobs running in threads of one process draw one at a time, or their bytes
+# could depend on which other figure was drawn beside them.
+FIGURE_LOCK = threading.Lock()
 
 
 def first_or_none(files: Any) -> str | None:
@@ -32,16 +38,17 @@ def recovery_scores(
     """Rule ``recovery_scores``."""
     from sparseconn.tasks import run_recovery_scores
 
-    run_job(
-        run_recovery_scores,
-        input.group,
-        list(input.graph_lasso),
-        list(input.timeseries),
-        list(input.truths),
-        output.tsv,
-        output.figure,
-        log=log[0],
-    )
+    with FIGURE_LOCK:
+        run_job(
+            run_recovery_scores,
+            input.group,
+            list(input.graph_lasso),
+            list(input.timeseries),
+            list(input.truths),
+            output.tsv,
+            output.figure,
+            log=log[0],
+        )
 
 
 def plot_connectome(
@@ -50,19 +57,20 @@ def plot_connectome(
     """Rule ``plot_connectome``."""
     from sparseconn.figure_tasks import run_plot_connectome
 
-    run_job(
-        run_plot_connectome,
-        input.npz,
-        input.maps,
-        first_or_none(input.labels),
-        output.png,
-        first_or_none(output.svg),
-        estimate=wildcards.estimate,
-        subject=params.subject,
-        edge_threshold=params.edge_threshold,
-        dpi=params.dpi,
-        log=log[0],
-    )
+    with FIGURE_LOCK:
+        run_job(
+            run_plot_connectome,
+            input.npz,
+            input.maps,
+            first_or_none(input.labels),
+            output.png,
+            first_or_none(output.svg),
+            estimate=wildcards.estimate,
+            subject=params.subject,
+            edge_threshold=params.edge_threshold,
+            dpi=params.dpi,
+            log=log[0],
+        )
 
 
 def plot_matrices(
@@ -71,18 +79,19 @@ def plot_matrices(
     """Rule ``plot_matrices``."""
     from sparseconn.figure_tasks import run_plot_matrices
 
-    run_job(
-        run_plot_matrices,
-        input.npz,
-        first_or_none(input.labels),
-        as_list(output.covariance),
-        as_list(output.sparsity),
-        as_list(output.precision),
-        estimate=wildcards.estimate,
-        subject=params.subject,
-        dpi=params.dpi,
-        log=log[0],
-    )
+    with FIGURE_LOCK:
+        run_job(
+            run_plot_matrices,
+            input.npz,
+            first_or_none(input.labels),
+            as_list(output.covariance),
+            as_list(output.sparsity),
+            as_list(output.precision),
+            estimate=wildcards.estimate,
+            subject=params.subject,
+            dpi=params.dpi,
+            log=log[0],
+        )
 
 
 def plot_cv_curve(
@@ -91,15 +100,16 @@ def plot_cv_curve(
     """Rule ``plot_cv_curve``."""
     from sparseconn.figure_tasks import run_plot_cv_curve
 
-    run_job(
-        run_plot_cv_curve,
-        input.npz,
-        output.png,
-        first_or_none(output.svg),
-        estimate=wildcards.estimate,
-        dpi=params.dpi,
-        log=log[0],
-    )
+    with FIGURE_LOCK:
+        run_job(
+            run_plot_cv_curve,
+            input.npz,
+            output.png,
+            first_or_none(output.svg),
+            estimate=wildcards.estimate,
+            dpi=params.dpi,
+            log=log[0],
+        )
 
 
 def plot_subject_qc(
@@ -108,17 +118,18 @@ def plot_subject_qc(
     """Rule ``plot_subject_qc``."""
     from sparseconn.figure_tasks import run_plot_subject_qc
 
-    run_job(
-        run_plot_subject_qc,
-        input.confounds,
-        input.timeseries,
-        input.sidecar,
-        output.png,
-        subject=params.subject,
-        n_regions=params.n_regions,
-        dpi=params.dpi,
-        log=log[0],
-    )
+    with FIGURE_LOCK:
+        run_job(
+            run_plot_subject_qc,
+            input.confounds,
+            input.timeseries,
+            input.sidecar,
+            output.png,
+            subject=params.subject,
+            n_regions=params.n_regions,
+            dpi=params.dpi,
+            log=log[0],
+        )
 
 
 def fmriprep_timeseries(
