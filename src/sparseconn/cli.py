@@ -29,13 +29,17 @@ logger = logging.getLogger("sparseconn")
 T = TypeVar("T")
 
 
+def _report_error(message: str, to_log: bool) -> None:
+    """Write ``sparseconn: error: <message>`` (one line) to stderr, and the log."""
+    text = " ".join(str(message).split())
+    if to_log:
+        logger.error("error: %s", text)  # logged as "sparseconn: error: ..."
+    _write_line(f"{ERROR_PREFIX}{text}\n")
+
+
 def fail(message: str) -> NoReturn:
     """Print ``sparseconn: error: <message>`` to stderr and the log; exit 1."""
-    text = " ".join(str(message).split())
-    line = ERROR_PREFIX + text
-    if _logging_to_file():
-        logger.error("error: %s", text)  # logged as "sparseconn: error: ..."
-    print(line, file=sys.stderr, flush=True)
+    _report_error(message, to_log=_logging_to_file())
     sys.exit(1)
 
 
@@ -98,18 +102,24 @@ def _logging_to_file() -> bool:
     )
 
 
-def setup_logging(log_path: PathLike | None) -> None:
-    """Send the package's log records (and warnings) to ``log_path``."""
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_handler(log_path: PathLike | None) -> logging.Handler:
+    """A handler writing to ``log_path`` (overwritten), or stderr when None."""
     handler: logging.Handler = (
         logging.FileHandler(log_path, mode="w", encoding="utf-8")
         if log_path is not None
         else logging.StreamHandler(sys.stderr)
     )
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    return handler
+
+
+def setup_logging(log_path: PathLike | None) -> None:
+    """Send the package's log records (and warnings) to ``log_path``."""
     logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[handler],
-        force=True,
+        level=logging.INFO, handlers=[_log_handler(log_path)], force=True
     )
     logging.captureWarnings(True)
 
@@ -155,7 +165,11 @@ class _ThisThread(logging.Filter):
 
 
 def _write_line(line: str) -> None:
-    """Write ``line`` to stderr in one system call when stderr is a file."""
+    """Write ``line`` to stderr in one system call when stderr is a file.
+
+    Jobs in threads and Snakemake share stderr; ``print()`` writes a text and its
+    newline apart, so another writer's text could land between them.
+    """
     sys.stderr.flush()
     try:
         descriptor = sys.stderr.fileno()
@@ -179,14 +193,7 @@ def run_job(
     removes its outputs) without a second copy of the message.
     """
     root = logging.getLogger()
-    handler = (
-        logging.FileHandler(log, mode="w", encoding="utf-8")
-        if log is not None
-        else logging.StreamHandler(sys.stderr)
-    )
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler = _log_handler(log)
     handler.addFilter(_ThisThread())
     root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
@@ -199,11 +206,7 @@ def run_job(
         result = task(*args, **kwargs)
         logger.info("%s: done in %.2f s", name, time.perf_counter() - start)
     except InputError as error:
-        text = " ".join(str(error).split())
-        logger.error("error: %s", text)
-        # One write of the whole line: other jobs' threads and Snakemake write to
-        # the same stderr, and print() writes the text and its newline apart.
-        _write_line(f"{ERROR_PREFIX}{text}\n")
+        _report_error(str(error), to_log=True)
         raise JobFailed(f"{name}: bad input (see the error line above)") from None
     except Exception:
         logger.exception("%s: failed", name)
