@@ -67,6 +67,7 @@ rule all:
     default_target: True
     input:
         f"{RESULTS}/dataset_description.json",
+        f"{RESULTS}/.bidsignore",
         expand(
             subject_file("desc-highvariance_confounds.tsv"),
             subject=SUBJECTS,
@@ -84,6 +85,7 @@ rule all:
             stat=["covariance", "precision"],
         ),
         DATASET_TARGETS,
+        rules.scan_qc.output,
         FIGURE_FILES,
         rules.model_comparison.output if config["science_check"] else [],
         (
@@ -95,14 +97,13 @@ rule all:
 
 rule dataset_description:
     output:
-        f"{RESULTS}/dataset_description.json",
+        json=f"{RESULTS}/dataset_description.json",
+        bidsignore=f"{RESULTS}/.bidsignore",
     log:
         "logs/dataset_description/dataset_description.log",
     benchmark:
         "benchmarks/dataset_description/dataset_description.tsv"
     localrule: True
-    conda:
-        "envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=100,
@@ -110,7 +111,9 @@ rule dataset_description:
     params:
         name="sparseconn functional connectomes",
         version=PKG_VERSION,
+        links=DATASET_LINKS_FROM_RESULTS,
+        code=code_version("tasks", "io"),
     message:
         "Describing the results as a BIDS-derivatives dataset"
-    script:
-        "scripts/dataset_description.py"
+    run:
+        adapters.dataset_description(input, output, params, wildcards, log)

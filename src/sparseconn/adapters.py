@@ -146,7 +146,7 @@ def fmriprep_timeseries(
         first_or_none(input.labels),
         output.tsv,
         output.json,
-        scan=wildcards.scan,
+        scan=params.scan,
         atlas_name=params.atlas_name,
         strategy=params.strategy,
         confound_columns=list(params.confound_columns),
@@ -158,6 +158,39 @@ def fmriprep_timeseries(
         n_high_variance_confounds=params.n_high_variance_confounds,
         high_variance_percentile=params.high_variance_percentile,
         min_kept_fraction=params.min_kept_fraction,
+        min_degrees_of_freedom=params.min_degrees_of_freedom,
+        links=dict(params.links),
+        log=log[0],
+    )
+
+
+def dataset_description(
+    input: Any, output: Any, params: Any, wildcards: Any, log: Any
+) -> None:
+    """Rule ``dataset_description``."""
+    from sparseconn.tasks import run_dataset_description
+
+    run_job(
+        run_dataset_description,
+        output.json,
+        output.bidsignore,
+        name=params.name,
+        version=params.version,
+        links={name: path for name, path in params.links.items() if name},
+        log=log[0],
+    )
+
+
+def scan_qc(input: Any, output: Any, params: Any, wildcards: Any, log: Any) -> None:
+    """Rule ``scan_qc``."""
+    from sparseconn.tasks import run_scan_qc
+
+    run_job(
+        run_scan_qc,
+        as_list(input.sidecars),
+        list(params.scans),
+        dict(params.excluded),
+        output.tsv,
         log=log[0],
     )
 

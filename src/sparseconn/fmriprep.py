@@ -29,15 +29,18 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from sparseconn.errors import InputError
 from sparseconn.io import PathLike, read_func_info
+
+if TYPE_CHECKING:
+    from sparseconn.signals import Cleaned
 
 logger = logging.getLogger(__name__)
 
@@ -694,8 +697,9 @@ class ScanSignals:
 
     Attributes
     ----------
-    signals : ndarray, shape (n_kept, n_regions), or None
-        Cleaned signals of the kept volumes; None when the scan is excluded.
+    signals : ndarray, shape (n_rows, n_regions)
+        Cleaned signals of the kept volumes (of every volume when an excluded
+        scan's kept volumes are too few to clean).
     regions : list of str
         Region names, in map order.
     kept : ndarray, shape (n_kept,)
@@ -712,9 +716,19 @@ class ScanSignals:
         Columns regressed out (``highvariance01``.. first for ``highvariance``).
     denoising : Denoising
     coverage : ndarray, shape (n_regions,) or None
-        Fraction of each map inside the field of view (None when excluded).
+        Fraction of each map inside the field of view.
     excluded : str or None
-        Why the scan is left out of the group (too few volumes kept), or None.
+        Why the scan is left out of the group (too few volumes kept or degrees
+        of freedom left), or None.
+    cleaning : Cleaned
+        Degrees of freedom and dropped confound columns of the cleaning.
+    outliers : dict
+        Why volumes were censored (the strategy's reasons, plus
+        ``constant_volume``).
+    censoring_applied : bool
+        False when an excluded scan was cleaned uncensored.
+    warnings : list of str
+        Caveats to put in the sidecar.
     """
 
     signals: np.ndarray | None
@@ -728,11 +742,58 @@ class ScanSignals:
     denoising: Denoising
     coverage: np.ndarray | None = None
     excluded: str | None = None
+    cleaning: Cleaned | None = None
+    outliers: dict[str, list[int]] = field(default_factory=dict)
+    censoring_applied: bool = True
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_kept(self) -> int:
         """Number of kept volumes."""
         return int(self.kept.size)
+
+
+def exclusion_reason(
+    n_volumes: int,
+    n_kept: int,
+    n_regressors: int,
+    t_r: float,
+    *,
+    high_pass: float | None,
+    low_pass: float | None,
+    detrend: bool,
+    min_kept_fraction: float,
+    min_degrees_of_freedom: int,
+) -> str | None:
+    """Why a run is left out of the group stage, or None.
+
+    Too few volumes kept after censoring (``min_kept_fraction``), or fewer than
+    ``min_degrees_of_freedom`` left once ``n_regressors`` confound columns, the
+    filter and detrending have taken theirs from the kept volumes. Counting
+    columns (not their rank) errs on the side of exclusion: cleaning can only
+    leave as many degrees of freedom or more. Decided from the confounds file
+    and the header alone, so the workflow decides it before any job runs.
+    """
+    from sparseconn.signals import filter_degrees_of_freedom
+
+    if n_kept == 0 or n_kept < min_kept_fraction * n_volumes:
+        return (
+            f"{n_kept} of {n_volumes} volumes kept after censoring, fewer than "
+            f"min_volumes {min_kept_fraction:.0%}"
+        )
+    remaining = (
+        n_kept
+        - (2 if detrend else 1)
+        - filter_degrees_of_freedom(n_kept, t_r, high_pass, low_pass)
+        - n_regressors
+    )
+    if remaining < min_degrees_of_freedom:
+        return (
+            f"{n_regressors} confound regressors for {n_kept} kept volumes leave "
+            f"{remaining} degrees of freedom, fewer than min_degrees_of_freedom "
+            f"{min_degrees_of_freedom}"
+        )
+    return None
 
 
 def bold_t_r(
@@ -779,6 +840,7 @@ def clean_scan_signals(
     n_high_variance_confounds: int = 5,
     high_variance_percentile: float = 2.0,
     min_kept_fraction: float = 0.5,
+    min_degrees_of_freedom: int = 10,
 ) -> ScanSignals:
     """Extract and clean one signal per atlas map of one fMRIPrep scan.
 
@@ -807,9 +869,14 @@ def clean_scan_signals(
         Cleaning, as :func:`sparseconn.signals.clean`.
     n_high_variance_confounds, high_variance_percentile
         ``highvariance`` only.
-    min_kept_fraction : float
-        A scan keeping fewer than this fraction of its volumes after censoring is
-        excluded: its signals are not computed (``excluded`` says why).
+    min_kept_fraction, min_degrees_of_freedom
+        A scan keeping fewer than this fraction of its volumes after censoring,
+        or fewer degrees of freedom (see :func:`exclusion_reason`), is left out
+        of the group stage (``excluded`` says why); its signals are still
+        computed, for inspection (uncensored when its kept volumes are too few).
+        Constant volumes (dropouts) are censored too; if that alone pushes a
+        scan below either minimum, it is an error (the workflow decided the
+        group before any job ran).
 
     Returns
     -------
@@ -822,7 +889,7 @@ def clean_scan_signals(
         that cannot run (e.g. too few volumes to filter).
     """
     from sparseconn.atlas import load_atlas
-    from sparseconn.signals import censored_rows, clean, extract_map_signals
+    from sparseconn.signals import censored_rows, clean_with_report, extract_map_signals
 
     if not 0 <= min_kept_fraction <= 1:
         raise ValueError(f"min_kept_fraction={min_kept_fraction} must be in [0, 1]")
@@ -831,31 +898,45 @@ def clean_scan_signals(
     denoising = denoise(
         confounds, strategy, info.n_volumes, confound_columns=confound_columns
     )
-    kept = denoising.kept
     n_volumes = info.n_volumes
-    atlas = load_atlas(maps, labels)
-    common = {
-        "regions": atlas.names,
-        "kept": kept,
-        "censored": denoising.censored,
-        "n_volumes": n_volumes,
-        "t_r": repetition,
-        "denoising": denoising,
+    n_regressors = denoising.confounds.shape[1]
+    if strategy == "highvariance":
+        n_regressors += n_high_variance_confounds
+    limits = {
+        "high_pass": high_pass,
+        "low_pass": low_pass,
+        "detrend": detrend,
+        "min_kept_fraction": min_kept_fraction,
+        "min_degrees_of_freedom": min_degrees_of_freedom,
     }
-    if kept.size == 0 or kept.size < min_kept_fraction * n_volumes:
-        reason = (
-            f"{kept.size} of {n_volumes} volumes left after censoring "
-            f"({strategy} strategy), fewer than {min_kept_fraction:.0%}"
+    excluded = exclusion_reason(
+        n_volumes, denoising.kept.size, n_regressors, repetition, **limits
+    )
+    atlas = load_atlas(maps, labels)
+    signals, coverage, constant = extract_map_signals(info, atlas)
+    kept, censored = denoising.kept, denoising.censored
+    outliers = dict(denoising.outliers)
+    sample_mask = denoising.sample_mask
+    warnings = []
+    if constant.size:
+        kept = np.setdiff1d(kept, constant)
+        censored = sorted(set(censored) | {int(i) for i in constant})
+        outliers["constant_volume"] = [int(i) for i in constant]
+        sample_mask = kept
+        listed = ", ".join(str(int(i)) for i in constant)
+        warnings.append(
+            f"{constant.size} constant volume(s) censored (every voxel equal: a "
+            f"dropout?): {listed}"
         )
-        logger.warning("%s: excluded: %s", bold, reason)
-        return ScanSignals(
-            signals=None,
-            returned_rows=np.empty(0, dtype=np.int64),
-            confound_names=list(denoising.confounds.columns),
-            excluded=reason,
-            **common,
+        late = exclusion_reason(
+            n_volumes, kept.size, n_regressors, repetition, **limits
         )
-    signals, coverage = extract_map_signals(info, atlas)
+        if excluded is None and late is not None:
+            raise InputError(
+                bold,
+                f"constant volumes (dropouts?) {listed}: {late}; leave the run out "
+                "(filters run, session, participant_label)",
+            )
     tables = [denoising.confounds]
     if strategy == "highvariance":
         from sparseconn.confounds import high_variance_confounds
@@ -867,36 +948,53 @@ def clean_scan_signals(
         tables.insert(0, pd.DataFrame(hv, columns=names))
     confound_frame = pd.concat(tables, axis=1)
     matrix = confound_frame.to_numpy(dtype=np.float64)
+    settings = {
+        "high_pass": high_pass,
+        "low_pass": low_pass,
+        "detrend_signals": detrend,
+        "standardize": standardize,
+    }
+    confound_matrix = matrix if matrix.shape[1] else None
     try:
-        cleaned = clean(
-            signals,
-            matrix if matrix.shape[1] else None,
-            repetition,
-            high_pass=high_pass,
-            low_pass=low_pass,
-            detrend_signals=detrend,
-            standardize=standardize,
-            sample_mask=denoising.sample_mask,
+        cleaned = clean_with_report(
+            signals, confound_matrix, repetition, sample_mask=sample_mask, **settings
         )
     except ValueError as error:
-        raise InputError(bold, str(error)) from error
-    if denoising.sample_mask is None:
-        returned = kept
+        if excluded is None:
+            raise InputError(bold, str(error)) from error
+        # An excluded run whose kept volumes cannot be cleaned on their own is
+        # written uncensored, for inspection (its sidecar says so).
+        sample_mask = None
+        cleaned = clean_with_report(signals, confound_matrix, repetition, **settings)
+    if sample_mask is None:
+        returned = np.arange(n_volumes)
     else:
         filtered = high_pass is not None or low_pass is not None
-        returned = censored_rows(n_volumes, kept, filtered=filtered)[2]
-        if not np.array_equal(returned, kept):
+        returned = censored_rows(n_volumes, sample_mask, filtered=filtered)[2]
+        if not np.array_equal(returned, sample_mask):
             logger.warning(
                 "%s: censoring at both ends of the scan: as nilearn 0.13.1 does, "
                 "rows of the cleaned series come from volumes %s instead of %s",
                 bold,
-                sorted(int(v) for v in set(returned) - set(kept)),
-                sorted(int(v) for v in set(kept) - set(returned)),
+                sorted(int(v) for v in set(returned) - set(sample_mask)),
+                sorted(int(v) for v in set(sample_mask) - set(returned)),
             )
+    if excluded is not None:
+        logger.warning("%s: left out of the group stage: %s", bold, excluded)
     return ScanSignals(
-        signals=cleaned,
+        signals=cleaned.signals,
+        regions=atlas.names,
+        kept=kept,
+        censored=censored,
         returned_rows=returned,
+        n_volumes=n_volumes,
+        t_r=repetition,
         confound_names=list(confound_frame.columns),
+        denoising=denoising,
         coverage=coverage,
-        **common,
+        excluded=excluded,
+        cleaning=cleaned,
+        outliers=outliers,
+        censoring_applied=sample_mask is not None or not censored,
+        warnings=warnings,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg, ndimage
@@ -155,9 +156,17 @@ class Resampler:
 # ------------------------------------------------------------------ extraction
 
 
+class MapSignals(NamedTuple):
+    """Raw region signals of one scan and what the streamed pass saw."""
+
+    signals: np.ndarray
+    coverage: np.ndarray
+    constant_volumes: np.ndarray
+
+
 def extract_map_signals(
     info: FuncInfo, atlas: Atlas, chunk_volumes: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
+) -> MapSignals:
     """Least-squares signal of each atlas map, from the func resampled on its grid.
 
     Equivalent to nilearn's ``NiftiMapsMasker(maps, resampling_target="maps")``
@@ -177,6 +186,9 @@ def extract_map_signals(
     signals : ndarray, shape (n_volumes, n_regions)
     coverage : ndarray, shape (n_regions,)
         Fraction of each map's weight inside the func field of view.
+    constant_volumes : ndarray of int
+        Volumes whose every voxel holds the same value (all-zero dropouts,
+        blank volumes): they carry no signal and are censored downstream.
 
     Raises
     ------
@@ -198,9 +210,12 @@ def extract_map_signals(
         )
     resampled = np.empty((info.n_volumes, maps.shape[0]), dtype=np.float32)
     data_min, data_max = 0.0, 0.0
+    constant = []
     for start, raw in iter_volume_chunks(info, chunk_volumes):
         volumes = info.to_float(raw)
         check_finite(info, start, volumes)
+        flat = np.flatnonzero(volumes.min(axis=1) == volumes.max(axis=1))
+        constant.extend(int(start + i) for i in flat)
         data_min = min(data_min, float(volumes.min()))
         data_max = max(data_max, float(volumes.max()))
         resampled[start : start + len(volumes)] = resampler.apply(volumes)
@@ -212,7 +227,7 @@ def extract_map_signals(
     for start in range(0, info.n_volumes, chunk_volumes):
         block = slice(start, start + chunk_volumes)
         signals[block] = resampled[block].astype(np.float64) @ pseudo_inverse
-    return signals, coverage
+    return MapSignals(signals, coverage, np.asarray(constant, dtype=np.int64))
 
 
 # -------------------------------------------------------------------- cleaning
@@ -286,12 +301,37 @@ def min_filter_length(sos: np.ndarray | None) -> int:
     return 3 * (2 * len(sos) + 1 - int(trailing_zeros)) + 1
 
 
+def degenerate_columns(confounds: np.ndarray, processed: np.ndarray) -> np.ndarray:
+    """Mask of the confound columns that processing reduced to numerical noise.
+
+    A constant or exactly linear column is removed by detrending up to rounding
+    (~1e-14 of its scale); standardising that noise would turn it into a random
+    regressor. Such columns carry nothing and are dropped.
+
+    Parameters
+    ----------
+    confounds : ndarray, shape (n_samples, n_confounds)
+        The confounds as given.
+    processed : ndarray, shape (n_samples, n_confounds)
+        The same after detrending and filtering.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_confounds,)
+    """
+    raw_scale = np.abs(confounds).max(axis=0)
+    centred = processed - processed.mean(axis=0)
+    scale = centred.std(axis=0)
+    return ~(scale > 1e-10 * np.where(raw_scale > 0, raw_scale, 1.0))
+
+
 def confound_basis(confounds: np.ndarray, processed: np.ndarray) -> np.ndarray:
     """Orthonormal basis of the span of the processed, centred confounds.
 
     Columns that processing (detrending, filtering) reduced to numerical noise, such
     as a constant or a linear-trend column, are dropped instead of being rescaled
-    into spurious regressors; collinear columns are handled by a pivoted QR.
+    into spurious regressors (:func:`degenerate_columns`); collinear columns are
+    handled by a pivoted QR.
 
     Parameters
     ----------
@@ -304,17 +344,85 @@ def confound_basis(confounds: np.ndarray, processed: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (n_samples, rank)
     """
-    raw_scale = np.abs(confounds).max(axis=0)
-    centred = processed - processed.mean(axis=0)
-    scale = centred.std(axis=0)
-    keep = scale > 1e-10 * np.where(raw_scale > 0, raw_scale, 1.0)
+    keep = ~degenerate_columns(confounds, processed)
     if not keep.any():
         return np.empty((processed.shape[0], 0))
-    standardized = centred[:, keep] / scale[keep]
+    centred = processed - processed.mean(axis=0)
+    standardized = centred[:, keep] / centred.std(axis=0)[keep]
     q, r, _ = linalg.qr(standardized, mode="economic", pivoting=True)
     diagonal = np.abs(np.diag(r))
     tolerance = diagonal.max() * max(standardized.shape) * np.finfo(np.float64).eps
     return q[:, diagonal > tolerance]
+
+
+def filter_degrees_of_freedom(
+    n_samples: int, t_r: float, high_pass: float | None, low_pass: float | None
+) -> int:
+    """Degrees of freedom a band-pass filter removes from ``n_samples`` samples.
+
+    Counted on the real Fourier basis of the series: each frequency
+    ``k / (n_samples * t_r)``, ``0 < k <= n_samples / 2``, below ``high_pass``
+    or above ``low_pass`` is removed (2 degrees of freedom, 1 at the Nyquist
+    frequency). The zero frequency is left to detrending. A Butterworth filter
+    has a soft edge, so this is the count of an ideal filter with the same cutoffs.
+    """
+    removed = 0
+    for k in range(1, n_samples // 2 + 1):
+        frequency = k / (n_samples * t_r)
+        if (high_pass is not None and frequency < high_pass) or (
+            low_pass is not None and frequency > low_pass
+        ):
+            removed += 1 if 2 * k == n_samples else 2
+    return removed
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """Cleaned signals and the bookkeeping of what cleaning took from them.
+
+    Attributes
+    ----------
+    signals : ndarray, shape (n_rows, n_regions)
+    degrees_of_freedom : dict
+        ``Volumes`` (rows cleaned), and the degrees of freedom taken by
+        ``Detrending`` (mean, and linear trend when detrending), ``Filter``
+        (:func:`filter_degrees_of_freedom`) and ``Confounds`` (rank of the
+        regressors after processing), and the ``Remaining`` ones.
+    degenerate_confounds : list of int
+        Indices of the confound columns dropped as numerical noise.
+    """
+
+    signals: np.ndarray
+    degrees_of_freedom: dict[str, int]
+    degenerate_confounds: list[int]
+
+
+def _regress_and_standardize(
+    out: np.ndarray,
+    raw: np.ndarray | None,
+    processed: np.ndarray | None,
+    standardize: str | None,
+    lost: dict[str, int],
+) -> Cleaned:
+    """The last steps of cleaning: confound regression, then z-scoring."""
+    rank, degenerate = 0, []
+    if processed is not None:
+        degenerate = [
+            int(i) for i in np.flatnonzero(degenerate_columns(raw, processed))
+        ]
+        basis = confound_basis(raw, processed)
+        rank = basis.shape[1]
+        out -= basis @ (basis.T @ out)
+    if standardize is not None:
+        if out.shape[0] < 2:
+            raise ValueError("1 volume left after censoring: cannot standardize")
+        out -= out.mean(axis=0)
+        std = out.std(axis=0, ddof=1 if standardize == "zscore_sample" else 0)
+        std[std < np.finfo(np.float64).eps] = 1.0
+        out /= std
+    dof = {"Volumes": int(out.shape[0]), **lost, "Confounds": rank}
+    dof["Remaining"] = dof["Volumes"] - sum(v for k, v in dof.items() if k != "Volumes")
+    return Cleaned(out, dof, degenerate)
 
 
 def clean(
@@ -328,6 +436,30 @@ def clean(
     standardize: str | None = "zscore_sample",
     sample_mask: np.ndarray | None = None,
 ) -> np.ndarray:
+    """Cleaned signals (see :func:`clean_with_report`, which says what it took)."""
+    return clean_with_report(
+        signals,
+        confounds,
+        t_r,
+        high_pass=high_pass,
+        low_pass=low_pass,
+        detrend_signals=detrend_signals,
+        standardize=standardize,
+        sample_mask=sample_mask,
+    ).signals
+
+
+def clean_with_report(
+    signals: np.ndarray,
+    confounds: np.ndarray | None,
+    t_r: float,
+    *,
+    high_pass: float | None = 0.01,
+    low_pass: float | None = None,
+    detrend_signals: bool = True,
+    standardize: str | None = "zscore_sample",
+    sample_mask: np.ndarray | None = None,
+) -> Cleaned:
     """Clean region signals as nilearn's ``signal.clean`` does.
 
     Order: detrend signals and confounds; Butterworth filter both (order 5,
@@ -359,8 +491,10 @@ def clean(
 
     Returns
     -------
-    ndarray, shape (n_samples, n_regions), or (n_kept, n_regions) with a
-    ``sample_mask``, float64
+    Cleaned
+        The signals, shape (n_samples, n_regions) or (n_kept, n_regions) with a
+        ``sample_mask``, float64; the degrees of freedom each step took; the
+        confound columns dropped as numerical noise.
     """
     if standardize not in ("zscore_sample", "zscore", None):
         raise ValueError(
@@ -381,6 +515,7 @@ def clean(
             check_sample_mask(sample_mask, n_samples),
             detrend_signals=detrend_signals,
             standardize=standardize,
+            cutoffs=(high_pass, low_pass),
         )
     if n_samples < min_filter_length(sos):
         raise ValueError(
@@ -401,15 +536,25 @@ def clean(
         out = sp_signal.sosfiltfilt(sos, out, axis=0)
         if processed is not None:
             processed = sp_signal.sosfiltfilt(sos, processed, axis=0)
-    if processed is not None:
-        basis = confound_basis(np.asarray(confounds, dtype=np.float64), processed)
-        out -= basis @ (basis.T @ out)
-    if standardize is not None:
-        out -= out.mean(axis=0)
-        std = out.std(axis=0, ddof=1 if standardize == "zscore_sample" else 0)
-        std[std < np.finfo(np.float64).eps] = 1.0
-        out /= std
-    return out
+    raw = None if processed is None else np.asarray(confounds, dtype=np.float64)
+    lost = _lost_degrees_of_freedom(
+        n_samples, t_r, high_pass, low_pass, detrend_signals
+    )
+    return _regress_and_standardize(out, raw, processed, standardize, lost)
+
+
+def _lost_degrees_of_freedom(
+    n_rows: int,
+    t_r: float,
+    high_pass: float | None,
+    low_pass: float | None,
+    detrend_signals: bool,
+) -> dict[str, int]:
+    """Degrees of freedom taken by detrending (or centring) and filtering."""
+    return {
+        "Detrending": 2 if detrend_signals else 1,
+        "Filter": filter_degrees_of_freedom(n_rows, t_r, high_pass, low_pass),
+    }
 
 
 # ------------------------------------------------------------------- censoring
@@ -530,8 +675,10 @@ def _clean_censored(
     *,
     detrend_signals: bool,
     standardize: str | None,
-) -> np.ndarray:
-    """:func:`clean` with censoring (see :func:`censored_rows`)."""
+    cutoffs: tuple[float | None, float | None],
+) -> Cleaned:
+    """:func:`clean_with_report` with censoring (see :func:`censored_rows`)."""
+    high_pass, low_pass = cutoffs
     n_samples = signals.shape[0]
     has_confounds = confounds is not None and confounds.shape[1] > 0
     out = np.array(signals, dtype=np.float64)
@@ -568,14 +715,7 @@ def _clean_censored(
         if processed is not None:
             processed = sp_signal.sosfiltfilt(sos, processed, axis=0)[rows]
             raw = raw[kept]
-    if processed is not None:
-        basis = confound_basis(raw, processed)
-        out -= basis @ (basis.T @ out)
-    if standardize is not None:
-        if out.shape[0] < 2:
-            raise ValueError("1 volume left after censoring: cannot standardize")
-        out -= out.mean(axis=0)
-        std = out.std(axis=0, ddof=1 if standardize == "zscore_sample" else 0)
-        std[std < np.finfo(np.float64).eps] = 1.0
-        out /= std
-    return out
+    lost = _lost_degrees_of_freedom(
+        kept.size, t_r, high_pass, low_pass, detrend_signals
+    )
+    return _regress_and_standardize(out, raw, processed, standardize, lost)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from sparseconn.confounds import high_variance_confounds
 from sparseconn.errors import InputError
 from sparseconn.io import (
     PathLike,
+    atomic_output,
     read_confounds,
     read_func_info,
     write_json,
@@ -27,6 +29,9 @@ from sparseconn.io import (
     write_tsv,
 )
 from sparseconn.subjects import resolve_t_r
+
+if TYPE_CHECKING:
+    from sparseconn.signals import Cleaned
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +73,109 @@ def _cleaning_sidecar(
     }
 
 
+def source_uris(paths: Sequence[PathLike], links: dict[str, str] | None) -> list[str]:
+    """The files a result comes from, as BIDS URIs of the ``DatasetLinks`` datasets.
+
+    ``links`` maps a dataset name (``""``: the results themselves) to its folder;
+    None keeps the paths as given.
+    """
+    from sparseconn.bids import bids_uri
+
+    return [str(path) if links is None else bids_uri(path, links) for path in paths]
+
+
+def low_dof_warning(dof: dict[str, int]) -> str | None:
+    """A warning when regressors and filters leave under half the volumes' freedom."""
+    if dof["Remaining"] >= dof["Volumes"] / 2:
+        return None
+    return (
+        f"cleaning leaves {dof['Remaining']} of {dof['Volumes']} degrees of "
+        f"freedom ({dof['Confounds']} confounds, {dof['Filter']} filter, "
+        f"{dof['Detrending']} detrending)"
+    )
+
+
+def check_degrees_of_freedom(
+    source: PathLike, dof: dict[str, int], minimum: int, remedy: str
+) -> None:
+    """Raise InputError when cleaning leaves under ``minimum`` degrees of freedom."""
+    if dof["Remaining"] >= minimum:
+        return
+    raise InputError(
+        source,
+        f"cleaning leaves {dof['Remaining']} degrees of freedom of "
+        f"{dof['Volumes']} volumes ({dof['Confounds']} confound regressors, "
+        f"{dof['Filter']} filter, {dof['Detrending']} detrending), fewer than "
+        f"min_degrees_of_freedom {minimum}: its signals would be noise; {remedy}",
+    )
+
+
+def quality_fields(
+    cleaned: Cleaned,
+    confound_names: Sequence[str],
+    regions: Sequence[str],
+    coverage: np.ndarray,
+    warnings: Sequence[str] = (),
+) -> dict:
+    """Sidecar fields saying what cleaning took and what a reader should know.
+
+    ``DegreesOfFreedom`` (see :class:`sparseconn.signals.Cleaned`),
+    ``ConfoundsDropped`` (columns that were numerical noise after detrending),
+    ``RegionsOutsideFieldOfView`` and ``Warnings``: every caveat of the scan in
+    one list, also logged.
+    """
+    dropped = [str(confound_names[i]) for i in cleaned.degenerate_confounds]
+    uncovered = [
+        name for name, fraction in zip(regions, coverage, strict=True) if fraction == 0
+    ]
+    notes = list(warnings)
+    if dropped:
+        notes.append(
+            f"{len(dropped)} confound column(s) constant or linear in time, "
+            f"dropped (detrending removes them): {', '.join(dropped)}"
+        )
+    if uncovered:
+        notes.append(
+            f"{len(uncovered)} region(s) outside the field of view, their signals "
+            f"are zero: {', '.join(uncovered)}"
+        )
+    low = low_dof_warning(cleaned.degrees_of_freedom)
+    if low:
+        notes.append(low)
+    for note in notes:
+        logger.warning("%s", note)
+    return {
+        "DegreesOfFreedom": cleaned.degrees_of_freedom,
+        "ConfoundsDropped": dropped,
+        "RegionsOutsideFieldOfView": uncovered,
+        "Warnings": notes,
+    }
+
+
+def constant_volumes_mask(
+    source: PathLike, constant: np.ndarray, n_volumes: int, min_kept_fraction: float
+) -> tuple[np.ndarray | None, list[str]]:
+    """Sample mask censoring the constant volumes, and the warning that says so.
+
+    Raises InputError when fewer than ``min_kept_fraction`` of the volumes are left.
+    """
+    if constant.size == 0:
+        return None, []
+    kept = np.setdiff1d(np.arange(n_volumes), constant)
+    if kept.size == 0 or kept.size < min_kept_fraction * n_volumes:
+        raise InputError(
+            source,
+            f"{constant.size} of {n_volumes} volumes are constant (every voxel "
+            "equal: a dropout?), fewer than min_volumes "
+            f"{min_kept_fraction:.0%} are left",
+        )
+    listed = ", ".join(str(int(i)) for i in constant)
+    return kept, [
+        f"{constant.size} constant volume(s) censored (every voxel equal: a "
+        f"dropout?): {listed}"
+    ]
+
+
 def run_extract_timeseries(
     func: PathLike,
     maps: PathLike,
@@ -84,34 +192,35 @@ def run_extract_timeseries(
     low_pass: float | None = None,
     detrend: bool = True,
     standardize: str | None = "zscore_sample",
+    min_kept_fraction: float = 0.5,
+    min_degrees_of_freedom: int = 10,
+    links: dict[str, str] | None = None,
 ) -> None:
     """Extract and clean one signal per atlas map; write the TSV and its JSON sidecar.
 
     ``confounds`` lists tables (header row, one row per volume) whose columns are
     all regressed out, typically the high-variance confounds then the subject's
     confounds file. The repetition time comes from ``sheet_t_r``, else
-    ``config_t_r``, else the NIfTI header; a disagreement is an error.
+    ``config_t_r``, else the NIfTI header; a disagreement is an error. Constant
+    volumes (dropouts) are censored; a scan left with fewer than
+    ``min_kept_fraction`` of its volumes, or whose cleaning leaves fewer than
+    ``min_degrees_of_freedom``, is an error.
     """
-    from sparseconn.signals import clean, extract_map_signals
+    from sparseconn.signals import clean_with_report, extract_map_signals
 
     info = read_func_info(func)
     t_r = resolve_t_r(func, info.t_r, sheet_t_r=sheet_t_r, config_t_r=config_t_r)
     tables = [read_confounds(path, info.n_volumes) for path in confounds]
     atlas = load_atlas(maps, labels)
-    signals, coverage = extract_map_signals(info, atlas)
-    uncovered = [name for name, c in zip(atlas.names, coverage, strict=True) if c == 0]
-    if uncovered:
-        logger.warning(
-            "%s: %d map(s) outside the field of view, their signals are zero: %s",
-            func,
-            len(uncovered),
-            ", ".join(uncovered),
-        )
+    signals, coverage, constant = extract_map_signals(info, atlas)
+    sample_mask, warnings = constant_volumes_mask(
+        func, constant, info.n_volumes, min_kept_fraction
+    )
     confound_matrix = (
         np.hstack([table.to_numpy() for table in tables]) if tables else None
     )
     try:
-        cleaned = clean(
+        cleaned = clean_with_report(
             signals,
             confound_matrix,
             t_r,
@@ -119,29 +228,44 @@ def run_extract_timeseries(
             low_pass=low_pass,
             detrend_signals=detrend,
             standardize=standardize,
+            sample_mask=sample_mask,
         )
     except ValueError as error:
         raise InputError(func, str(error)) from error
-    write_tsv(pd.DataFrame(cleaned, columns=atlas.names), out_tsv)
+    check_degrees_of_freedom(
+        func,
+        cleaned.degrees_of_freedom,
+        min_degrees_of_freedom,
+        "exclude the subject (subjects sheet column exclude) or regress fewer "
+        "confounds",
+    )
+    confound_names = [name for table in tables for name in table.columns]
+    quality = quality_fields(cleaned, confound_names, atlas.names, coverage, warnings)
+    write_tsv(pd.DataFrame(cleaned.signals, columns=atlas.names), out_tsv)
     sidecar = {
         "RepetitionTime": t_r,
         "NumberOfVolumes": info.n_volumes,
         "Subject": subject,
         "Atlas": atlas_name,
         "Regions": atlas.names,
-        "RegionsOutsideFieldOfView": uncovered,
-        "Sources": [str(func), str(maps), *([str(labels)] if labels else [])],
+        "RegionsOutsideFieldOfView": quality.pop("RegionsOutsideFieldOfView"),
+        "Sources": source_uris([func, maps, *([labels] if labels else [])], links),
         "Confounds": {
-            str(path): list(table.columns)
-            for path, table in zip(confounds, tables, strict=True)
+            uri: list(table.columns)
+            for uri, table in zip(source_uris(confounds, links), tables, strict=True)
         },
         "Extraction": {
             "Method": "least squares on maps, func resampled to the maps grid "
             "(cubic spline, clipped to the data range)",
         },
         "Cleaning": _cleaning_sidecar(high_pass, low_pass, detrend, standardize),
+        **quality,
         "SoftwareVersion": f"sparseconn {__version__}",
     }
+    if constant.size:
+        sidecar["NumberOfVolumesKept"] = int(sample_mask.size)
+        sidecar["CensoredVolumes"] = [int(i) for i in constant]
+        sidecar["CensoringReasons"] = {"constant_volume": sidecar["CensoredVolumes"]}
     write_json(sidecar, Path(out_json))
 
 
@@ -165,14 +289,17 @@ def run_fmriprep_timeseries(
     n_high_variance_confounds: int = 5,
     high_variance_percentile: float = 2.0,
     min_kept_fraction: float = 0.5,
+    min_degrees_of_freedom: int = 10,
+    links: dict[str, str] | None = None,
 ) -> None:
     """One fMRIPrep run: denoise by ``strategy``, censor, extract and clean.
 
     Writes the kept volumes' cleaned signals (header = region names, one row per
     kept volume) and the JSON sidecar: repetition time, strategy and its
-    parameters, censored volumes (number, indices, why), sources, cleaning.
-    A run censored below ``min_kept_fraction`` is an error here: the workflow
-    leaves such runs out before any job runs.
+    parameters, censored volumes (number, indices, why), sources, cleaning,
+    degrees of freedom, warnings, and ``ExcludedFromGroup``: why the run is left
+    out of the group stage (too much censoring, too few degrees of freedom), or
+    null. Excluded runs are written too, so that they can be inspected.
     """
     from sparseconn.fmriprep import clean_scan_signals
 
@@ -191,15 +318,16 @@ def run_fmriprep_timeseries(
         n_high_variance_confounds=n_high_variance_confounds,
         high_variance_percentile=high_variance_percentile,
         min_kept_fraction=min_kept_fraction,
+        min_degrees_of_freedom=min_degrees_of_freedom,
     )
-    if result.excluded is not None:
-        raise InputError(confounds, result.excluded)
     write_tsv(pd.DataFrame(result.signals, columns=result.regions), out_tsv)
-    uncovered = [
-        name
-        for name, fraction in zip(result.regions, result.coverage, strict=True)
-        if fraction == 0
-    ]
+    quality = quality_fields(
+        result.cleaning,
+        result.confound_names,
+        result.regions,
+        result.coverage,
+        result.warnings,
+    )
     sidecar = {
         "RepetitionTime": result.t_r,
         "NumberOfVolumes": result.n_volumes,
@@ -207,33 +335,119 @@ def run_fmriprep_timeseries(
         "NumberOfVolumesCensored": len(result.censored),
         "CensoredVolumes": [int(i) for i in result.censored],
         "CensoringReasons": {
-            key: [int(i) for i in value]
-            for key, value in result.denoising.outliers.items()
+            key: [int(i) for i in value] for key, value in result.outliers.items()
         },
         "RowsAreVolumes": [int(i) for i in result.returned_rows],
         "Scan": scan,
         "Atlas": atlas_name,
         "Regions": result.regions,
-        "RegionsOutsideFieldOfView": uncovered,
+        "RegionsOutsideFieldOfView": quality.pop("RegionsOutsideFieldOfView"),
         "DenoiseStrategy": result.denoising.parameters,
         "Confounds": result.confound_names,
-        "Sources": [
-            str(bold),
-            str(confounds),
-            str(maps),
-            *([str(labels)] if labels else []),
-        ],
+        "Sources": source_uris(
+            [bold, confounds, maps, *([labels] if labels else [])], links
+        ),
         "Cleaning": _cleaning_sidecar(high_pass, low_pass, detrend, standardize),
+        **quality,
+        "ExcludedFromGroup": result.excluded,
         "SoftwareVersion": f"sparseconn {__version__}",
     }
+    if not result.censoring_applied:
+        sidecar["CensoringApplied"] = False
+        sidecar["Warnings"].append(
+            "left out of the group stage; its kept volumes are too few to clean, "
+            "so every volume is written uncensored, for inspection only"
+        )
     write_json(sidecar, Path(out_json))
 
 
-def run_scan_exclusions(rows: Sequence[dict], out_tsv: PathLike) -> None:
-    """Write the runs left out of the group stage (scan, bold, reason), sorted."""
-    columns = ["scan", "bold", "reason"]
-    frame = pd.DataFrame([dict(row) for row in rows], columns=columns)
+#: Columns of the per-scan quality table, in order.
+SCAN_QC_COLUMNS = [
+    "scan",
+    "included",
+    "reason",
+    "volumes",
+    "volumes_kept",
+    "degrees_of_freedom",
+    "confounds_dropped",
+    "regions_outside_fov",
+    "warnings",
+]
+
+
+def run_scan_qc(
+    sidecars: Sequence[PathLike],
+    scans: Sequence[str],
+    excluded: dict[str, str],
+    out_tsv: PathLike,
+) -> None:
+    """One row per scan: in the group stage or not (why), and its caveats.
+
+    ``sidecars`` are the scans' time-series JSON files, in ``scans`` order;
+    ``excluded`` gives the reasons decided before the jobs ran (the subjects
+    sheet's ``exclude`` column); a sidecar's ``ExcludedFromGroup`` is the other
+    source. ``warnings`` joins the sidecar's ``Warnings`` with `` | ``.
+    """
+    import json
+
+    rows = []
+    for scan, path in zip(scans, sidecars, strict=True):
+        sidecar = json.loads(Path(path).read_text())
+        reason = excluded.get(scan) or sidecar.get("ExcludedFromGroup")
+        dof = sidecar.get("DegreesOfFreedom") or {}
+        rows.append(
+            {
+                "scan": scan,
+                "included": reason is None,
+                "reason": reason or "",
+                "volumes": sidecar["NumberOfVolumes"],
+                "volumes_kept": sidecar.get(
+                    "NumberOfVolumesKept", sidecar["NumberOfVolumes"]
+                ),
+                "degrees_of_freedom": dof.get("Remaining", ""),
+                "confounds_dropped": len(sidecar.get("ConfoundsDropped", [])),
+                "regions_outside_fov": len(
+                    sidecar.get("RegionsOutsideFieldOfView", [])
+                ),
+                "warnings": " | ".join(sidecar.get("Warnings", [])),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=SCAN_QC_COLUMNS)
     write_tsv(frame.sort_values("scan", kind="stable"), out_tsv)
+
+
+#: BIDS version the results follow (entity order of its schema, BIDS URIs).
+BIDS_VERSION = "1.10.0"
+#: Folders of the results that are not BIDS files (listed in ``.bidsignore``).
+NOT_BIDS = ("figures/", "group/", "logs/", "benchmarks/", "report.html")
+
+
+def run_dataset_description(
+    out_json: PathLike,
+    out_bidsignore: PathLike,
+    *,
+    name: str,
+    version: str,
+    links: dict[str, str],
+) -> None:
+    """Describe the results as a BIDS derivative; ``.bidsignore`` its other files.
+
+    ``links`` (dataset name -> folder, relative to the results or absolute) is
+    written as ``DatasetLinks``, which the sidecars' ``bids:<name>:`` URIs refer
+    to. No dates, so reruns give the same bytes.
+    """
+    write_json(
+        {
+            "Name": name,
+            "BIDSVersion": BIDS_VERSION,
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "sparseconn", "Version": version}],
+            "DatasetLinks": dict(sorted(links.items())),
+        },
+        out_json,
+    )
+    with atomic_output(out_bidsignore) as tmp:
+        tmp.write_text("".join(f"{entry}\n" for entry in NOT_BIDS))
 
 
 # ------------------------------------------------------------------ group stage

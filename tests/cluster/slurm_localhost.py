@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.debian import apt_install
+
 #: Debian packages providing the daemons and the clients (sbatch, squeue, ...).
 PACKAGES = ("slurm-wlm", "munge")
 #: Programs that must be found once the packages are installed.
@@ -50,32 +52,7 @@ def missing_programs() -> list[str]:
 
 def install() -> None:
     """Install the Debian packages (root only); services are kept from starting."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    policy = Path("/usr/sbin/policy-rc.d")
-    own_policy = not policy.exists()
-    if own_policy:
-        # exit 101: maintainer scripts must not start munge/slurm services
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-    try:
-        lock = ["-o", "DPkg::Lock::Timeout=600"]
-        subprocess.run(["apt-get", *lock, "update", "-q"], env=env, check=True)
-        subprocess.run(
-            [
-                "apt-get",
-                *lock,
-                "install",
-                "-y",
-                "-q",
-                "--no-install-recommends",
-                *PACKAGES,
-            ],
-            env=env,
-            check=True,
-        )
-    finally:
-        if own_policy:
-            policy.unlink(missing_ok=True)
+    apt_install(PACKAGES)
 
 
 def free_port() -> int:

@@ -335,9 +335,12 @@ def test_entirely_censored_scan_is_reported_not_raised(shared_tree):
     result = clean_scan_signals(
         scan.bold, shared_tree.maps, scan.confounds, strategy="scrubbing"
     )
-    assert result.signals is None and result.n_kept == 0
+    assert result.n_kept == 0
     assert result.censored == list(range(30)) and result.n_volumes == 30
-    assert "0 of 30 volumes left" in result.excluded
+    assert "0 of 30 volumes kept" in result.excluded
+    # Still cleaned, uncensored, so that it can be inspected; and said so.
+    assert result.signals.shape == (30, 6) and not result.censoring_applied
+    assert result.returned_rows.tolist() == list(range(30))
 
 
 def test_min_kept_fraction_excludes(shared_tree):
@@ -350,6 +353,9 @@ def test_min_kept_fraction_excludes(shared_tree):
         strategy="scrubbing",
         low_pass=None,
         high_pass=None,
+        # 30 volumes leave scrubbing's regressors no degrees of freedom; this
+        # test is about the censoring fraction alone.
+        min_degrees_of_freedom=-100,
     )
     assert kept.excluded is None and kept.signals.shape == (24, 6)
     assert kept.t_r == 2.0 and kept.regions == [f"R{i:02d}" for i in range(1, 7)]
@@ -359,9 +365,11 @@ def test_min_kept_fraction_excludes(shared_tree):
         scan.confounds,
         strategy="scrubbing",
         min_kept_fraction=0.9,
+        min_degrees_of_freedom=-100,
     )
-    assert excluded.signals is None and excluded.n_kept == 24
-    assert "24 of 30 volumes left" in excluded.excluded and "90%" in excluded.excluded
+    assert excluded.n_kept == 24 and excluded.censoring_applied
+    assert excluded.signals.shape == (24, 6)
+    assert "24 of 30 volumes kept" in excluded.excluded and "90%" in excluded.excluded
 
 
 def test_repetition_time_from_sidecar_checked_against_header(tree, shared_tree):

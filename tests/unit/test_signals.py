@@ -87,7 +87,8 @@ def test_extract_map_signals_recovers_mixture_on_the_atlas_grid(tmp_path, rng):
     image = nib.Nifti1Image(data, np.diag([4.0, 4.0, 4.0, 1.0]))
     nib.save(image, tmp_path / "func.nii.gz")
     info = read_func_info(tmp_path / "func.nii.gz")
-    signals, coverage = extract_map_signals(info, load_atlas(tmp_path / "maps.nii.gz"))
+    atlas = load_atlas(tmp_path / "maps.nii.gz")
+    signals, coverage, _ = extract_map_signals(info, atlas)
     baseline = np.linalg.lstsq(
         maps.reshape(-1, maps.shape[3]), np.full(maps[..., 0].size, 50.0), rcond=None
     )[0]

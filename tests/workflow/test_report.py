@@ -2,8 +2,8 @@
 
 Two subjects of 100 volumes run to completion, then ``snakemake --report``
 builds the self-contained HTML report. Chromium (Debian's ``chromium`` package,
-installed by ``.ci/run``) loads it from disk with networking off (every host name
-resolves to nothing). A small script injected into a copy of the report drives
+installed by the test when absent) loads it from disk with networking off (every
+host name resolves to nothing). A small script injected into a copy of the report drives
 the report's own viewer: it opens every figure the way a click on it does and
 records each displayed ``<img>``'s natural size (0 for a broken image) into the
 DOM, which ``--dump-dom`` prints once the page's JavaScript has run. A screenshot
@@ -21,6 +21,8 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import yaml
+
+from tests.debian import apt_install, can_install
 
 pytestmark = pytest.mark.slow
 
@@ -106,15 +108,26 @@ CHECK_SCRIPT = """
 """
 
 
-def _chromium() -> str:
+def _find_chromium() -> str | None:
     for name in CHROMIUM_NAMES:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail(
-        "Chromium is required to check the report: install Debian's chromium "
-        "package (apt-get install -y chromium; .ci/run does it)"
-    )
+    return None
+
+
+def _chromium() -> str:
+    """Chromium's path; Debian's package is installed first when it is absent."""
+    found = _find_chromium()
+    if found is None and can_install():
+        apt_install(["chromium"])
+        found = _find_chromium()
+    if found is None:
+        pytest.fail(
+            "Chromium is required to check the report and could not be installed "
+            "here: install Debian's chromium package (apt-get install -y chromium)"
+        )
+    return found
 
 
 def _run_chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:

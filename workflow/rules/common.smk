@@ -22,6 +22,7 @@ import sparseconn
 from sparseconn import adapters
 from sparseconn.cli import exit_on_input_error, schema_error
 from sparseconn import fetch
+from sparseconn.bids import output_name, parse_stem
 from sparseconn.errors import InputError
 from sparseconn.subjects import check_subject_id, read_subjects_sheet
 
@@ -276,18 +277,25 @@ EXCLUDED_SCANS = {}
 # unit -> its kept scans (in order); unit -> participant label.
 UNIT_SCANS = {}
 UNIT_PARTICIPANT = {}
-FMRIPREP_EXCLUSIONS = f"{GROUP_DIR}/desc-exclusions_scans.tsv"
 
 
-def scan_file(name, suffix):
+def scan_file(name, suffix, **entities):
     """Path of a per-run (or per-unit) result of dataset fmriprep.
 
-    ``sub-01_ses-1_task-rest_run-1_space-X`` ->
-    ``{results_dir}/sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1_space-X_<suffix>``.
+    ``sub-01_ses-1_task-rest_run-1_space-X_res-2``, ``timeseries.tsv``, atlas A ->
+    ``{results_dir}/sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1_space-X_atlas-A_res-2_timeseries.tsv``
+    (entities in BIDS order).
     """
-    entities = dict(part.split("-", 1) for part in name.split("_"))
-    parts = [f"{key}-{entities[key]}" for key in ("sub", "ses") if key in entities]
-    return posixpath.join(RESULTS, *parts, "func", f"{name}_{suffix}")
+    found = dict(parse_stem(name))
+    parts = [f"{key}-{found[key]}" for key in ("sub", "ses") if key in found]
+    return posixpath.join(
+        RESULTS, *parts, "func", output_name(name, suffix, **entities)
+    )
+
+
+def timeseries_stem(name):
+    """Stem (file name without suffix) of a run's time series, atlas included."""
+    return output_name(name, "", atlas=ATLAS_NAME)
 
 
 # Config min_volumes ("50%") as a fraction.
@@ -331,21 +339,31 @@ def _load_fmriprep():
         )
         FMRIPREP_SCANS[scan.name] = scan
         FMRIPREP_DENOISING[scan.name] = denoising
-        n_kept = denoising.kept.size
-        if n_kept == 0 or n_kept < minimum * info.n_volumes:
-            EXCLUDED_SCANS[scan.name] = (
-                f"{n_kept} of {info.n_volumes} volumes kept after censoring, "
-                f"fewer than min_volumes {config['min_volumes']}"
-            )
+        n_regressors = denoising.confounds.shape[1]
+        if DENOISE_STRATEGY == "highvariance":
+            n_regressors += config["n_high_variance_confounds"]
+        reason = fmriprep.exclusion_reason(
+            info.n_volumes,
+            denoising.kept.size,
+            n_regressors,
+            fmriprep.bold_t_r(scan.bold, info.t_r, config["t_r"]),
+            high_pass=config["high_pass"],
+            low_pass=config["low_pass"],
+            detrend=config["detrend"],
+            min_kept_fraction=minimum,
+            min_degrees_of_freedom=config["min_degrees_of_freedom"],
+        )
+        if reason is not None:
+            EXCLUDED_SCANS[scan.name] = reason
         by_subject.setdefault(scan.subject, []).append(scan)
     for subject, subject_scans in by_subject.items():
         if all(scan.name in EXCLUDED_SCANS for scan in subject_scans):
             first = subject_scans[0]
             raise InputError(
                 first.confounds,
-                f"every run of sub-{subject} is censored below min_volumes "
-                f"{config['min_volumes']} ({EXCLUDED_SCANS[first.name]}); leave "
-                "the participant out (participant_label) or censor less",
+                f"every run of sub-{subject} is left out of the group stage "
+                f"({EXCLUDED_SCANS[first.name]}); leave the participant out "
+                "(participant_label), or censor or regress less",
             )
         for scan in subject_scans:
             if scan.name in EXCLUDED_SCANS:
@@ -358,8 +376,13 @@ def _load_fmriprep():
 
 
 def fmriprep_scan(wildcards):
-    """The Scan of a job."""
-    return FMRIPREP_SCANS[wildcards.scan]
+    """The Scan of a job (its time series' stem names it)."""
+    return FMRIPREP_SCANS[SCAN_OF_STEM[wildcards.stem]]
+
+
+# Time-series stem -> scan name (the stem is the rule's wildcard: BIDS order puts
+# the atlas inside the scan's entities, before res).
+SCAN_OF_STEM = {timeseries_stem(name): name for name in FMRIPREP_SCANS}
 
 
 def fmriprep_confounds_input(wildcards):
@@ -371,13 +394,6 @@ def fmriprep_confounds_input(wildcards):
     return files
 
 
-def unit_prefix(unit):
-    """Path prefix of a group element's per-subject results (relmat TSVs)."""
-    if DATASET == "fmriprep":
-        return scan_file(unit, "")[:-1]
-    return f"{RESULTS}/sub-{unit}/func/sub-{unit}"
-
-
 def unit_label(unit):
     """A group element as named in figure file names (``sub-01`` or the unit)."""
     return unit if DATASET == "fmriprep" else f"sub-{unit}"
@@ -387,7 +403,7 @@ def unit_timeseries(unit):
     """Time-series TSVs of a group element (several runs when concatenated)."""
     if DATASET == "fmriprep":
         return [
-            scan_file(name, f"atlas-{ATLAS_NAME}_timeseries.tsv")
+            scan_file(name, "timeseries.tsv", atlas=ATLAS_NAME)
             for name in UNIT_SCANS[unit]
         ]
     return [subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv").format(subject=unit)]
@@ -401,7 +417,10 @@ def units_timeseries(units):
 
 def unit_relmat(unit, stat, desc):
     """Relmat TSV of a group element (xcp_d layout)."""
-    return f"{unit_prefix(unit)}_atlas-{ATLAS_NAME}_stat-{stat}_desc-{desc}_relmat.tsv"
+    entities = {"atlas": ATLAS_NAME, "stat": stat, "desc": desc}
+    if DATASET == "fmriprep":
+        return scan_file(unit, "relmat.tsv", **entities)
+    return relmat(stat, desc).format(subject=unit)
 
 
 with exit_on_input_error():
@@ -434,16 +453,77 @@ with exit_on_input_error():
     )
 
 
+def _dataset_links():
+    """Folders the sidecars' ``Sources`` refer to: dataset name -> folder.
+
+    ``""`` is the results themselves (BIDS URIs ``bids::...``); ``atlas`` the
+    atlas's folder; then the input data's folder by dataset kind.
+    """
+    links = {"": RESULTS}
+    if DATASET == "synthetic":
+        links["synthetic"] = SYNTHETIC_DIR
+    elif DATASET == "adhd":
+        links["adhd"] = ADHD_DIR
+    elif DATASET == "fmriprep":
+        links["preprocessed"] = os.path.normpath(config["fmriprep_dir"])
+    else:
+        files = [f for row in SHEET.values() for f in (row.func, row.confounds) if f]
+        links["sources"] = os.path.commonpath([os.path.abspath(f) for f in files])
+    atlas = os.path.dirname(os.path.abspath(ATLAS_MAPS))
+    if not any(
+        atlas == os.path.abspath(folder)
+        or atlas.startswith(os.path.abspath(folder) + os.sep)
+        for name, folder in links.items()
+        if name
+    ):
+        links["atlas"] = os.path.dirname(ATLAS_MAPS) or "."
+    return links
+
+
+DATASET_LINKS = _dataset_links()
+# As written in dataset_description.json: relative to the results folder.
+DATASET_LINKS_FROM_RESULTS = {
+    name: os.path.relpath(folder, RESULTS).replace(os.sep, "/")
+    for name, folder in DATASET_LINKS.items()
+}
+
+
 # Inputs of rule all beyond the results (the phenotypic table of dataset adhd).
-# Dataset fmriprep: every run's time series, and the table of excluded runs.
+# Dataset fmriprep: every run's time series, those left out of the group too.
 DATASET_TARGETS = [ADHD_PHENOTYPES] if DATASET == "adhd" else []
 if DATASET == "fmriprep":
     DATASET_TARGETS = [
-        scan_file(name, f"atlas-{ATLAS_NAME}_timeseries.{ext}")
+        scan_file(name, f"timeseries.{ext}", atlas=ATLAS_NAME)
         for name in FMRIPREP_SCANS
-        if name not in EXCLUDED_SCANS
         for ext in ("tsv", "json")
-    ] + [FMRIPREP_EXCLUSIONS]
+    ]
+
+
+def scan_sidecars():
+    """Every scan's time-series sidecar (the group's and the excluded ones)."""
+    if DATASET == "fmriprep":
+        return [
+            scan_file(name, "timeseries.json", atlas=ATLAS_NAME)
+            for name in FMRIPREP_SCANS
+        ]
+    return [
+        subject_file(f"atlas-{ATLAS_NAME}_timeseries.json").format(subject=subject)
+        for subject in SUBJECTS
+    ]
+
+
+def scan_names():
+    """Names of the scans of scan_sidecars(), in the same order."""
+    if DATASET == "fmriprep":
+        return list(FMRIPREP_SCANS)
+    return [f"sub-{subject}" for subject in SUBJECTS]
+
+
+def excluded_before_jobs():
+    """Scans left out of the group stage before any job runs, with the reason."""
+    if DATASET == "fmriprep":
+        return dict(EXCLUDED_SCANS)
+    return {f"sub-{s}": "excluded in the subjects sheet" for s in EXCLUDED}
 
 
 def func_for(wildcards):

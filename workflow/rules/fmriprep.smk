@@ -1,13 +1,14 @@
 # Dataset fmriprep: one job per preprocessed run (a "scan", named by its BIDS
 # entities): denoised by config denoise_strategy (nilearn's load_confounds_strategy
 # presets, or the seed's highvariance), censored, extracted and cleaned. Runs are
-# found, censored and excluded when the workflow is read (common.smk); the group
-# stage concatenates the runs of a subject (and session) when concatenate_runs.
+# found, censored and excluded when the workflow is read (common.smk); excluded
+# runs are cleaned too (flagged in their sidecar); the group stage concatenates
+# the runs of a subject (and session) when concatenate_runs.
 
 
 wildcard_constraints:
     folder="sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
-    scan="sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?_task-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
+    stem="sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?_task-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
 
 
 rule fmriprep_timeseries:
@@ -17,17 +18,18 @@ rule fmriprep_timeseries:
         maps=ATLAS_MAPS,
         labels=atlas_labels_input,
     output:
-        tsv=f"{RESULTS}/{{folder}}/func/{{scan}}_atlas-{ATLAS_NAME}_timeseries.tsv",
-        json=f"{RESULTS}/{{folder}}/func/{{scan}}_atlas-{ATLAS_NAME}_timeseries.json",
+        tsv=f"{RESULTS}/{{folder}}/func/{{stem}}_timeseries.tsv",
+        json=f"{RESULTS}/{{folder}}/func/{{stem}}_timeseries.json",
     log:
-        "logs/fmriprep_timeseries/{folder}/{scan}.log",
+        "logs/fmriprep_timeseries/{folder}/{stem}.log",
     benchmark:
-        "benchmarks/fmriprep_timeseries/{folder}/{scan}.tsv"
+        "benchmarks/fmriprep_timeseries/{folder}/{stem}.tsv"
     threads: 1
     resources:
         mem_mb=800,
         runtime=10,
     params:
+        scan=lambda wildcards: SCAN_OF_STEM[wildcards.stem],
         atlas_name=ATLAS_NAME,
         strategy=DENOISE_STRATEGY,
         confound_columns=config["confound_columns"],
@@ -38,34 +40,11 @@ rule fmriprep_timeseries:
         standardize=config["standardize"],
         n_high_variance_confounds=config["n_high_variance_confounds"],
         high_variance_percentile=config["high_variance_percentile"],
-        min_kept_fraction=lambda wildcards: MIN_KEPT_FRACTION,
+        min_kept_fraction=MIN_KEPT_FRACTION,
+        min_degrees_of_freedom=config["min_degrees_of_freedom"],
+        links=DATASET_LINKS,
         code=code_version("tasks", "fmriprep"),
     message:
-        "{wildcards.scan}: region signals ({params.strategy} denoising)"
+        "{params.scan}: region signals ({params.strategy} denoising)"
     run:
         adapters.fmriprep_timeseries(input, output, params, wildcards, log)
-
-
-rule fmriprep_exclusions:
-    output:
-        tsv=FMRIPREP_EXCLUSIONS,
-    log:
-        "logs/fmriprep_exclusions/fmriprep_exclusions.log",
-    benchmark:
-        "benchmarks/fmriprep_exclusions/fmriprep_exclusions.tsv"
-    localrule: True
-    conda:
-        "../../envs/sparseconn.yaml"
-    threads: 1
-    resources:
-        mem_mb=200,
-        runtime=1,
-    params:
-        rows=[
-            {"scan": name, "bold": str(FMRIPREP_SCANS[name].bold), "reason": reason}
-            for name, reason in EXCLUDED_SCANS.items()
-        ],
-    message:
-        "Runs left out of the group stage: {params.rows}"
-    script:
-        "../../scripts/fmriprep_exclusions.py"

@@ -52,6 +52,9 @@ rule extract_timeseries:
         low_pass=config["low_pass"],
         detrend=config["detrend"],
         standardize=config["standardize"],
+        min_kept_fraction=MIN_KEPT_FRACTION,
+        min_degrees_of_freedom=config["min_degrees_of_freedom"],
+        links=DATASET_LINKS,
         code=code_version("tasks", "signals", "confounds", "atlas", "subjects"),
     message:
         "sub-{wildcards.subject}: region signals of atlas {params.atlas_name}"
