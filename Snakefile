@@ -100,9 +100,9 @@ rule dataset_description:
         json=f"{RESULTS}/dataset_description.json",
         bidsignore=f"{RESULTS}/.bidsignore",
     log:
-        "logs/dataset_description/dataset_description.log",
+        f"{LOGS}/dataset_description/dataset_description.log",
     benchmark:
-        "benchmarks/dataset_description/dataset_description.tsv"
+        f"{BENCHMARKS}/dataset_description/dataset_description.tsv"
     localrule: True
     threads: 1
     resources:

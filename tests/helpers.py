@@ -55,3 +55,21 @@ def write_table(path: Path, frame: pd.DataFrame, sep: str = "\t") -> Path:
     """Write ``frame`` as a delimited text table with a header row."""
     frame.to_csv(path, sep=sep, index=False)
     return path
+
+
+#: Folders of the results whose bytes differ between identical runs: each job's
+#: log and Snakemake's benchmark timings.
+RUN_RECORDS = ("logs", "benchmarks")
+
+
+def output_files(folder: Path) -> list[Path]:
+    """Files a run wrote under results/ and resources/ (relative), records aside."""
+    return sorted(
+        path.relative_to(folder)
+        for sub in ("results", "resources")
+        for path in (folder / sub).rglob("*")
+        if path.is_file()
+        and not (
+            sub == "results" and path.relative_to(folder / sub).parts[0] in RUN_RECORDS
+        )
+    )

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, SNAKEMAKE
+from tests.helpers import output_files
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +40,7 @@ SUBMITTED = {
 #: Local rules of the workflow (run on the submit host).
 LOCAL_RULES = {
     "dataset_description",
+    "scan_qc",
     "fetch_atlas",
     "fetch_subject",
     "fetch_phenotypes",
@@ -47,12 +49,7 @@ LOCAL_RULES = {
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(
-        path.relative_to(folder)
-        for sub in ("results", "resources")
-        for path in (folder / sub).rglob("*")
-        if path.is_file()
-    )
+    return output_files(folder)
 
 
 def _config(folder: Path) -> Path:

@@ -28,6 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import output_files
+
 pytestmark = pytest.mark.slow
 
 ROOT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
@@ -37,10 +39,9 @@ SETTINGS = {"n_subjects": 2, "synthetic": {"n_volumes": 100}}
 def final_files(folder: Path) -> dict[str, bytes]:
     """Files under a final name in results/ and resources/, with their bytes."""
     return {
-        str(path.relative_to(folder)): path.read_bytes()
-        for sub in ("results", "resources")
-        for path in sorted((folder / sub).rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
+        str(path): (folder / path).read_bytes()
+        for path in output_files(folder)
+        if not path.name.startswith(".")
     }
 
 
@@ -50,7 +51,7 @@ def temporary_files(folder: Path) -> list[str]:
         str(path.relative_to(folder))
         for sub in ("results", "resources")
         for path in (folder / sub).rglob(".*")
-        if path.is_file()
+        if path.is_file() and ".tmp" in path.name
     )
 
 
@@ -134,12 +135,12 @@ def _group_members(pgid: int) -> list[int]:
     [
         (
             "extract_timeseries",
-            "logs/extract_timeseries/01.log",
+            "results/logs/extract_timeseries/01.log",
             ["results/sub-01/func/sub-01_atlas-synthetic_timeseries.tsv"],
         ),
         (
             "group_sparse_covariance",
-            "logs/group_sparse_covariance/group_sparse_covariance.log",
+            "results/logs/group_sparse_covariance/group_sparse_covariance.log",
             ["results/group/atlas-synthetic_desc-groupsparse_connectome.npz"],
         ),
     ],

@@ -2,10 +2,11 @@
 
 The tree: sub-01 with 2 sessions x 2 runs, sub-02 with one run (and a T1w-space
 run the space filter leaves out); its confounds files are nilearn's real fMRIPrep
-tables (30 volumes, v21 and older layouts). With ``scrubbing``, the two v21 runs
-lose every volume and are left out (exclusions TSV), the other runs of a session
-are concatenated. Then every bad input of the issue stops the dry run with one
-line naming the file.
+tables (v21 and older layouts), lengthened to 100 volumes (30 would leave the
+strategies' regressors no degrees of freedom). With ``scrubbing``, the two v21
+runs lose every volume and are left out (listed in the scans' QC table, their
+time series written and flagged), the other runs of a session are concatenated.
+Then every bad input of the issue stops the dry run with one line naming the file.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from tests.fmriprep_tree import make_fmriprep_tree
 pytestmark = pytest.mark.slow
 
 ERROR_PREFIX = "sparseconn: error: "
-SPACE = "space-MNI152NLin2009cAsym_res-2"
-# BIDS entities in order, then ours (atlas, stat), desc last, then the suffix.
+N_VOLUMES = 100
+SPACE = "space-MNI152NLin2009cAsym"
+# Group units as named in the .npz (the scan's entities, run dropped).
+UNIT_SPACE = f"{SPACE}_res-2"
+# BIDS entities in the schema's order (atlas before res), then stat (BEP017,
+# unknown to the schema: just before desc), desc last, then the suffix.
 BIDS_NAME = re.compile(
     r"^sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?_task-[A-Za-z0-9]+(_acq-[A-Za-z0-9]+)?"
-    r"(_run-[0-9]+)?_space-[A-Za-z0-9]+(_res-[A-Za-z0-9]+)?_atlas-[A-Za-z0-9]+"
+    r"(_run-[0-9]+)?_space-[A-Za-z0-9]+_atlas-[A-Za-z0-9]+(_res-[A-Za-z0-9]+)?"
     r"(_stat-[a-z]+)?(_desc-[A-Za-z0-9]+)?_(timeseries|relmat)\.(tsv|json)$"
 )
 
@@ -50,7 +55,7 @@ def write_config(folder: Path, tree, **settings) -> Path:
 @pytest.fixture(scope="module")
 def scrubbed(tmp_path_factory, run_snakemake):
     folder = tmp_path_factory.mktemp("fmriprep")
-    tree = make_fmriprep_tree(folder)
+    tree = make_fmriprep_tree(folder, n_volumes=N_VOLUMES)
     config = write_config(folder, tree, denoise_strategy="scrubbing")
     result = run_snakemake("--cores", "2", "--configfile", config, cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -65,9 +70,9 @@ def test_runs_end_to_end_with_group_and_figures(scrubbed):
         assert fit["precisions"].shape[0] == 3
     # runs concatenated per subject and session: names without run
     assert units == [
-        f"sub-01_ses-1_task-rest_{SPACE}",
-        f"sub-01_ses-2_task-rest_{SPACE}",
-        f"sub-02_task-rest_{SPACE}",
+        f"sub-01_ses-1_task-rest_{UNIT_SPACE}",
+        f"sub-01_ses-2_task-rest_{UNIT_SPACE}",
+        f"sub-02_task-rest_{UNIT_SPACE}",
     ]
     with np.load(results / "group/atlas-test_desc-graphlasso_connectome.npz") as fit:
         assert str(fit["subject"]) == units[0]
@@ -78,16 +83,31 @@ def test_runs_end_to_end_with_group_and_figures(scrubbed):
 
 def test_censored_runs_are_excluded_with_their_reason(scrubbed):
     folder, tree = scrubbed
-    table = pd.read_csv(folder / "results/group/desc-exclusions_scans.tsv", sep="\t")
+    table = pd.read_csv(
+        folder / "results/group/atlas-test_desc-scans_qc.tsv",
+        sep="\t",
+        keep_default_na=False,
+    )
     v21 = sorted(scan.name for scan in tree.scans if scan.source == "v21")
-    assert sorted(table["scan"]) == v21
-    assert all("0 of 30 volumes kept" in reason for reason in table["reason"])
+    in_space = sorted(scan.name for scan in tree.scans if "_space-T1w" not in scan.name)
+    assert sorted(table["scan"]) == in_space
+    excluded = table[~table["included"]]
+    assert sorted(excluded["scan"]) == v21
+    assert all("0 of 100 volumes kept" in reason for reason in excluded["reason"])
+    assert (table[table["included"]]["reason"] == "").all()
+    assert (table["degrees_of_freedom"].astype(int) > 10).all()
+    # Excluded runs keep their time series, for inspection, flagged as such.
     for name in v21:
-        assert not list((folder / "results").rglob(f"{name}_*"))
+        (series,) = (folder / "results").rglob(f"{name[:30]}*_timeseries.tsv")
+        sidecar = json.loads(series.with_suffix(".json").read_text())
+        assert "0 of 100 volumes kept" in sidecar["ExcludedFromGroup"]
+        assert sidecar["CensoringApplied"] is False
+        assert pd.read_csv(series, sep="\t").shape[0] == N_VOLUMES
+        assert any("uncensored" in warning for warning in sidecar["Warnings"])
 
 
 def test_every_output_name_follows_bids_and_has_its_sidecar(scrubbed):
-    folder, _ = scrubbed
+    folder, tree = scrubbed
     results = folder / "results"
     description = json.loads((results / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
@@ -102,17 +122,33 @@ def test_every_output_name_follows_bids_and_has_its_sidecar(scrubbed):
             assert folder_parts[1] == f"ses-{entities['ses']}"
         assert folder_parts[-2] == "func"
     series = [p for p in subject_files if p.name.endswith("_timeseries.tsv")]
-    assert len(series) == 3  # the five runs but the two censored away
+    assert len(series) == 5  # the two runs censored away included
+    links = description["DatasetLinks"]
+    assert (results / links["preprocessed"]).resolve() == tree.root.resolve()
     for path in series:
         sidecar = json.loads(path.with_suffix(".json").read_text())
+        if sidecar["ExcludedFromGroup"]:
+            continue
         assert sidecar["RepetitionTime"] == 2.0
         assert sidecar["DenoiseStrategy"]["name"] == "scrubbing"
         assert sidecar["DenoiseStrategy"]["fd_threshold"] == 0.5
         rows = pd.read_csv(path, sep="\t").shape[0]
         assert rows == sidecar["NumberOfVolumesKept"]
-        assert rows + sidecar["NumberOfVolumesCensored"] == 30
+        assert rows + sidecar["NumberOfVolumesCensored"] == N_VOLUMES
         assert 0 in sidecar["CensoredVolumes"]  # non-steady-state volume
-        assert sidecar["Sources"][0].endswith("_desc-preproc_bold.nii.gz")
+        # Sources: BIDS URIs into the linked datasets, no local paths.
+        bold, confounds, maps, _ = sidecar["Sources"]
+        assert bold.startswith("bids:preprocessed:sub-")
+        assert bold.endswith("_desc-preproc_bold.nii.gz")
+        assert (tree.root / bold.split(":", 2)[2]).is_file()
+        assert confounds.startswith("bids:preprocessed:sub-")
+        assert maps == "bids:atlas:atlas_maps.nii.gz"
+        dof = sidecar["DegreesOfFreedom"]
+        assert dof["Volumes"] == rows
+        assert (
+            dof["Remaining"]
+            == rows - dof["Detrending"] - dof["Filter"] - dof["Confounds"]
+        )
 
 
 def test_a_rerun_has_nothing_to_do(scrubbed, run_snakemake):

@@ -145,6 +145,8 @@ def test_the_order_of_the_sheet_rows_reruns_nothing(complete, run_snakemake):
     }
     sheet_config = folder / "sheet.yaml"
     sheet_config.write_text(yaml.safe_dump(settings))
+    synthetic_log = folder / "results/logs/extract_timeseries/01.log"
+    log_before = synthetic_log.read_bytes()
     result = run_snakemake(
         "--configfile",
         ROOT_CONFIG,
@@ -155,6 +157,9 @@ def test_the_order_of_the_sheet_rows_reruns_nothing(complete, run_snakemake):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    # each results_dir keeps its own logs: the synthetic run's are untouched
+    assert (folder / "results_sheet/logs/extract_timeseries/01.log").is_file()
+    assert synthetic_log.read_bytes() == log_before
     assert plan(run_snakemake, folder, sheet_config) == {}
     sheet.write_text(header + "".join(reversed(rows)))
     assert plan(run_snakemake, folder, sheet_config) == {}

@@ -15,18 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers import output_files
+
 pytestmark = pytest.mark.slow
 
 SETTINGS = {"n_subjects": 2, "synthetic": {"n_volumes": 100}}
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(
-        path.relative_to(folder)
-        for sub in ("results", "resources")
-        for path in (folder / sub).rglob("*")
-        if path.is_file()
-    )
+    return output_files(folder)
 
 
 def _run(run_snakemake, folder: Path, *args: str):
@@ -100,10 +97,11 @@ def test_graph_lasso_of_every_subject_plotted_one_by_rule_graph_lasso(two_runs):
         assert (
             folder / "results" / f"sub-{subject}" / "func" / f"{name}.tsv"
         ).is_file()
-    assert (folder / "logs" / "graph_lasso" / "graph_lasso.log").is_file()
-    assert sorted(
-        p.name for p in (folder / "logs" / "graph_lasso_subject").iterdir()
-    ) == ["02.log"]
+    logs = folder / "results" / "logs"
+    assert (logs / "graph_lasso" / "graph_lasso.log").is_file()
+    assert sorted(p.name for p in (logs / "graph_lasso_subject").iterdir()) == [
+        "02.log"
+    ]
 
 
 def test_science_check_outputs(two_runs):

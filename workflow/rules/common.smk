@@ -28,6 +28,10 @@ from sparseconn.subjects import check_subject_id, read_subjects_sheet
 
 DATASET = config["dataset"]
 RESULTS = os.path.normpath(config["results_dir"])
+# Each job's log and Snakemake benchmark, kept with the results they belong to
+# (two results_dir in one folder keep their own).
+LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"
 RESOURCES = os.path.normpath(config["resources_dir"])
 PACKAGE_DIR = Path(workflow.basedir) / "src" / "sparseconn"
 PKG_VERSION = sparseconn.__version__
@@ -380,11 +384,6 @@ def fmriprep_scan(wildcards):
     return FMRIPREP_SCANS[SCAN_OF_STEM[wildcards.stem]]
 
 
-# Time-series stem -> scan name (the stem is the rule's wildcard: BIDS order puts
-# the atlas inside the scan's entities, before res).
-SCAN_OF_STEM = {timeseries_stem(name): name for name in FMRIPREP_SCANS}
-
-
 def fmriprep_confounds_input(wildcards):
     """The run's confounds TSV, and its JSON (compcor reads the components there)."""
     scan = fmriprep_scan(wildcards)
@@ -486,6 +485,11 @@ DATASET_LINKS_FROM_RESULTS = {
     name: os.path.relpath(folder, RESULTS).replace(os.sep, "/")
     for name, folder in DATASET_LINKS.items()
 }
+
+
+# Time-series stem -> scan name (the stem is the rule's wildcard: BIDS order puts
+# the atlas inside the scan's entities, before res).
+SCAN_OF_STEM = {timeseries_stem(name): name for name in FMRIPREP_SCANS}
 
 
 # Inputs of rule all beyond the results (the phenotypic table of dataset adhd).

@@ -20,9 +20,9 @@ rule model_comparison:
             labels={"figure": "held-out log-likelihood"},
         ),
     log:
-        "logs/model_comparison/model_comparison.log",
+        f"{LOGS}/model_comparison/model_comparison.log",
     benchmark:
-        "benchmarks/model_comparison/model_comparison.tsv"
+        f"{BENCHMARKS}/model_comparison/model_comparison.tsv"
     conda:
         "../../envs/sparseconn.yaml"
     threads: 2
@@ -64,9 +64,9 @@ rule recovery_scores:
             labels={"figure": "ground-truth recovery"},
         ),
     log:
-        "logs/recovery_scores/recovery_scores.log",
+        f"{LOGS}/recovery_scores/recovery_scores.log",
     benchmark:
-        "benchmarks/recovery_scores/recovery_scores.tsv"
+        f"{BENCHMARKS}/recovery_scores/recovery_scores.tsv"
     threads: 1
     resources:
         mem_mb=1000,

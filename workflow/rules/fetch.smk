@@ -20,9 +20,9 @@ rule fetch_atlas:
         maps=ADHD_ATLAS["maps"],
         labels=ADHD_ATLAS["labels"],
     log:
-        "logs/fetch_atlas/fetch_atlas.log",
+        f"{LOGS}/fetch_atlas/fetch_atlas.log",
     benchmark:
-        "benchmarks/fetch_atlas/fetch_atlas.tsv"
+        f"{BENCHMARKS}/fetch_atlas/fetch_atlas.tsv"
     retries: 2
     conda:
         "../../envs/sparseconn.yaml"
@@ -49,9 +49,9 @@ rule fetch_subject:
         func=ADHD_SUBJECT["func"],
         confounds=ADHD_SUBJECT["confounds"],
     log:
-        "logs/fetch_subject/{subject}.log",
+        f"{LOGS}/fetch_subject/{{subject}}.log",
     benchmark:
-        "benchmarks/fetch_subject/{subject}.tsv"
+        f"{BENCHMARKS}/fetch_subject/{{subject}}.tsv"
     wildcard_constraints:
         subject="|".join(fetch.ADHD_SUBJECTS),
     retries: 2
@@ -78,9 +78,9 @@ rule fetch_phenotypes:
     output:
         csv=ADHD_PHENOTYPES,
     log:
-        "logs/fetch_phenotypes/fetch_phenotypes.log",
+        f"{LOGS}/fetch_phenotypes/fetch_phenotypes.log",
     benchmark:
-        "benchmarks/fetch_phenotypes/fetch_phenotypes.tsv"
+        f"{BENCHMARKS}/fetch_phenotypes/fetch_phenotypes.tsv"
     retries: 2
     conda:
         "../../envs/sparseconn.yaml"
@@ -105,9 +105,9 @@ rule fetch_sheet_file:
     output:
         f"{SHEET_DOWNLOAD_DIR}/{{subject}}/{{column}}/{{filename}}",
     log:
-        "logs/fetch_sheet_file/{subject}_{column}_{filename}.log",
+        f"{LOGS}/fetch_sheet_file/{{subject}}_{{column}}_{{filename}}.log",
     benchmark:
-        "benchmarks/fetch_sheet_file/{subject}_{column}_{filename}.tsv"
+        f"{BENCHMARKS}/fetch_sheet_file/{{subject}}_{{column}}_{{filename}}.tsv"
     wildcard_constraints:
         column="func|confounds",
         filename="[A-Za-z0-9_-][A-Za-z0-9._-]*",

@@ -42,9 +42,9 @@ rule plot_connectome:
         ),
         svg=[f"{CONNECTOME_FIGURE}.{ext}" for ext in FIGURE_EXTRA],
     log:
-        "logs/plot_connectome/{estimate}.log",
+        f"{LOGS}/plot_connectome/{{estimate}}.log",
     benchmark:
-        "benchmarks/plot_connectome/{estimate}.tsv"
+        f"{BENCHMARKS}/plot_connectome/{{estimate}}.tsv"
     threads: 1
     resources:
         mem_mb=800,
@@ -97,9 +97,9 @@ rule plot_matrices:
             *[f"{MATRIX_FIGURE['precision']}.{ext}" for ext in FIGURE_EXTRA],
         ],
     log:
-        "logs/plot_matrices/{estimate}.log",
+        f"{LOGS}/plot_matrices/{{estimate}}.log",
     benchmark:
-        "benchmarks/plot_matrices/{estimate}.tsv"
+        f"{BENCHMARKS}/plot_matrices/{{estimate}}.tsv"
     threads: 1
     resources:
         mem_mb=500,
@@ -127,9 +127,9 @@ rule plot_cv_curve:
         ),
         svg=[f"{CV_FIGURE}.{ext}" for ext in FIGURE_EXTRA],
     log:
-        "logs/plot_cv_curve/{estimate}.log",
+        f"{LOGS}/plot_cv_curve/{{estimate}}.log",
     benchmark:
-        "benchmarks/plot_cv_curve/{estimate}.tsv"
+        f"{BENCHMARKS}/plot_cv_curve/{{estimate}}.tsv"
     threads: 1
     resources:
         mem_mb=300,
@@ -156,9 +156,9 @@ rule plot_subject_qc:
             labels={"subject": "{subject}"},
         ),
     log:
-        "logs/plot_subject_qc/{subject}.log",
+        f"{LOGS}/plot_subject_qc/{{subject}}.log",
     benchmark:
-        "benchmarks/plot_subject_qc/{subject}.tsv"
+        f"{BENCHMARKS}/plot_subject_qc/{{subject}}.tsv"
     threads: 1
     resources:
         mem_mb=300,

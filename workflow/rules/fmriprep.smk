@@ -21,9 +21,9 @@ rule fmriprep_timeseries:
         tsv=f"{RESULTS}/{{folder}}/func/{{stem}}_timeseries.tsv",
         json=f"{RESULTS}/{{folder}}/func/{{stem}}_timeseries.json",
     log:
-        "logs/fmriprep_timeseries/{folder}/{stem}.log",
+        f"{LOGS}/fmriprep_timeseries/{{folder}}/{{stem}}.log",
     benchmark:
-        "benchmarks/fmriprep_timeseries/{folder}/{stem}.tsv"
+        f"{BENCHMARKS}/fmriprep_timeseries/{{folder}}/{{stem}}.tsv"
     threads: 1
     resources:
         mem_mb=800,

@@ -19,9 +19,9 @@ rule group_sparse_covariance:
         ],
         precisions=[unit_relmat(u, "precision", "groupsparse") for u in GROUP_SUBJECTS],
     log:
-        "logs/group_sparse_covariance/group_sparse_covariance.log",
+        f"{LOGS}/group_sparse_covariance/group_sparse_covariance.log",
     benchmark:
-        "benchmarks/group_sparse_covariance/group_sparse_covariance.tsv"
+        f"{BENCHMARKS}/group_sparse_covariance/group_sparse_covariance.tsv"
     conda:
         "../../envs/sparseconn.yaml"
     threads: 1
@@ -47,9 +47,9 @@ rule graph_lasso:
         covariance=unit_relmat(PLOT_SUBJECT, "covariance", "graphlasso"),
         precision=unit_relmat(PLOT_SUBJECT, "precision", "graphlasso"),
     log:
-        "logs/graph_lasso/graph_lasso.log",
+        f"{LOGS}/graph_lasso/graph_lasso.log",
     benchmark:
-        "benchmarks/graph_lasso/graph_lasso.tsv"
+        f"{BENCHMARKS}/graph_lasso/graph_lasso.tsv"
     conda:
         "../../envs/sparseconn.yaml"
     threads: 1
@@ -72,9 +72,9 @@ rule graph_lasso_subject:
         covariance=relmat("covariance", "graphlasso"),
         precision=relmat("precision", "graphlasso"),
     log:
-        "logs/graph_lasso_subject/{subject}.log",
+        f"{LOGS}/graph_lasso_subject/{{subject}}.log",
     benchmark:
-        "benchmarks/graph_lasso_subject/{subject}.tsv"
+        f"{BENCHMARKS}/graph_lasso_subject/{{subject}}.tsv"
     wildcard_constraints:
         # the plotted subject's matrices come from rule graph_lasso
         subject=OTHER_SUBJECTS_PATTERN,
@@ -104,9 +104,9 @@ rule scan_qc:
             labels={"table": "scans: inclusion and warnings"},
         ),
     log:
-        "logs/scan_qc/scan_qc.log",
+        f"{LOGS}/scan_qc/scan_qc.log",
     benchmark:
-        "benchmarks/scan_qc/scan_qc.tsv"
+        f"{BENCHMARKS}/scan_qc/scan_qc.tsv"
     localrule: True
     threads: 1
     resources:

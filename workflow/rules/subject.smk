@@ -10,9 +10,9 @@ rule high_variance_confounds:
     output:
         tsv=subject_file("desc-highvariance_confounds.tsv"),
     log:
-        "logs/high_variance_confounds/{subject}.log",
+        f"{LOGS}/high_variance_confounds/{{subject}}.log",
     benchmark:
-        "benchmarks/high_variance_confounds/{subject}.tsv"
+        f"{BENCHMARKS}/high_variance_confounds/{{subject}}.tsv"
     threads: 1
     resources:
         mem_mb=500,
@@ -37,9 +37,9 @@ rule extract_timeseries:
         tsv=subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
         json=subject_file(f"atlas-{ATLAS_NAME}_timeseries.json"),
     log:
-        "logs/extract_timeseries/{subject}.log",
+        f"{LOGS}/extract_timeseries/{{subject}}.log",
     benchmark:
-        "benchmarks/extract_timeseries/{subject}.tsv"
+        f"{BENCHMARKS}/extract_timeseries/{{subject}}.tsv"
     threads: 1
     resources:
         mem_mb=600,

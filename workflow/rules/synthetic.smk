@@ -9,9 +9,9 @@ rule synthetic_atlas:
         labels=SYNTHETIC_ATLAS["labels"],
         truth=SYNTHETIC_ATLAS["truth"],
     log:
-        "logs/synthetic_atlas/synthetic_atlas.log",
+        f"{LOGS}/synthetic_atlas/synthetic_atlas.log",
     benchmark:
-        "benchmarks/synthetic_atlas/synthetic_atlas.tsv"
+        f"{BENCHMARKS}/synthetic_atlas/synthetic_atlas.tsv"
     threads: 1
     resources:
         mem_mb=300,
@@ -34,9 +34,9 @@ rule synthetic_subject:
         confounds=SYNTHETIC_SUBJECT["confounds"],
         truth=SYNTHETIC_SUBJECT["truth"],
     log:
-        "logs/synthetic_subject/{subject}.log",
+        f"{LOGS}/synthetic_subject/{{subject}}.log",
     benchmark:
-        "benchmarks/synthetic_subject/{subject}.tsv"
+        f"{BENCHMARKS}/synthetic_subject/{{subject}}.tsv"
     threads: 1
     resources:
         mem_mb=500,
