@@ -224,10 +224,18 @@ def run_plot_subject_qc(
     n_regions: int = 5,
     dpi: int = 100,
 ) -> None:
-    """One subject's high-variance confounds and a few cleaned region signals."""
+    """One subject's high-variance confounds and a few cleaned region signals.
+
+    Censored volumes (the sidecar's ``CensoredVolumes``: dropouts) have no row in
+    the time series; their confounds rows are left out too.
+    """
     confounds_table = pd.read_csv(confounds, sep="\t")
     signals = pd.read_csv(timeseries, sep="\t")
-    t_r = json.loads(Path(sidecar).read_text()).get("RepetitionTime")
+    metadata = json.loads(Path(sidecar).read_text())
+    t_r = metadata.get("RepetitionTime")
+    censored = metadata.get("CensoredVolumes") or []
+    if censored:
+        confounds_table = confounds_table.drop(index=censored).reset_index(drop=True)
     if len(confounds_table) != len(signals):
         raise InputError(
             confounds,

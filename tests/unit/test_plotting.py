@@ -478,3 +478,20 @@ def test_subject_qc_task(tmp_path, rng):
     pd.DataFrame(rng.standard_normal((20, 5))).to_csv(confounds, sep="\t", index=False)
     with pytest.raises(InputError, match="20 rows but"):
         run_plot_subject_qc(confounds, series, sidecar, tmp_path / "x.png", subject="1")
+
+
+def test_subject_qc_task_leaves_out_the_censored_volumes(tmp_path, rng):
+    confounds = tmp_path / "confounds.tsv"
+    series = tmp_path / "series.tsv"
+    sidecar = tmp_path / "series.json"
+    pd.DataFrame(rng.standard_normal((30, 5))).add_prefix("hv").to_csv(
+        confounds, sep="\t", index=False
+    )
+    pd.DataFrame(rng.standard_normal((27, 8))).add_prefix("R").to_csv(
+        series, sep="\t", index=False
+    )
+    sidecar.write_text(
+        json.dumps({"RepetitionTime": 2.5, "CensoredVolumes": [3, 4, 5]})
+    )
+    run_plot_subject_qc(confounds, series, sidecar, tmp_path / "qc.png", subject="01")
+    _assert_not_blank(_png(tmp_path / "qc.png"))

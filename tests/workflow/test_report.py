@@ -200,6 +200,8 @@ def test_report_embeds_every_figure_and_needs_no_network(report):
     text = html.read_text(encoding="utf-8")
     for name in FIGURES:
         assert f"filename={name};base64," in text, name
+    # the scans' QC table: inclusion in the group stage, reasons and warnings
+    assert "filename=atlas-synthetic_desc-scans_qc.tsv;base64," in text
     # nothing is fetched from elsewhere: no remote script, style sheet or image
     remote = re.findall(r"<(?:script|link|img)[^>]+(?:src|href)=\"https?://", text)
     assert remote == []
@@ -212,7 +214,7 @@ def test_figures_render_in_chromium(checked_page, tmp_path):
     )
     assert match, "the report's JavaScript did not run to the end"
     seen = json.loads(match.group(1).replace("&amp;", "&"))
-    assert seen["categories"] == CATEGORIES
+    assert sorted(seen["categories"]) == CATEGORIES
     shown = {Path(item["path"]).name: item for item in seen["images"]}
     assert sorted(shown) == sorted(FIGURES)
     for name, (width, height) in FIGURES.items():

@@ -91,32 +91,3 @@ rule graph_lasso_subject:
         "sub-{wildcards.subject}: graph lasso (GraphicalLassoCV)"
     script:
         "../../scripts/graph_lasso.py"
-
-
-rule scan_qc:
-    input:
-        sidecars=scan_sidecars(),
-    output:
-        tsv=report(
-            f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-scans_qc.tsv",
-            caption="../report/scan_qc.rst",
-            category="4. Subject quality control",
-            labels={"table": "scans: inclusion and warnings"},
-        ),
-    log:
-        f"{LOGS}/scan_qc/scan_qc.log",
-    benchmark:
-        f"{BENCHMARKS}/scan_qc/scan_qc.tsv"
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=200,
-        runtime=1,
-    params:
-        scans=scan_names(),
-        excluded=excluded_before_jobs(),
-        code=code_version("tasks"),
-    message:
-        "Quality table of every scan: in the group stage or not, and why"
-    run:
-        adapters.scan_qc(input, output, params, wildcards, log)
