@@ -7,6 +7,9 @@ Outputs
 Params
     url, checksum (or None), archive (download path, deleted once extracted),
     lock (checksum lock file), member
+Config
+    download_timeout, download_attempts (read here rather than as params, so that
+    changing them does not rerun a finished download)
 """
 
 import sys
@@ -24,5 +27,7 @@ run_task(
     {snakemake.params.member: snakemake.output.csv},
     checksum=snakemake.params.checksum,
     lock_file=snakemake.params.lock,
+    timeout=snakemake.config["download_timeout"],
+    attempts=snakemake.config["download_attempts"],
     log=snakemake.log[0],
 )

@@ -9,6 +9,9 @@ Params
     download and verified afterwards)
 Wildcards
     subject, column (func or confounds), filename
+Config
+    download_timeout, download_attempts (read here rather than as params, so that
+    changing them does not rerun a finished download)
 """
 
 import sys
@@ -25,5 +28,7 @@ run_task(
     snakemake.output[0],
     lock_file=snakemake.params.lock,
     lock_key=snakemake.params.url,
+    timeout=snakemake.config["download_timeout"],
+    attempts=snakemake.config["download_attempts"],
     log=snakemake.log[0],
 )

@@ -10,6 +10,9 @@ Params
     lock (checksum lock file), members ({"func": member, "confounds": member})
 Wildcards
     subject
+Config
+    download_timeout, download_attempts (read here rather than as params, so that
+    changing them does not rerun a finished download)
 """
 
 import sys
@@ -31,5 +34,7 @@ run_task(
     },
     checksum=snakemake.params.checksum,
     lock_file=snakemake.params.lock,
+    timeout=snakemake.config["download_timeout"],
+    attempts=snakemake.config["download_attempts"],
     log=snakemake.log[0],
 )

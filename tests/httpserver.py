@@ -4,7 +4,8 @@
 library's ``http.server``, port chosen by the system), honours ``Range`` and
 ``If-Range`` (unless built with ``ranges=False``), logs every request, and plays
 faults queued per path: a status code, a connection dropped after some bytes,
-corrupted bytes, a stall, or a throttled body. :func:`adhd_mirror_files` builds a
+corrupted bytes, a stall, no answer at all, or a throttled body. Stalls end when
+the mirror is closed. :func:`adhd_mirror_files` builds a
 tiny mirror of the ADHD-40 and MSDL hosts (the real paths and archive members)
 from synthetic images.
 """
@@ -39,7 +40,8 @@ class Fault:
 
     kind : "status" (answer ``status``), "drop" (close after ``after`` body bytes),
     "corrupt" (flip the byte at offset ``after`` of the file), "stall" (sleep
-    ``seconds`` after ``after`` body bytes), "throttle" (send ``rate`` bytes per
+    ``seconds`` after ``after`` body bytes), "hang" (read the request, then send
+    nothing for ``seconds``, then close), "throttle" (send ``rate`` bytes per
     second for the whole body).
     """
 
@@ -69,6 +71,7 @@ class Mirror:
     ranges: bool = True
     faults: dict[str, list[Fault]] = field(default_factory=lambda: defaultdict(list))
     log: list[Request] = field(default_factory=list)
+    closing: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> Mirror:
         mirror = self
@@ -95,6 +98,7 @@ class Mirror:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()  # ends the stalls and hangs
         self.server.shutdown()
         self.server.server_close()
 
@@ -120,6 +124,10 @@ class Mirror:
         data = self.files.get(path)
         if fault is not None and fault.kind == "status":
             return self._status(handler, entry, fault.status)
+        if fault is not None and fault.kind == "hang":
+            self.closing.wait(fault.seconds)
+            handler.close_connection = True
+            return None
         if data is None:
             return self._status(handler, entry, 404)
         if fault is not None and fault.kind == "corrupt":
@@ -161,7 +169,9 @@ class Mirror:
         if fault is not None and fault.kind == "stall":
             self._write(handler, entry, body[: fault.after])
             handler.wfile.flush()
-            time.sleep(fault.seconds)
+            if self.closing.wait(fault.seconds):
+                handler.close_connection = True
+                return None
             body = body[fault.after :]
         if fault is not None and fault.kind == "throttle":
             step = max(1, int(fault.rate / 20))

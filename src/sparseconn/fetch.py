@@ -3,13 +3,23 @@
 :func:`download` fetches one URL into one file with the standard library's HTTP
 client: the bytes stream into ``<file>.part``; an interrupted transfer is resumed
 with an HTTP ``Range`` request when the server honours it (``206`` with a matching
-``Content-Range``) and restarted cleanly otherwise; connection errors, time-outs,
-``5xx`` answers and bodies shorter than announced are retried with exponential
-backoff; the result is checked (size, MD5 or SHA-256) before it is renamed into
-place (``os.replace``), so a final name never holds a partial or unverified file.
+``Content-Range``) and restarted cleanly otherwise. Transient failures
+(connection errors, no byte for ``timeout`` seconds, ``5xx``/``408``/``429``
+answers, bodies shorter than announced, bytes that fail validation) are retried
+within the call, with exponential backoff, up to ``attempts`` attempts without
+progress; final ones (other ``4xx``, a checksum mismatch against a known value,
+an unsafe archive) are raised at once. The rules therefore have no Snakemake
+``retries``: an error that cannot go away is printed once.
+
+Nothing unvalidated is recorded or named: the complete ``.part`` is checked
+(size, MD5 or SHA-256 when known) and validated (:func:`check_data_file`, or the
+whole archive and its members, see :func:`extract_members`) before its SHA-256
+is recorded in the lock file and before it, or anything extracted from it, is
+renamed into place (``os.replace``). A ``.part`` that fails is deleted, so the
+next attempt downloads it from scratch.
 
 Checksums: the ones given by the caller (from the config) are verified; otherwise
-the SHA-256 and size of the first complete download are recorded in a lock file
+the SHA-256 and size of the first validated download are recorded in a lock file
 beside the data (``checksums.lock.json``, deterministic JSON) and every later
 download of the same file must match them.
 
@@ -25,13 +35,18 @@ messages. This module does not import Snakemake.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import errno
 import fcntl
+import gzip
 import hashlib
 import http.client
+import io
 import json
 import logging
+import lzma
+import math
 import os
 import posixpath
 import re
@@ -41,7 +56,9 @@ import stat
 import tarfile
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_IFDIR, S_IFREG
@@ -124,18 +141,43 @@ ADHD_UNREACHABLE_HINT = "use dataset: synthetic, or set adhd.base_url to a mirro
 CHUNK_BYTES = 1 << 16
 #: Longest wait between two attempts, in seconds.
 MAX_BACKOFF = 60.0
+#: Default seconds without a byte before an attempt fails (config download_timeout).
+DEFAULT_TIMEOUT = 30.0
+#: Default attempts without progress per file (config download_attempts).
+DEFAULT_ATTEMPTS = 5
 _USER_AGENT = f"sparseconn/{__version__} (Python urllib)"
 _CHECKSUM = re.compile(r"^(md5|sha256):([0-9a-f]+)$")
 _HEX_LENGTH = {"md5": 32, "sha256": 64}
 
 
-class _Retry(Exception):
-    """A failed attempt worth retrying; ``progress`` when bytes were kept."""
+class CorruptDownload(InputError):
+    """Downloaded bytes that fail validation: a broken archive or data file.
 
-    def __init__(self, reason: str, *, progress: bool = False, reached: bool = True):
+    Unlike other `InputError`, worth downloading again: :func:`download` deletes
+    the bytes and retries.
+    """
+
+
+class _Retry(Exception):
+    """A failed attempt worth retrying.
+
+    ``progress``: bytes were added to the ``.part`` (the attempt does not count);
+    ``reached``: the server answered; ``sha256``: digest of a complete download
+    that failed validation.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        progress: bool = False,
+        reached: bool = True,
+        sha256: str | None = None,
+    ):
         super().__init__(reason)
         self.progress = progress
         self.reached = reached
+        self.sha256 = sha256
 
 
 @dataclass
@@ -146,6 +188,13 @@ class _Expected:
     md5: str | None = None
     size: int | None = None
     origin: str = "the config"
+
+
+#: Validation of a complete download: called with the file, it raises
+#: `CorruptDownload` (retried) or `InputError` (final), or returns a context
+#: manager inside which the lock is written and the file renamed; its normal exit
+#: may commit more (e.g. extracted members), an exception undoes them.
+Check = Callable[[Path], AbstractContextManager[object]]
 
 
 def parse_checksum(value: str) -> tuple[str, str]:
@@ -172,14 +221,15 @@ def download(
     sha256: str | None = None,
     md5: str | None = None,
     size: int | None = None,
-    retries: int = 5,
+    attempts: int = DEFAULT_ATTEMPTS,
     backoff: float = 1.0,
-    timeout: float = 60.0,
+    timeout: float = DEFAULT_TIMEOUT,
     lock_file: PathLike | None = None,
     lock_key: str | None = None,
     unreachable_hint: str = ADHD_UNREACHABLE_HINT,
+    check: Check | None = None,
 ) -> Path:
-    """Download ``url`` to ``path``: resumable, retried, verified, atomic.
+    """Download ``url`` to ``path``: resumable, retried, validated, atomic.
 
     Parameters
     ----------
@@ -187,27 +237,34 @@ def download(
         ``http://``, ``https://`` or ``file://`` URL.
     path : path-like
         Destination. Bytes go to ``<path>.part`` first (kept between runs, so
-        that a later call resumes it); ``path`` appears only once verified.
-        An existing ``path`` is verified and kept (or replaced if it fails).
+        that a later call resumes it); ``path`` appears only once verified and
+        validated. An existing ``path`` is verified and validated, and kept (or
+        replaced if it fails).
     sha256, md5 : str, optional
         Expected hexadecimal digests.
     size : int, optional
         Expected size in bytes.
-    retries : int
-        Further attempts after a failed one (connection error, time-out, HTTP
-        5xx/408/429, body shorter than announced). An attempt that resumed and
-        added bytes does not count.
+    attempts : int
+        Attempts without progress before giving up (connection error, no byte
+        for ``timeout`` seconds, HTTP 5xx/408/429, body shorter than announced,
+        bytes that fail ``check``). An attempt that resumed and added bytes does
+        not count. Bytes that fail ``check`` twice with the same digest are not
+        tried again.
     backoff : float
         Seconds before the first retry; doubled each time, at most 60 s.
     timeout : float
-        Seconds without a byte (connection or read) before an attempt fails.
+        Seconds without a byte (connection, answer or body) before an attempt
+        fails (config key ``download_timeout``).
     lock_file : path-like, optional
         JSON file of recorded SHA-256 digests and sizes: verified when it holds
-        ``lock_key``, else the download's are added to it.
+        ``lock_key``, else the download's are added to it, once validated.
     lock_key : str, optional
         Name of the file in ``lock_file`` (default: the destination's name).
     unreachable_hint : str
         Advice appended to the error when the host cannot be reached.
+    check : callable, optional
+        Validation of the complete file (see `Check`), before anything is
+        recorded or renamed.
 
     Returns
     -------
@@ -217,13 +274,77 @@ def download(
     Raises
     ------
     InputError
-        HTTP 4xx (e.g. ``HTTP 404 for URL ...``), host unreachable, retries
-        exhausted, size or checksum mismatch (the ``.part`` is then deleted).
+        HTTP 4xx (e.g. ``HTTP 404 for URL ...``), host unreachable, attempts
+        exhausted, size or checksum mismatch, a file that fails ``check``; the
+        ``.part`` is deleted unless the transfer was interrupted.
     """
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, not {attempts}")
     path = Path(path)
     part = path.with_name(path.name + ".part")
     path.parent.mkdir(parents=True, exist_ok=True)
     key = lock_key or path.name
+    finish = _Finish(
+        url, path, _expected(sha256, md5, size, lock_file, key), check, lock_file, key
+    )
+    if path.exists():
+        try:
+            finish(path)
+        except InputError as error:
+            logger.warning("%s exists but fails verification, fetching again", error)
+            path.unlink(missing_ok=True)
+        else:
+            logger.info("%s: already present and verified", path)
+            return path
+
+    scheme = urlparse(url).scheme.lower()
+    if scheme not in ("http", "https", "file"):
+        raise InputError(url, "unsupported URL scheme (http, https or file)")
+    host = urlparse(url).netloc
+    tries = failures = 0
+    reached = False
+    rejected: set[str] = set()  # digests of complete downloads that failed check
+    while True:
+        tries += 1
+        try:
+            if scheme == "file":
+                _copy_local(url, part)
+            else:
+                _attempt(url, part, timeout, unreachable_hint)
+            finish(part)
+            return path
+        except _Retry as problem:
+            reached = reached or problem.reached
+            failures = 0 if problem.progress else failures + 1
+            if problem.sha256 is not None:  # complete, but failed validation
+                if scheme == "file":
+                    raise InputError(url, str(problem)) from None
+                if problem.sha256 in rejected:
+                    raise InputError(
+                        url, f"{problem}; the same bytes again at attempt {tries}"
+                    ) from None
+                rejected.add(problem.sha256)
+            if failures >= attempts:
+                if not reached:
+                    raise InputError(
+                        url, f"cannot reach {host}: {unreachable_hint} ({problem})"
+                    ) from None
+                raise InputError(
+                    url, f"download failed after {tries} attempts: {problem}"
+                ) from None
+            delay = min(backoff * 2 ** (failures - 1), MAX_BACKOFF)
+            logger.warning("%s: %s; retrying in %.1f s", url, problem, delay)
+            time.sleep(delay)
+
+
+def _expected(
+    sha256: str | None,
+    md5: str | None,
+    size: int | None,
+    lock_file: PathLike | None,
+    key: str,
+) -> list[_Expected]:
+    """What a download must match: the given values, and the lock file's."""
     expected = [_Expected(sha256=_hex(sha256), md5=_hex(md5), size=size)]
     if lock_file is not None:
         locked = read_lock(lock_file).get(key)
@@ -235,35 +356,45 @@ def download(
                     origin=f"{lock_file} (recorded at the first download)",
                 )
             )
-    if path.exists():
-        try:
-            digest, length = _verify(path, expected, url)
-        except InputError as error:
-            logger.warning("%s exists but fails verification, fetching again", error)
-            path.unlink()
-        else:
-            logger.info("%s: already present and verified", path)
-            _record(lock_file, key, digest, length, url)
-            return path
+    return expected
 
-    scheme = urlparse(url).scheme.lower()
-    if scheme == "file":
-        _copy_local(url, part)
-    elif scheme in ("http", "https"):
-        _fetch(url, part, retries, backoff, timeout, unreachable_hint)
-    else:
-        raise InputError(url, "unsupported URL scheme (http, https or file)")
-    try:
-        digest, length = _verify(part, expected, url)
-    except InputError:
-        part.unlink(missing_ok=True)
-        _meta_path(part).unlink(missing_ok=True)
-        raise
-    _record(lock_file, key, digest, length, url)
-    os.replace(part, path)
-    _meta_path(part).unlink(missing_ok=True)
-    logger.info("%s: %d bytes, sha256 %s", path, length, digest)
-    return path
+
+@dataclass
+class _Finish:
+    """Verify and validate a complete file, then record it and name it ``path``."""
+
+    url: str
+    path: Path
+    expected: list[_Expected]
+    check: Check | None
+    lock_file: PathLike | None
+    key: str
+
+    def __call__(self, file: Path) -> None:
+        """Finish ``file`` (the ``.part`` or an existing ``path``).
+
+        A ``.part`` that fails is deleted. Raises `_Retry` (with its digest)
+        when the bytes fail validation, `InputError` for final failures.
+        """
+        try:
+            digest, length = _verify(file, self.expected, self.url)
+            try:
+                with self.check(file) if self.check else contextlib.nullcontext():
+                    _record(self.lock_file, self.key, digest, length, self.url)
+                    if file != self.path:
+                        os.replace(file, self.path)
+                        _meta_path(file).unlink(missing_ok=True)
+            except CorruptDownload as error:
+                if file == self.path:
+                    raise
+                raise _Retry(
+                    f"corrupt download: {error.problem}", sha256=digest
+                ) from None
+        except Exception:
+            if file != self.path:
+                _restart(file)
+            raise
+        logger.info("%s: %d bytes, sha256 %s", self.path, length, digest)
 
 
 def _hex(value: str | None) -> str | None:
@@ -284,41 +415,6 @@ def _copy_local(url: str, part: Path) -> None:
     except OSError as error:
         part.unlink(missing_ok=True)
         raise InputError(url, f"cannot read {str(source)!r} ({error})") from None
-
-
-def _fetch(
-    url: str,
-    part: Path,
-    retries: int,
-    backoff: float,
-    timeout: float,
-    unreachable_hint: str,
-) -> None:
-    """Fill ``part`` with the complete body of ``url`` (resuming, retrying)."""
-    host = urlparse(url).netloc
-    failures = 0
-    reached = False
-    while True:
-        try:
-            _attempt(url, part, timeout, unreachable_hint)
-            return
-        except _Retry as problem:
-            reached = reached or problem.reached
-            if problem.progress:
-                failures = 0
-            else:
-                failures += 1
-            if failures > retries:
-                if not reached:
-                    raise InputError(
-                        url, f"cannot reach {host}: {unreachable_hint} ({problem})"
-                    ) from None
-                raise InputError(
-                    url, f"download failed after {retries + 1} attempts: {problem}"
-                ) from None
-            delay = min(backoff * 2 ** max(failures - 1, 0), MAX_BACKOFF)
-            logger.warning("%s: %s; retrying in %.1f s", url, problem, delay)
-            time.sleep(delay)
 
 
 def _attempt(url: str, part: Path, timeout: float, unreachable_hint: str) -> None:
@@ -346,7 +442,11 @@ def _attempt(url: str, part: Path, timeout: float, unreachable_hint: str) -> Non
                 url,
                 f"cannot reach {urlparse(url).netloc}: {unreachable_hint} ({reason})",
             ) from None
+        if isinstance(reason, TimeoutError):
+            reason = f"no connection within {timeout:g} s, download_timeout"
         raise _Retry(f"connection failed ({reason})", reached=False) from None
+    except TimeoutError:  # connected, but the answer never came
+        raise _Retry(f"no answer within {timeout:g} s (download_timeout)") from None
     except (OSError, http.client.HTTPException) as error:
         raise _Retry(f"connection failed ({error})", reached=False) from None
 
@@ -380,10 +480,13 @@ def _attempt(url: str, part: Path, timeout: float, unreachable_hint: str) -> Non
                     out.flush()
                     os.fsync(out.fileno())
         except (OSError, http.client.HTTPException) as error:
-            raise _Retry(
-                f"connection lost after {offset + received} bytes ({error})",
-                progress=received > 0 and mode == "ab",
-            ) from None
+            problem = f"connection lost after {offset + received} bytes ({error})"
+            if isinstance(error, TimeoutError):
+                problem = (
+                    f"no data for {timeout:g} s after {offset + received} bytes "
+                    "(download_timeout)"
+                )
+            raise _Retry(problem, progress=received > 0 and mode == "ab") from None
     if length is not None and received < length:
         raise _Retry(
             f"truncated body: {received} of {length} bytes",
@@ -549,6 +652,109 @@ def _record(
     logger.info("%s: recorded sha256 %s of %s", lock_file, sha256, key)
 
 
+# ------------------------------------------------------------------ data files
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+#: Errors of a broken compressed stream (gzip, zip's deflate, bzip2, xz).
+_DECOMPRESSION_ERRORS = (EOFError, zlib.error, lzma.LZMAError, OSError)
+
+
+def check_data_file(path: PathLike, name: str | None = None) -> None:
+    """Check that a downloaded or extracted data file is whole and readable.
+
+    The kind comes from ``name``'s extension (default: ``path``'s name):
+
+    - ``.nii.gz``, ``.nii``: a NIfTI-1 or -2 header nibabel accepts, followed by
+      all the data it announces; a ``.gz`` is decompressed to its end, so that
+      its CRC and length are checked;
+    - ``.csv``, ``.tsv``, ``.txt``: UTF-8 text without NUL bytes that parses as
+      a table (tab-separated when its first line holds a tab, else commas);
+    - anything else: not checked.
+
+    Raises
+    ------
+    CorruptDownload
+        The file is broken (named in the message, with what is wrong).
+    """
+    path = Path(path)
+    name = (name or path.name).lower()
+    if name.endswith(_NIFTI_SUFFIXES):
+        _check_nifti(path, gzipped=name.endswith(".gz"))
+    elif name.endswith(_TABLE_SUFFIXES):
+        _check_table(path)
+
+
+def _check_nifti(path: Path, gzipped: bool) -> None:
+    import nibabel
+
+    opener = gzip.open if gzipped else open
+    try:
+        with opener(path, "rb") as stream:
+            head = stream.read(4)
+            sizes = {int.from_bytes(head, order) for order in ("little", "big")}
+            header_class = (
+                nibabel.Nifti1Header
+                if 348 in sizes
+                else nibabel.Nifti2Header
+                if 540 in sizes
+                else None
+            )
+            if header_class is None:
+                raise CorruptDownload(path, "not a NIfTI image (bad header size)")
+            head += stream.read(header_class.template_dtype.itemsize - 4)
+            try:
+                header = header_class.from_fileobj(io.BytesIO(head), check=True)
+                shape = header.get_data_shape()
+                needed = header.get_data_offset() + header.get_data_dtype().itemsize * (
+                    math.prod(int(n) for n in shape)
+                )
+            except Exception as error:  # nibabel's header errors are of many kinds
+                raise CorruptDownload(
+                    path, f"not a NIfTI image nibabel can read ({error})"
+                ) from None
+            found = len(head)
+            while block := stream.read(1 << 20):
+                found += len(block)
+    except _DECOMPRESSION_ERRORS as error:
+        problem = "broken or truncated gzip stream" if gzipped else "unreadable"
+        raise CorruptDownload(path, f"{problem} ({error})") from None
+    if found < needed:
+        raise CorruptDownload(
+            path,
+            f"truncated NIfTI image: {needed - found} bytes short of the "
+            f"{needed} its header announces",
+        )
+
+
+def _check_table(path: Path) -> None:
+    import pandas as pd
+
+    data = path.read_bytes()
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise CorruptDownload(path, f"NUL byte at offset {nul}: not a text table")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise CorruptDownload(path, f"not UTF-8 text ({error})") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise CorruptDownload(path, "empty table")
+    separator = "\t" if "\t" in lines[0] else ","
+    try:
+        pd.read_csv(io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError) as error:
+        raise CorruptDownload(path, f"cannot parse the table ({error})") from None
+
+
+@contextlib.contextmanager
+def _checked_file(path: Path, name: str) -> Iterator[None]:
+    """`Check` of a plain download: :func:`check_data_file` by ``name``."""
+    check_data_file(path, name)
+    yield
+
+
 # --------------------------------------------------------------------- archives
 
 
@@ -573,11 +779,14 @@ def _unsafe_path(name: str) -> str | None:
 def extract_members(archive: PathLike, members: Mapping[str, PathLike]) -> list[Path]:
     """Extract the named members of a tar or zip archive, safely and atomically.
 
-    The whole archive is vetted first: any member with an absolute path or a
-    ``..`` component, a link pointing outside the archive, or a device file
-    makes it refused (tar's ``filter="data"`` rules, and the same for zip).
-    Only the requested members are written, each to a temporary name then
-    renamed to its destination.
+    The whole archive is read first, every member to its end, so that a broken
+    archive is found whatever member it hits (the gzip, bzip2 or xz stream's
+    check of a tar, each member's CRC-32 in a zip) and vetted: any member with
+    an absolute path or a ``..`` component, a link pointing outside the archive,
+    or a device file makes it refused (tar's ``filter="data"`` rules, and the
+    same for zip). Then the requested members are written to temporary names,
+    each is checked (:func:`check_data_file`, by its destination's name), and
+    only when all are good are they renamed to their destinations.
 
     Parameters
     ----------
@@ -593,72 +802,147 @@ def extract_members(archive: PathLike, members: Mapping[str, PathLike]) -> list[
 
     Raises
     ------
+    CorruptDownload
+        Broken archive or extracted file (worth downloading again).
     InputError
-        Unreadable or unsafe archive, a missing member, or a member that is not
-        a regular file.
+        Unsafe archive, a missing member, or a member that is not a regular file.
     """
-    archive = Path(archive)
+    with _staged_members(Path(archive), members) as written:
+        return written
+
+
+@contextlib.contextmanager
+def _staged_members(
+    archive: Path, members: Mapping[str, PathLike]
+) -> Iterator[list[Path]]:
+    """Read and vet ``archive``, extract and check ``members`` to temporary files.
+
+    They are renamed to their destinations when the block ends without error,
+    and deleted otherwise.
+    """
+    names = _vet_archive(archive)
+    for name in members:
+        if _member_name(name) not in names:
+            raise _missing(archive, name, names)
+    with contextlib.ExitStack() as stack:
+        temporary = {
+            name: stack.enter_context(atomic_output(dest))
+            for name, dest in members.items()
+        }
+        with _archive_errors(archive):
+            if zipfile.is_zipfile(archive):
+                _extract_zip(archive, temporary)
+            else:
+                _extract_tar(archive, temporary)
+        for name, dest in members.items():
+            try:
+                check_data_file(temporary[name], Path(dest).name)
+            except CorruptDownload as error:
+                raise CorruptDownload(
+                    archive, f"member {name!r}: {error.problem}"
+                ) from None
+        yield [Path(dest) for dest in members.values()]
+
+
+@contextlib.contextmanager
+def _archive_errors(archive: Path) -> Iterator[None]:
+    """Turn the errors of a broken archive into `CorruptDownload`."""
     try:
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, members)
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, members)
-        else:
-            raise InputError(archive, "not a tar or zip archive")
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as error:
-        raise InputError(archive, f"corrupt archive ({error})") from None
-    except OSError as error:
+        yield
+    except (tarfile.TarError, zipfile.BadZipFile, *_DECOMPRESSION_ERRORS) as error:
         if isinstance(error, FileNotFoundError) and not archive.exists():
             raise InputError(archive, "archive not found") from None
-        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise InputError(archive, f"corrupt archive ({error})") from None
-    return [Path(dest) for dest in members.values()]
+        raise CorruptDownload(archive, f"broken archive ({error})") from None
 
 
-def _missing(archive: Path, name: str, names: list[str]) -> InputError:
-    shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
-    return InputError(archive, f"no member {name!r} (members: {shown})")
+def _vet_archive(archive: Path) -> list[str]:
+    """Read the whole archive and vet its members; their normalised names.
+
+    Raises `CorruptDownload` when it is broken, `InputError` when it is unsafe.
+    """
+    with _archive_errors(archive):
+        if zipfile.is_zipfile(archive):
+            return _vet_zip(archive)
+        # a compressed stream is read as a tar, to report what is wrong with it
+        if _compression(archive) or tarfile.is_tarfile(archive):
+            return _vet_tar(archive)
+    raise CorruptDownload(archive, "not a tar or zip archive")
 
 
-def _copy_member(source: IO[bytes], dest: PathLike) -> None:
-    with atomic_output(dest) as tmp, open(tmp, "wb") as out:
-        shutil.copyfileobj(source, out, CHUNK_BYTES)
+def _unsafe(archive: Path, name: str, reason: str) -> InputError:
+    return InputError(archive, f"unsafe member {name!r}: {reason}; refused")
 
 
-def _extract_tar(archive: Path, members: Mapping[str, PathLike]) -> None:
+#: Openers of compressed streams by their first bytes.
+_DECOMPRESSORS: dict[bytes, Callable[[Path], IO[bytes]]] = {
+    b"\x1f\x8b": lambda path: gzip.open(path, "rb"),
+    b"BZh": lambda path: bz2.open(path, "rb"),
+    b"\xfd7zXZ\x00": lambda path: lzma.open(path, "rb"),
+}
+
+
+def _compression(archive: Path) -> bytes | None:
+    """The magic bytes of ``archive``'s compression (a key of _DECOMPRESSORS)."""
+    with open(archive, "rb") as handle:
+        start = handle.read(6)
+    return next((magic for magic in _DECOMPRESSORS if start.startswith(magic)), None)
+
+
+def _decompressed(archive: Path) -> IO[bytes]:
+    """``archive`` opened through the decompressor its first bytes call for.
+
+    The standard library's readers check the stream's CRC (gzip), or its own
+    check (bzip2, xz), when read to the end; tarfile's own stream reader does
+    not.
+    """
+    magic = _compression(archive)
+    return _DECOMPRESSORS[magic](archive) if magic else open(archive, "rb")
+
+
+def _drain(stream: IO[bytes]) -> int:
+    """Read ``stream`` to its end; the number of non-zero bytes read."""
+    nonzero = 0
+    while block := stream.read(CHUNK_BYTES):
+        nonzero += len(block) - block.count(0)
+    return nonzero
+
+
+def _vet_tar(archive: Path) -> list[str]:
     vet_root = os.path.realpath(archive.parent / f".{archive.name}.extract")
-    with tarfile.open(archive, "r:*") as tar:
-        by_name = {}
-        for member in tar.getmembers():
-            reason = _unsafe_path(member.name)
-            if reason is None and (member.issym() or member.islnk()):
-                if _unsafe_path(member.linkname) and member.issym():
-                    reason = f"link to {member.linkname!r} outside the archive"
-            if reason is None:
-                try:
-                    tarfile.data_filter(member, vet_root)
-                except tarfile.FilterError as error:
-                    reason = str(error)
-            if reason is not None:
-                raise InputError(
-                    archive, f"unsafe member {member.name!r}: {reason}; refused"
-                )
-            by_name[_member_name(member.name)] = member
-        for name, dest in members.items():
-            member = by_name.get(_member_name(name))
-            if member is None:
-                raise _missing(archive, name, list(by_name))
-            source = tar.extractfile(member) if not member.isdir() else None
-            if source is None:
-                raise InputError(archive, f"member {name!r} is not a regular file")
-            with source:
-                _copy_member(source, dest)
+    names = []
+    with _decompressed(archive) as stream:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                reason = _unsafe_path(member.name)
+                if reason is None and (member.issym() or member.islnk()):
+                    if _unsafe_path(member.linkname) and member.issym():
+                        reason = f"link to {member.linkname!r} outside the archive"
+                if reason is None:
+                    try:
+                        tarfile.data_filter(member, vet_root)
+                    except tarfile.FilterError as error:
+                        reason = str(error)
+                if reason is not None:
+                    raise _unsafe(archive, member.name, reason)
+                names.append(_member_name(member.name))
+                if member.isfile():
+                    source = tar.extractfile(member)
+                    if source is not None:
+                        _drain(source)
+        # tarfile stops at the end-of-archive blocks: read on to the end of the
+        # compressed stream (its check), where only zero padding may remain.
+        if _drain(stream):
+            raise CorruptDownload(
+                archive, "broken archive (data after the end of the tar archive)"
+            )
+    return names
 
 
-def _extract_zip(archive: Path, members: Mapping[str, PathLike]) -> None:
+def _vet_zip(archive: Path) -> list[str]:
+    names = []
     with zipfile.ZipFile(archive) as zf:
-        by_name = {}
         for info in zf.infolist():
             reason = _unsafe_path(info.filename)
             mode = info.external_attr >> 16
@@ -674,16 +958,43 @@ def _extract_zip(archive: Path, members: Mapping[str, PathLike]) -> None:
             if reason is None and not is_link and kind not in (0, S_IFREG, S_IFDIR):
                 reason = "not a regular file, directory or link"
             if reason is not None:
-                raise InputError(
-                    archive, f"unsafe member {info.filename!r}: {reason}; refused"
-                )
-            by_name[_member_name(info.filename)] = (info, is_link)
-        for name, dest in members.items():
-            found = by_name.get(_member_name(name))
-            if found is None:
-                raise _missing(archive, name, list(by_name))
-            info, is_link = found
-            if is_link or info.is_dir():
+                raise _unsafe(archive, info.filename, reason)
+            names.append(_member_name(info.filename))
+            with zf.open(info) as source:  # to the end: its CRC-32 is checked
+                _drain(source)
+    return names
+
+
+def _missing(archive: Path, name: str, names: list[str]) -> InputError:
+    shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+    return InputError(archive, f"no member {name!r} (members: {shown})")
+
+
+def _copy_member(source: IO[bytes], dest: Path) -> None:
+    with open(dest, "wb") as out:
+        shutil.copyfileobj(source, out, CHUNK_BYTES)
+
+
+def _extract_tar(archive: Path, temporary: Mapping[str, Path]) -> None:
+    """Write the (vetted) members of a tar archive to their temporary files."""
+    with tarfile.open(archive, "r:*") as tar:
+        by_name = {_member_name(member.name): member for member in tar.getmembers()}
+        for name, dest in temporary.items():
+            member = by_name[_member_name(name)]
+            source = tar.extractfile(member) if not member.isdir() else None
+            if source is None:
+                raise InputError(archive, f"member {name!r} is not a regular file")
+            with source:
+                _copy_member(source, dest)
+
+
+def _extract_zip(archive: Path, temporary: Mapping[str, Path]) -> None:
+    """Write the (vetted) members of a zip archive to their temporary files."""
+    with zipfile.ZipFile(archive) as zf:
+        by_name = {_member_name(info.filename): info for info in zf.infolist()}
+        for name, dest in temporary.items():
+            info = by_name[_member_name(name)]
+            if stat.S_ISLNK(info.external_attr >> 16) or info.is_dir():
                 raise InputError(archive, f"member {name!r} is not a regular file")
             with zf.open(info) as source:
                 _copy_member(source, dest)
@@ -705,6 +1016,10 @@ def fetch_archive_members(
 ) -> list[Path]:
     """Download an archive, extract the wanted members, then delete the archive.
 
+    The archive is read whole and vetted, and the members extracted and checked,
+    before its checksum is recorded and before anything gets its final name; a
+    broken archive is deleted and downloaded again (see :func:`download`).
+
     Parameters
     ----------
     url : str
@@ -720,21 +1035,33 @@ def fetch_archive_members(
     keep_archive : bool
         Keep the archive after extraction (default: delete it).
     **download_options
-        ``retries``, ``backoff``, ``timeout`` of :func:`download`.
+        ``attempts``, ``backoff``, ``timeout`` of :func:`download`.
     """
     sums: dict[str, str] = {}
     if checksum:
         algorithm, digest = parse_checksum(checksum)
         sums[algorithm] = digest
-    download(
-        url,
-        archive,
-        lock_file=lock_file,
-        unreachable_hint=unreachable_hint,
-        **sums,
-        **download_options,
-    )
-    written = extract_members(archive, members)
+    written: list[Path] = []
+
+    @contextlib.contextmanager
+    def staged(file: Path) -> Iterator[None]:
+        with _staged_members(file, members) as paths:
+            yield
+        written[:] = paths
+
+    try:
+        download(
+            url,
+            archive,
+            lock_file=lock_file,
+            unreachable_hint=unreachable_hint,
+            check=staged,
+            **sums,
+            **download_options,
+        )
+    except InputError:
+        Path(archive).unlink(missing_ok=True)  # refused: never kept
+        raise
     if not keep_archive:
         Path(archive).unlink(missing_ok=True)
     return written
@@ -750,17 +1077,23 @@ def fetch_file(
     unreachable_hint: str = "check the network, or download the file and give its path",
     **download_options: Any,
 ) -> Path:
-    """Download one file (a subjects-sheet URL) to ``dest``; see :func:`download`."""
+    """Download one file (a subjects-sheet URL) to ``dest``; see :func:`download`.
+
+    The file is checked by its name (:func:`check_data_file`) before it is
+    recorded in ``lock_file`` or named ``dest``.
+    """
     sums: dict[str, str] = {}
     if checksum:
         algorithm, digest = parse_checksum(checksum)
         sums[algorithm] = digest
+    name = Path(dest).name
     return download(
         url,
         dest,
         lock_file=lock_file,
         lock_key=lock_key,
         unreachable_hint=unreachable_hint,
+        check=lambda file: _checked_file(file, name),
         **sums,
         **download_options,
     )

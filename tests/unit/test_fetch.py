@@ -7,6 +7,7 @@ re-sent) or with one clear `InputError` and nothing under the final name.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -16,6 +17,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from sparseconn import fetch
@@ -155,7 +158,7 @@ def test_http_500_then_success(mirror, tmp_path):
 def test_http_500_forever_gives_up(mirror, tmp_path):
     mirror.faults[NAME] += [Fault("status", status=500)] * 3
     with pytest.raises(InputError, match=r"download failed after 3 attempts: HTTP 500"):
-        fetch.download(mirror.url(NAME), tmp_path / "a.tgz", retries=2, **FAST)
+        fetch.download(mirror.url(NAME), tmp_path / "a.tgz", attempts=3, **FAST)
     no_leftovers(tmp_path / "a.tgz")
 
 
@@ -207,7 +210,7 @@ def test_unreachable_host(tmp_path):
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/frs/download.php/7782/adhd40_0010042.tgz"
     with pytest.raises(InputError) as error:
-        fetch.download(url, tmp_path / "a.tgz", retries=1, **FAST)
+        fetch.download(url, tmp_path / "a.tgz", attempts=2, **FAST)
     assert str(error.value).startswith(
         f"{url}: cannot reach 127.0.0.1:{port}: use dataset: synthetic, "
         "or set adhd.base_url to a mirror"
@@ -222,7 +225,7 @@ def test_unknown_host_fails_at_once(tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     url = "https://www.nitrc.org/frs/download.php/7782/adhd40_0010042.tgz"
     with pytest.raises(InputError, match=r"cannot reach www\.nitrc\.org: use dataset"):
-        fetch.download(url, tmp_path / "a.tgz", retries=5, backoff=10.0)
+        fetch.download(url, tmp_path / "a.tgz", attempts=5, backoff=10.0)
 
 
 @pytest.mark.parametrize(
@@ -237,7 +240,8 @@ def test_bad_checksum_spelling(value):
 
 
 def test_extract_members_from_tar_and_zip(tmp_path):
-    members = {"data/01/a.nii.gz": b"image", "data/01/b.csv": b"x\ty\n"}
+    image = nifti_bytes(True)
+    members = {"data/01/a.nii.gz": image, "data/01/b.csv": b"x\ty\n"}
     for name, data in (("a.tgz", tar_bytes(members)), ("a.zip", zip_bytes(members))):
         archive = tmp_path / name
         archive.write_bytes(data)
@@ -246,7 +250,7 @@ def test_extract_members_from_tar_and_zip(tmp_path):
             archive,
             {"./data/01/a.nii.gz": out / "a.nii.gz", "data/01/b.csv": out / "b.csv"},
         )
-        assert (out / "a.nii.gz").read_bytes() == b"image"
+        assert (out / "a.nii.gz").read_bytes() == image
         assert (out / "b.csv").read_bytes() == b"x\ty\n"
         assert sorted(p.name for p in out.iterdir()) == ["a.nii.gz", "b.csv"]
 
@@ -337,3 +341,228 @@ def test_adhd_layout():
     }
     with pytest.raises(ValueError, match="has 40 subjects"):
         fetch.adhd_subjects(41)
+
+
+# ------------------------------------------- corrupt bytes, hangs, final errors
+
+
+def nifti_bytes(gzipped: bool) -> bytes:
+    """A small 4D NIfTI image (random data: compresses poorly, so a flipped byte
+    lands in the data)."""
+    data = np.random.default_rng(0).normal(size=(6, 7, 5, 8)).astype(np.float32)
+    image = nib.Nifti1Image(data, np.eye(4))
+    raw = image.to_bytes()
+    return gzip.compress(raw, mtime=0) if gzipped else raw
+
+
+FUNC = "data/0010042/0010042_rest_tshift_RPI_voreg_mni.nii.gz"
+CONFOUNDS = "data/0010042/0010042_regressors.csv"
+CSV = b"".join(b"%d\t%d.5\t%d\n" % (i, i, -i) for i in range(2000))
+
+
+def archive_cases() -> dict[str, tuple[bytes, dict[str, bytes]]]:
+    """Archive kind -> (archive bytes, its members) of a subject and of the atlas."""
+    subject = {FUNC: nifti_bytes(True), CONFOUNDS: b"a\tb\tc\n" + CSV}
+    atlas = {
+        "MSDL_rois/msdl_rois.nii": nifti_bytes(False),
+        "MSDL_rois/msdl_rois_labels.csv": b"x,y,z,name\n1,2,3,Aud\n",
+    }
+    return {"tgz": (tar_bytes(subject), subject), "zip": (zip_bytes(atlas), atlas)}
+
+
+def fetch_case(mirror: Mirror, kind: str, folder: Path, **options):
+    """Run fetch_archive_members of an archive case; its destinations."""
+    _, members = archive_cases()[kind]
+    dests = {name: folder / "out" / Path(name).name for name in members}
+    fetch.fetch_archive_members(
+        mirror.url(f"{NAME}.{kind}"),
+        folder / "downloads" / f"a.{kind}",
+        dests,
+        lock_file=folder / "checksums.lock.json",
+        **{**FAST, **options},
+    )
+    return dests
+
+
+@pytest.mark.parametrize("kind", ["tgz", "zip"])
+def test_archive_corrupted_on_first_delivery_is_downloaded_again(tmp_path, kind):
+    data, members = archive_cases()[kind]
+    with Mirror({f"{NAME}.{kind}": data}) as mirror:
+        mirror.faults[f"{NAME}.{kind}"].append(Fault("corrupt", after=len(data) // 2))
+        dests = fetch_case(mirror, kind, tmp_path)
+        _, second = mirror.requests(f"{NAME}.{kind}")
+    for name, dest in dests.items():
+        assert dest.read_bytes() == members[name]
+    assert second.range is None and second.sent == len(data)  # from scratch
+    lock = fetch.read_lock(tmp_path / "checksums.lock.json")
+    assert lock[f"a.{kind}"]["sha256"] == sha256(data)
+    assert list((tmp_path / "downloads").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("s01_bold.nii.gz", nifti_bytes(True)), ("s01_regressors.csv", CSV)],
+)
+def test_plain_file_corrupted_on_first_delivery_is_downloaded_again(
+    tmp_path, name, data
+):
+    with Mirror({name: data}) as mirror:
+        mirror.faults[name].append(Fault("corrupt", after=len(data) // 2))
+        lock = tmp_path / "checksums.lock.json"
+        dest = tmp_path / "sheet" / name
+        fetch.fetch_file(mirror.url(name), dest, lock_file=lock, **FAST)
+        assert len(mirror.requests(name)) == 2
+    assert dest.read_bytes() == data
+    assert fetch.read_lock(lock)[name]["sha256"] == sha256(data)
+
+
+@pytest.mark.parametrize("kind", ["tgz", "zip", "nii.gz", "csv"])
+def test_server_that_keeps_corrupting_fails_and_records_nothing(tmp_path, kind):
+    if kind in ("tgz", "zip"):
+        data, _ = archive_cases()[kind]
+    else:
+        data = nifti_bytes(True) if kind == "nii.gz" else CSV
+    path = f"{NAME}.{kind}"
+    with Mirror({path: data}) as mirror:
+        mirror.faults[path] += [Fault("corrupt", after=len(data) // 2)] * 10
+        with pytest.raises(InputError) as error:
+            if kind in ("tgz", "zip"):
+                fetch_case(mirror, kind, tmp_path, attempts=3)
+            else:
+                fetch.fetch_file(
+                    mirror.url(path),
+                    tmp_path / "out" / f"file.{kind}",
+                    lock_file=tmp_path / "checksums.lock.json",
+                    attempts=3,
+                    **FAST,
+                )
+        assert 2 <= len(mirror.requests(path)) <= 3
+    message = str(error.value)
+    assert message.startswith(f"{mirror.url(path)}: ") and "\n" not in message
+    assert "corrupt" in message
+    # nothing under a final name, no archive kept, nothing recorded
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "downloads").exists() or not any(
+        (tmp_path / "downloads").iterdir()
+    )
+    assert not (tmp_path / "checksums.lock.json").exists()
+
+
+def test_csv_with_nul_bytes_is_refused(tmp_path):
+    data = b"Subject,site\n0010042,1\n\0\0\0\0,1\n"
+    with Mirror({"pheno.csv": data}) as mirror:
+        lock = tmp_path / "checksums.lock.json"
+        with pytest.raises(InputError, match="NUL byte"):
+            fetch.fetch_file(
+                mirror.url("pheno.csv"), tmp_path / "pheno.csv", lock_file=lock, **FAST
+            )
+    no_leftovers(tmp_path / "pheno.csv")
+    assert not lock.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("a.nii.gz", nifti_bytes(True)[:-100], "truncated"),
+        ("a.nii.gz", nifti_bytes(True)[:-8] + b"\0" * 8, "CRC"),
+        ("a.nii", nifti_bytes(False)[:-4], "4 bytes short"),
+        ("a.nii", b"\0" * 400, "not a NIfTI"),
+        ("a.csv", b"a,b\n1,2\n\xff\n", "not UTF-8"),
+        ("a.tsv", b"a\tb\n1\t2\n1\t2\t3\n", "cannot parse"),
+        ("a.csv", b"", "empty"),
+    ],
+)
+def test_check_data_file_refuses_broken_files(tmp_path, name, content, problem):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(fetch.CorruptDownload, match=problem):
+        fetch.check_data_file(path)
+
+
+def test_check_data_file_accepts_whole_files(tmp_path):
+    for name, content in [
+        ("a.nii.gz", nifti_bytes(True)),
+        ("a.nii", nifti_bytes(False)),
+        ("a.csv", b"x,y\n1,2\n"),
+        ("a.tsv", CSV),
+        ("a.bin", b"\0\xff"),  # unknown kind: not checked
+    ]:
+        (tmp_path / name).write_bytes(content)
+        fetch.check_data_file(tmp_path / name)
+
+
+def test_member_that_fails_its_check_in_an_uncompressed_tar(tmp_path):
+    """A plain tar has no CRC: the extracted image itself is checked."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        content = nifti_bytes(True)[:-50]
+        info = tarfile.TarInfo(FUNC)
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(buffer.getvalue())
+    with pytest.raises(fetch.CorruptDownload, match="truncated"):
+        fetch.extract_members(archive, {FUNC: tmp_path / "out" / "func.nii.gz"})
+    assert not (tmp_path / "out" / "func.nii.gz").exists()
+    assert list((tmp_path / "out").glob("*")) == []
+
+
+def test_hanging_server_fails_within_the_timeout(tmp_path):
+    with Mirror({NAME: PAYLOAD}) as mirror:
+        mirror.faults[NAME] += [Fault("hang", seconds=60)] * 5
+        with pytest.raises(InputError) as error:
+            fetch.download(
+                mirror.url(NAME), tmp_path / "a.tgz", attempts=2, backoff=0.01,
+                timeout=0.5,
+            )  # fmt: skip
+    assert str(error.value) == (
+        f"{mirror.url(NAME)}: download failed after 2 attempts: "
+        "no answer within 0.5 s (download_timeout)"
+    )
+    assert not (tmp_path / "a.tgz").exists()
+
+
+def test_stall_mid_body_fails_within_the_timeout(tmp_path):
+    with Mirror({NAME: PAYLOAD}) as mirror:
+        mirror.faults[NAME] += [Fault("stall", after=70_000, seconds=60)]
+        mirror.faults[NAME] += [Fault("stall", after=0, seconds=60)] * 5
+        with pytest.raises(InputError) as error:
+            fetch.download(
+                mirror.url(NAME), tmp_path / "a.tgz", attempts=2, backoff=0.01,
+                timeout=0.5,
+            )  # fmt: skip
+        _, second = mirror.requests(NAME)
+    message = str(error.value)
+    assert message.startswith(f"{mirror.url(NAME)}: download failed after 2 attempts")
+    assert "no data for 0.5 s after " in message and "(download_timeout)" in message
+    assert second.range is not None  # resumed, then stalled again
+    assert not (tmp_path / "a.tgz").exists()  # the .part is kept, to resume
+
+
+def test_unsafe_archive_is_not_downloaded_twice_and_not_kept(tmp_path):
+    data = tar_bytes({"data/a.csv": b"x\n1\n", "../evil.csv": b"pwned"})
+    with Mirror({NAME: data}) as mirror:
+        with pytest.raises(InputError, match=r"unsafe member '\.\./evil\.csv'"):
+            fetch.fetch_archive_members(
+                mirror.url(NAME),
+                tmp_path / "downloads" / "a.tgz",
+                {"data/a.csv": tmp_path / "a.csv"},
+                lock_file=tmp_path / "checksums.lock.json",
+                **FAST,
+            )
+        assert len(mirror.requests(NAME)) == 1
+    assert list((tmp_path / "downloads").iterdir()) == []
+    assert not (tmp_path / "checksums.lock.json").exists()
+
+
+def test_existing_archive_that_fails_its_check_is_downloaded_again(tmp_path):
+    data, members = archive_cases()["tgz"]
+    (tmp_path / "downloads").mkdir()
+    broken = bytearray(data)
+    broken[len(data) // 2] ^= 0xFF
+    (tmp_path / "downloads" / "a.tgz").write_bytes(bytes(broken))
+    with Mirror({f"{NAME}.tgz": data}) as mirror:
+        dests = fetch_case(mirror, "tgz", tmp_path)
+    assert dests[FUNC].read_bytes() == members[FUNC]
+    lock = fetch.read_lock(tmp_path / "checksums.lock.json")
+    assert lock["a.tgz"]["sha256"] == sha256(data)

@@ -4,6 +4,8 @@ A server on 127.0.0.1 (tests/httpserver.py) serves tiny synthetic stand-ins for
 the ADHD-40 archives and the MSDL zip under the real hosts' paths and member
 names. The shipped ``config/adhd.yaml`` is used as is; only the two URLs (and the
 number of subjects) are overridden on the command line, as a mirror user would.
+The main run gets every file with one byte flipped at its first delivery: the
+downloader must notice, fetch it again, and record only the true checksums.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import tarfile
 import time
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -54,6 +57,8 @@ def mirror_files(tmp_path_factory) -> dict[str, bytes]:
 def adhd_run(mirror_files, tmp_path_factory, run_snakemake):
     folder = tmp_path_factory.mktemp("adhd")
     with Mirror(dict(mirror_files)) as mirror:
+        for path, data in mirror_files.items():  # each first delivery is corrupt
+            mirror.faults[path].append(Fault("corrupt", after=len(data) // 2))
         result = run_snakemake(
             *mirror_config(mirror, 3), "--cores", "2", cwd=folder, timeout=900
         )
@@ -67,6 +72,11 @@ def member(archive: bytes, name: str) -> bytes:
         return tar.extractfile(name).read()
 
 
+def zip_member(archive: bytes, name: str) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        return zf.read(name)
+
+
 def test_downloads_land_under_resources(adhd_run, mirror_files):
     folder, _, _, _ = adhd_run
     adhd = folder / "resources" / "adhd"
@@ -77,9 +87,17 @@ def test_downloads_land_under_resources(adhd_run, mirror_files):
         assert func.read_bytes() == member(archive, members["func"])
         confounds = adhd / subject / f"{subject}_regressors.csv"
         assert confounds.read_bytes() == member(archive, members["confounds"])
-    assert (adhd / "msdl" / "msdl_rois.nii").is_file()
-    assert (adhd / "msdl" / "msdl_rois_labels.csv").is_file()
-    assert (adhd / fetch.ADHD_PHENOTYPES_MEMBER).is_file()
+    atlas = mirror_files[MSDL_PATH]
+    assert (adhd / "msdl" / "msdl_rois.nii").read_bytes() == zip_member(
+        atlas, fetch.MSDL_MAPS_MEMBER
+    )
+    assert (adhd / "msdl" / "msdl_rois_labels.csv").read_bytes() == zip_member(
+        atlas, fetch.MSDL_LABELS_MEMBER
+    )
+    phenotypes = mirror_files[f"{NITRC_PATH}/{fetch.ADHD_PHENOTYPES_ARCHIVE}"]
+    assert (adhd / fetch.ADHD_PHENOTYPES_MEMBER).read_bytes() == member(
+        phenotypes, fetch.ADHD_PHENOTYPES_MEMBER
+    )
     # archives are deleted once extracted; no partial file is left
     assert sorted(p.name for p in (adhd / "downloads").iterdir()) == []
 
@@ -120,13 +138,21 @@ def test_second_run_downloads_nothing(adhd_run):
     assert "fetch_" not in again.stdout + again.stderr
 
 
-def test_one_request_per_file(adhd_run, mirror_files):
-    _, mirror, _, _ = adhd_run
-    assert sorted(entry.path for entry in mirror.log) == sorted(mirror_files)
-    assert {entry.status for entry in mirror.log} == {200}
+def test_each_corrupt_file_is_downloaded_again_once(adhd_run, mirror_files):
+    folder, mirror, result, _ = adhd_run
+    for path in mirror_files:
+        first, second = mirror.requests(path)
+        assert first.status == second.status == 200
+        assert second.range is None  # the corrupt bytes were not kept
+    # within the job (its log says why), not by a Snakemake restart
+    log = (folder / "logs/fetch_subject" / f"{SUBJECTS[0]}.log").read_text()
+    assert "corrupt download: broken archive" in log
+    assert "sparseconn: error" not in result.stderr
+    assert "Trying to restart job" not in result.stderr
 
 
 def test_unknown_mirror_path_stops_with_one_clear_line(mirror_files, tmp_path):
+    """A 404 cannot go away: reported once, even with --retries (e.g. a profile's)."""
     with Mirror(dict(mirror_files)) as mirror:
         args = mirror_config(mirror, 1)
         args[args.index("--config") + 1] = (
@@ -135,7 +161,14 @@ def test_unknown_mirror_path_stops_with_one_clear_line(mirror_files, tmp_path):
         )
         result = subprocess.run(
             snakemake_command(
-                "--directory", tmp_path, *args, "--until", "fetch_subject", "-c1"
+                "--directory",
+                tmp_path,
+                *args,
+                "--until",
+                "fetch_subject",
+                "-c1",
+                "--retries",
+                "2",
             ),
             capture_output=True,
             text=True,
@@ -144,8 +177,53 @@ def test_unknown_mirror_path_stops_with_one_clear_line(mirror_files, tmp_path):
         )
     assert result.returncode != 0
     url = mirror.url(f"nowhere/{fetch.adhd_subject_archive(SUBJECTS[0])}")
-    assert f"sparseconn: error: {url}: HTTP 404 for URL {url}" in result.stderr
+    line = f"sparseconn: error: {url}: HTTP 404 for URL {url}"
+    assert result.stderr.count(line) == 1, result.stderr
+    assert len(mirror.log) == 1  # no retry of any kind
     assert not (tmp_path / "resources" / "adhd" / SUBJECTS[0]).exists()
+
+
+def test_broken_and_silent_hosts_fail_once_each_and_record_nothing(
+    mirror_files, tmp_path
+):
+    """Always-corrupt phenotypes, an atlas host that never answers (download.*)."""
+    phenotypes = f"{NITRC_PATH}/{fetch.ADHD_PHENOTYPES_ARCHIVE}"
+    size = len(mirror_files[phenotypes])
+    with Mirror(dict(mirror_files)) as mirror:
+        mirror.faults[phenotypes] += [Fault("corrupt", after=size // 2)] * 10
+        mirror.faults[MSDL_PATH] += [Fault("hang", seconds=600)] * 10
+        result = subprocess.run(
+            snakemake_command(
+                "--directory",
+                tmp_path,
+                *mirror_config(mirror, 1),
+                "download_timeout=1",
+                "download_attempts=2",
+                "--until",
+                "fetch_phenotypes",
+                "fetch_atlas",
+                "--keep-going",
+                "-c2",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 2, result.stderr
+    corrupt = next(line for line in errors if mirror.url(phenotypes) in line)
+    assert "corrupt download: broken archive" in corrupt
+    silent = next(line for line in errors if mirror.url(MSDL_PATH) in line)
+    assert silent.endswith(
+        "download failed after 2 attempts: no answer within 1 s (download_timeout)"
+    )
+    adhd = tmp_path / "resources" / "adhd"
+    assert not (adhd / fetch.ADHD_PHENOTYPES_MEMBER).exists()
+    assert not (adhd / "msdl").exists() or not any((adhd / "msdl").iterdir())
+    assert not (adhd / "downloads" / "adhd40_metadata.tgz").exists()
+    assert not (adhd / "checksums.lock.json").exists()
 
 
 def test_sigkill_mid_download_then_rerun_resumes(mirror_files, tmp_path):
@@ -214,6 +292,8 @@ def test_sheet_urls_are_downloaded_by_the_same_downloader(mirror_files, tmp_path
     atlas.write_bytes(func)  # only read by later rules, not by this test
     files = {"data/s01_bold.nii.gz": func, "data/s01_regressors.csv": confounds}
     with Mirror(files) as mirror:
+        for path, data in files.items():  # each first delivery is corrupt
+            mirror.faults[path].append(Fault("corrupt", after=len(data) // 2))
         sheet = tmp_path / "subjects.tsv"
         sheet.write_text(
             "subject\tfunc\tconfounds\n"
@@ -246,7 +326,10 @@ def test_sheet_urls_are_downloaded_by_the_same_downloader(mirror_files, tmp_path
     assert (fetched / "confounds" / "s01_regressors.csv").read_bytes() == confounds
     assert not (tmp_path / "resources" / "sheet" / "02").exists()  # file:// is read
     lock = json.loads((tmp_path / "resources/sheet/checksums.lock.json").read_text())
-    assert sorted(lock["files"]) == sorted(mirror.url(path) for path in files)
+    assert {key: entry["sha256"] for key, entry in lock["files"].items()} == {
+        mirror.url(path): hashlib.sha256(data).hexdigest()
+        for path, data in files.items()
+    }
 
 
 @pytest.mark.parametrize(

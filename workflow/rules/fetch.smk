@@ -4,8 +4,13 @@
 # one unit of the `downloads` resource, so `--resources downloads=N` caps the
 # parallel connections. Archives go to {resources_dir}/adhd/downloads/ (resumable
 # .part files), are checked against config/adhd.yaml's checksums or the SHA-256
-# recorded in checksums.lock.json at their first download, and are deleted once
-# their members are extracted. No `code` param: the bytes come from the hosts.
+# recorded in checksums.lock.json at their first download, read whole and
+# validated with their members before anything is recorded or named, and are
+# deleted once their members are extracted. No `code` param: the bytes come from
+# the hosts. `retries: 0` (also over a profile's or the command line's --retries):
+# the downloader retries transient failures itself (config download_attempts and
+# download_timeout), so an error that cannot go away (HTTP 404, a checksum
+# mismatch, an unsafe archive) is reported once, not once per Snakemake attempt.
 
 
 localrules:
@@ -23,7 +28,7 @@ rule fetch_atlas:
         f"{LOGS}/fetch_atlas/fetch_atlas.log",
     benchmark:
         f"{BENCHMARKS}/fetch_atlas/fetch_atlas.tsv"
-    retries: 2
+    retries: 0
     conda:
         "../../envs/sparseconn.yaml"
     threads: 1
@@ -54,7 +59,7 @@ rule fetch_subject:
         f"{BENCHMARKS}/fetch_subject/{{subject}}.tsv"
     wildcard_constraints:
         subject="|".join(fetch.ADHD_SUBJECTS),
-    retries: 2
+    retries: 0
     conda:
         "../../envs/sparseconn.yaml"
     threads: 1
@@ -81,7 +86,7 @@ rule fetch_phenotypes:
         f"{LOGS}/fetch_phenotypes/fetch_phenotypes.log",
     benchmark:
         f"{BENCHMARKS}/fetch_phenotypes/fetch_phenotypes.tsv"
-    retries: 2
+    retries: 0
     conda:
         "../../envs/sparseconn.yaml"
     threads: 1
@@ -111,7 +116,7 @@ rule fetch_sheet_file:
     wildcard_constraints:
         column="func|confounds",
         filename="[A-Za-z0-9_-][A-Za-z0-9._-]*",
-    retries: 2
+    retries: 0
     conda:
         "../../envs/sparseconn.yaml"
     threads: 1
