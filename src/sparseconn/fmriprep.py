@@ -695,17 +695,14 @@ class ScanSignals:
     Attributes
     ----------
     signals : ndarray, shape (n_kept, n_regions), or None
-        Cleaned signals of the kept volumes; None when the scan is excluded.
+        Cleaned signals of the kept volumes, one row per kept volume in order;
+        None when the scan is excluded.
     regions : list of str
         Region names, in map order.
     kept : ndarray, shape (n_kept,)
         Indices of the kept volumes (the sample mask; all when no censoring).
     censored : list of int
         Indices of the censored volumes.
-    returned_rows : ndarray, shape (n_kept,)
-        The volume each row of ``signals`` comes from. Equal to ``kept`` except
-        in the corner case of nilearn 0.13.1's censoring described in
-        :func:`sparseconn.signals.censored_rows` (censored volumes at both ends).
     n_volumes : int
     t_r : float
     confound_names : list of str
@@ -721,7 +718,6 @@ class ScanSignals:
     regions: list[str]
     kept: np.ndarray
     censored: list[int]
-    returned_rows: np.ndarray
     n_volumes: int
     t_r: float
     confound_names: list[str]
@@ -788,6 +784,9 @@ def clean_scan_signals(
     sample_mask=mask)`` with ``conf, mask = load_confounds_strategy(bold,
     denoise_strategy=strategy)``; for ``highvariance``, ``conf`` is the image's
     high-variance confounds then ``confound_columns`` and there is no mask.
+    Except with volumes censored at both ends of the scan, where nilearn 0.13.1
+    interpolates the wrong volumes: the rows are always exactly the kept volumes
+    (see :func:`sparseconn.signals.filtered_volumes`).
 
     Parameters
     ----------
@@ -822,7 +821,7 @@ def clean_scan_signals(
         that cannot run (e.g. too few volumes to filter).
     """
     from sparseconn.atlas import load_atlas
-    from sparseconn.signals import censored_rows, clean, extract_map_signals
+    from sparseconn.signals import clean, extract_map_signals
 
     if not 0 <= min_kept_fraction <= 1:
         raise ValueError(f"min_kept_fraction={min_kept_fraction} must be in [0, 1]")
@@ -850,7 +849,6 @@ def clean_scan_signals(
         logger.warning("%s: excluded: %s", bold, reason)
         return ScanSignals(
             signals=None,
-            returned_rows=np.empty(0, dtype=np.int64),
             confound_names=list(denoising.confounds.columns),
             excluded=reason,
             **common,
@@ -880,22 +878,8 @@ def clean_scan_signals(
         )
     except ValueError as error:
         raise InputError(bold, str(error)) from error
-    if denoising.sample_mask is None:
-        returned = kept
-    else:
-        filtered = high_pass is not None or low_pass is not None
-        returned = censored_rows(n_volumes, kept, filtered=filtered)[2]
-        if not np.array_equal(returned, kept):
-            logger.warning(
-                "%s: censoring at both ends of the scan: as nilearn 0.13.1 does, "
-                "rows of the cleaned series come from volumes %s instead of %s",
-                bold,
-                sorted(int(v) for v in set(returned) - set(kept)),
-                sorted(int(v) for v in set(kept) - set(returned)),
-            )
     return ScanSignals(
         signals=cleaned,
-        returned_rows=returned,
         confound_names=list(confound_frame.columns),
         coverage=coverage,
         **common,

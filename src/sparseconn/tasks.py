@@ -210,7 +210,6 @@ def run_fmriprep_timeseries(
             key: [int(i) for i in value]
             for key, value in result.denoising.outliers.items()
         },
-        "RowsAreVolumes": [int(i) for i in result.returned_rows],
         "Scan": scan,
         "Atlas": atlas_name,
         "Regions": result.regions,
