@@ -2,10 +2,12 @@
 
 The tree: sub-01 with 2 sessions x 2 runs, sub-02 with one run (and a T1w-space
 run the space filter leaves out); its confounds files are nilearn's real fMRIPrep
-tables (30 volumes, v21 and older layouts). With ``scrubbing``, the two v21 runs
-lose every volume and are left out (exclusions TSV), the other runs of a session
-are concatenated. Then every bad input of the issue stops the dry run with one
-line naming the file.
+tables (30 volumes, v21 and older layouts), lengthened to 80 volumes for the full
+run: ``scrubbing`` regresses 36 columns, and on 30 volumes the cleaned signals
+would be rounding noise. With ``scrubbing``, the two v21 runs lose every volume
+and are left out (exclusions TSV), the other runs of a session are concatenated;
+the spiky run is censored at both ends. Then every bad input of the issue stops
+the dry run with one line naming the file.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tests.fmriprep_tree import make_fmriprep_tree
 pytestmark = pytest.mark.slow
 
 ERROR_PREFIX = "sparseconn: error: "
+N_VOLUMES = 80
 SPACE = "space-MNI152NLin2009cAsym_res-2"
 # BIDS entities in order, then ours (atlas, stat), desc last, then the suffix.
 BIDS_NAME = re.compile(
@@ -50,7 +53,7 @@ def write_config(folder: Path, tree, **settings) -> Path:
 @pytest.fixture(scope="module")
 def scrubbed(tmp_path_factory, run_snakemake):
     folder = tmp_path_factory.mktemp("fmriprep")
-    tree = make_fmriprep_tree(folder)
+    tree = make_fmriprep_tree(folder, n_volumes=N_VOLUMES)
     config = write_config(folder, tree, denoise_strategy="scrubbing")
     result = run_snakemake("--cores", "2", "--configfile", config, cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -81,7 +84,7 @@ def test_censored_runs_are_excluded_with_their_reason(scrubbed):
     table = pd.read_csv(folder / "results/group/desc-exclusions_scans.tsv", sep="\t")
     v21 = sorted(scan.name for scan in tree.scans if scan.source == "v21")
     assert sorted(table["scan"]) == v21
-    assert all("0 of 30 volumes kept" in reason for reason in table["reason"])
+    assert all("0 of 80 volumes kept" in reason for reason in table["reason"])
     for name in v21:
         assert not list((folder / "results").rglob(f"{name}_*"))
 
@@ -109,8 +112,11 @@ def test_every_output_name_follows_bids_and_has_its_sidecar(scrubbed):
         assert sidecar["DenoiseStrategy"]["name"] == "scrubbing"
         assert sidecar["DenoiseStrategy"]["fd_threshold"] == 0.5
         rows = pd.read_csv(path, sep="\t").shape[0]
+        # one row per volume not censored (no separate row-to-volume list)
         assert rows == sidecar["NumberOfVolumesKept"]
-        assert rows + sidecar["NumberOfVolumesCensored"] == 30
+        assert rows + len(sidecar["CensoredVolumes"]) == N_VOLUMES
+        assert sidecar["NumberOfVolumesCensored"] == len(sidecar["CensoredVolumes"])
+        assert "RowsAreVolumes" not in sidecar
         assert 0 in sidecar["CensoredVolumes"]  # non-steady-state volume
         assert sidecar["Sources"][0].endswith("_desc-preproc_bold.nii.gz")
 
