@@ -706,10 +706,6 @@ class ScanSignals:
         Indices of the kept volumes (the sample mask; all when no censoring).
     censored : list of int
         Indices of the censored volumes.
-    returned_rows : ndarray, shape (n_kept,)
-        The volume each row of ``signals`` comes from. Equal to ``kept`` except
-        in the corner case of nilearn 0.13.1's censoring described in
-        :func:`sparseconn.signals.censored_rows` (censored volumes at both ends).
     n_volumes : int
     t_r : float
     confound_names : list of str
@@ -735,7 +731,6 @@ class ScanSignals:
     regions: list[str]
     kept: np.ndarray
     censored: list[int]
-    returned_rows: np.ndarray
     n_volumes: int
     t_r: float
     confound_names: list[str]
@@ -850,6 +845,9 @@ def clean_scan_signals(
     sample_mask=mask)`` with ``conf, mask = load_confounds_strategy(bold,
     denoise_strategy=strategy)``; for ``highvariance``, ``conf`` is the image's
     high-variance confounds then ``confound_columns`` and there is no mask.
+    Except with volumes censored at both ends of the scan, where nilearn 0.13.1
+    interpolates the wrong volumes: the rows are always exactly the kept volumes
+    (see :func:`sparseconn.signals.filtered_volumes`).
 
     Parameters
     ----------
@@ -889,7 +887,7 @@ def clean_scan_signals(
         that cannot run (e.g. too few volumes to filter).
     """
     from sparseconn.atlas import load_atlas
-    from sparseconn.signals import censored_rows, clean_with_report, extract_map_signals
+    from sparseconn.signals import clean_with_report, extract_map_signals
 
     if not 0 <= min_kept_fraction <= 1:
         raise ValueError(f"min_kept_fraction={min_kept_fraction} must be in [0, 1]")
@@ -966,19 +964,6 @@ def clean_scan_signals(
         # written uncensored, for inspection (its sidecar says so).
         sample_mask = None
         cleaned = clean_with_report(signals, confound_matrix, repetition, **settings)
-    if sample_mask is None:
-        returned = np.arange(n_volumes)
-    else:
-        filtered = high_pass is not None or low_pass is not None
-        returned = censored_rows(n_volumes, sample_mask, filtered=filtered)[2]
-        if not np.array_equal(returned, sample_mask):
-            logger.warning(
-                "%s: censoring at both ends of the scan: as nilearn 0.13.1 does, "
-                "rows of the cleaned series come from volumes %s instead of %s",
-                bold,
-                sorted(int(v) for v in set(returned) - set(sample_mask)),
-                sorted(int(v) for v in set(sample_mask) - set(returned)),
-            )
     if excluded is not None:
         logger.warning("%s: left out of the group stage: %s", bold, excluded)
     return ScanSignals(
@@ -986,7 +971,6 @@ def clean_scan_signals(
         regions=atlas.names,
         kept=kept,
         censored=censored,
-        returned_rows=returned,
         n_volumes=n_volumes,
         t_r=repetition,
         confound_names=list(confound_frame.columns),

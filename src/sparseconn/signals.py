@@ -466,12 +466,14 @@ def clean_with_report(
     zero-phase ``sosfiltfilt`` with odd padding); project the signals on the
     orthogonal complement of the confounds; z-score.
 
-    With a ``sample_mask`` (censoring), nilearn 0.13.1's order is followed: with
-    a filter, the censored volumes are first replaced by a cubic-spline
-    interpolation of the kept ones and the volumes the spline cannot reach
-    dropped (see :func:`censored_rows`), then detrend, filter, keep the rows of
-    the kept volumes, regress, z-score; without a filter, the censored volumes
-    are removed first, then detrend, regress, z-score.
+    With a ``sample_mask`` (censoring), nilearn's order is followed: with a
+    filter, the censored volumes between the first and the last kept one are
+    replaced by a cubic-spline interpolation of the kept ones and those outside
+    them left out (see :func:`filtered_volumes`), then detrend, filter, keep the
+    rows of the kept volumes, regress, z-score; without a filter, the censored
+    volumes are removed first, then detrend, regress, z-score. The rows returned
+    are exactly the kept volumes, in order (unlike nilearn 0.13.1 when volumes are
+    censored at both ends of the run).
 
     Parameters
     ----------
@@ -603,64 +605,54 @@ def check_sample_mask(sample_mask: np.ndarray, n_samples: int) -> np.ndarray:
     return kept
 
 
-def censored_rows(
-    n_samples: int, sample_mask: np.ndarray, *, filtered: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Which volumes nilearn 0.13.1's ``clean`` interpolates, filters and returns.
+def filtered_volumes(
+    n_samples: int, sample_mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Volumes the filter runs over, and the censored ones among them to interpolate.
 
-    With a filter, nilearn fits a cubic spline (``scipy.interpolate.CubicSpline``,
-    no extrapolation) through the kept volumes at times ``index * t_r`` and writes
-    its values into the rows ``~sample_mask``. On an integer index array ``~`` is
-    the bitwise complement, ``-(i + 1)``, so the rows written are
-    ``n_samples - 1 - i`` for each kept index ``i``, the mirror image of the kept
-    set, not the censored volumes. Rows written outside the spline's range
-    (before the first or after the last kept volume) are NaN and dropped; the
-    remaining series is detrended and filtered, then the rows
-    ``sample_mask - sample_mask[0]`` of it are kept. When the censored volumes are
-    only at the start of the scan (non-steady-state volumes), or otherwise
-    mirror-symmetric, this is the textbook procedure; otherwise some censored
-    volumes are filtered with their own values, and with censored volumes at both
-    ends the rows returned can be shifted from the kept volumes. We reproduce it
-    exactly (nilearn is the reference); :func:`clean` and this function say what
-    happens.
+    Before filtering, each censored volume between the first and the last kept
+    volume is replaced by a cubic spline (``scipy.interpolate.CubicSpline``, not-a-
+    knot ends) of the kept volumes over time. Censored volumes before the first or
+    after the last kept one are left out of the filtered series: past its end knots
+    a spline is its last cubic piece, unbounded and not data, and nilearn
+    (``extrapolate=False``, its default) leaves them out too.
+
+    nilearn 0.13.1 picks the volumes it interpolates as ``~sample_mask`` on an
+    integer index array, i.e. ``-(i + 1)``: the mirror image of the kept volumes.
+    That is right only when censoring is at one end of the run, or inside it
+    without two censored volumes symmetric about its middle; otherwise censored
+    volumes are filtered with their own values and, when both ends are censored,
+    the rows returned are shifted onto censored volumes. We interpolate exactly the
+    censored volumes, so the rows returned are always exactly the kept volumes.
 
     Parameters
     ----------
     n_samples : int
     sample_mask : ndarray, shape (n_kept,)
         Kept indices (see :func:`check_sample_mask`).
-    filtered : bool
-        Whether a Butterworth filter is applied. Without one, nilearn removes the
-        censored volumes before anything else and the rows returned are exactly
-        ``sample_mask``.
 
     Returns
     -------
+    span : ndarray of int
+        The volumes filtered: from the first to the last kept volume, in order.
     interpolated : ndarray of int
-        Volumes replaced by the spline's values (within its range).
-    retained : ndarray of int
-        Volumes of the series that is detrended and filtered, in order.
-    returned : ndarray, shape (n_kept,), of int
-        The volume each row of the cleaned output comes from.
+        The censored volumes of ``span``, replaced by the spline's values.
     """
     kept = check_sample_mask(sample_mask, n_samples)
-    if not filtered:
-        return np.empty(0, dtype=np.int64), kept, kept
-    written = n_samples - 1 - kept
-    inside = (written >= kept[0]) & (written <= kept[-1])
-    dropped = written[~inside]
-    retained = np.setdiff1d(np.arange(n_samples), dropped)
-    return np.sort(written[inside]), retained, retained[kept - kept[0]]
+    span = np.arange(kept[0], kept[-1] + 1)
+    return span, np.setdiff1d(span, kept)
 
 
 def _interpolated(
     series: np.ndarray, kept: np.ndarray, t_r: float, interpolated: np.ndarray
 ) -> np.ndarray:
     """``series`` with rows ``interpolated`` replaced by a cubic spline of ``kept``."""
+    out = np.array(series, dtype=np.float64)
+    if interpolated.size == 0:
+        return out
     from scipy.interpolate import CubicSpline
 
     times = np.arange(series.shape[0]) * t_r
-    out = np.array(series, dtype=np.float64)
     spline = CubicSpline(times[kept], out[kept], extrapolate=False)
     out[interpolated] = spline(times[interpolated])
     return out
@@ -677,7 +669,7 @@ def _clean_censored(
     standardize: str | None,
     cutoffs: tuple[float | None, float | None],
 ) -> Cleaned:
-    """:func:`clean_with_report` with censoring (see :func:`censored_rows`)."""
+    """:func:`clean_with_report` with censoring (see :func:`filtered_volumes`)."""
     high_pass, low_pass = cutoffs
     n_samples = signals.shape[0]
     has_confounds = confounds is not None and confounds.shape[1] > 0
@@ -693,11 +685,11 @@ def _clean_censored(
                 "only 1 volume left after censoring: at least 2 are needed to "
                 "interpolate the censored ones before filtering"
             )
-        interpolated, retained, _ = censored_rows(n_samples, kept)
-        out = _interpolated(out, kept, t_r, interpolated)[retained]
+        span, interpolated = filtered_volumes(n_samples, kept)
+        out = _interpolated(out, kept, t_r, interpolated)[span]
         processed = None
         if raw is not None:
-            processed = _interpolated(raw, kept, t_r, interpolated)[retained]
+            processed = _interpolated(raw, kept, t_r, interpolated)[span]
     if out.shape[0] < min_filter_length(sos):
         raise ValueError(
             f"{out.shape[0]} volumes left after censoring are too few to filter: "

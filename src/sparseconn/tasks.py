@@ -337,7 +337,6 @@ def run_fmriprep_timeseries(
         "CensoringReasons": {
             key: [int(i) for i in value] for key, value in result.outliers.items()
         },
-        "RowsAreVolumes": [int(i) for i in result.returned_rows],
         "Scan": scan,
         "Atlas": atlas_name,
         "Regions": result.regions,

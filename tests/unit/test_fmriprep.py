@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +20,8 @@ from sparseconn.fmriprep import (
     find_scans,
     parse_bold_name,
 )
-from sparseconn.signals import censored_rows, check_sample_mask, clean
+from sparseconn.signals import check_sample_mask, clean, filtered_volumes
+from sparseconn.tasks import run_fmriprep_timeseries
 from tests.fmriprep_tree import make_fmriprep_tree
 
 pytest.importorskip("nilearn")  # the tree's confounds tables come with nilearn
@@ -340,7 +342,6 @@ def test_entirely_censored_scan_is_reported_not_raised(shared_tree):
     assert "0 of 30 volumes kept" in result.excluded
     # Still cleaned, uncensored, so that it can be inspected; and said so.
     assert result.signals.shape == (30, 6) and not result.censoring_applied
-    assert result.returned_rows.tolist() == list(range(30))
 
 
 def test_min_kept_fraction_excludes(shared_tree):
@@ -380,6 +381,77 @@ def test_repetition_time_from_sidecar_checked_against_header(tree, shared_tree):
         clean_scan_signals(scan.bold, shared_tree.maps, scan.confounds)
 
 
+@pytest.fixture(scope="module")
+def long_tree(tmp_path_factory):
+    """The tables lengthened to 100 volumes: enough to clean with scrubbing."""
+    return make_fmriprep_tree(
+        tmp_path_factory.mktemp("long"), extra_space=None, n_volumes=100
+    )
+
+
+def _timeseries(bold, scan, tree, folder):
+    """Rows and sidecar written by ``run_fmriprep_timeseries`` (scrubbing)."""
+    folder.mkdir()
+    out_tsv, out_json = folder / "ts.tsv", folder / "ts.json"
+    run_fmriprep_timeseries(
+        bold,
+        scan.confounds,
+        tree.maps,
+        tree.labels,
+        out_tsv,
+        out_json,
+        scan=scan.name,
+        atlas_name="test",
+        strategy="scrubbing",
+    )
+    rows = pd.read_csv(out_tsv, sep="\t").to_numpy()
+    return rows, json.loads(out_json.read_text())
+
+
+def _edited_bold(bold, folder, edit):
+    """A copy of ``bold`` in ``folder`` whose (x, y, z, t) data went through edit."""
+    image = nib.load(bold)
+    data = edit(np.asarray(image.dataobj).copy())
+    path = folder / bold.name
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), path)
+    return path
+
+
+def test_written_rows_are_exactly_the_kept_volumes_of_the_sidecar(long_tree, tmp_path):
+    scan = long_tree.scan(SPIKY)
+    rows, sidecar = _timeseries(scan.bold, scan, long_tree, tmp_path / "plain")
+    censored = sidecar["CensoredVolumes"]
+    # both ends: non-steady-state volume 0 and the last volume's FD spike
+    assert censored == [0, 10, 11, 12, 13, 29, 99]
+    kept = np.setdiff1d(np.arange(100), censored)
+    assert rows.shape == (kept.size, 6) == (sidecar["NumberOfVolumesKept"], 6)
+    assert "RowsAreVolumes" not in sidecar
+
+    # the data of the censored volumes never reach the rows (a permutation of
+    # them keeps the image's range, which bounds the resampled values)
+    def permute_censored(data):
+        data[..., censored] = data[..., censored[::-1]]
+        return data
+
+    permuted = _edited_bold(scan.bold, tmp_path, permute_censored)
+    again, _ = _timeseries(permuted, scan, long_tree, tmp_path / "permuted")
+    np.testing.assert_allclose(again, rows, rtol=0, atol=1e-8)
+
+    # a small spike in a kept volume shows in that volume's row, near both ends
+    # too (on the first and last filtered volumes, the odd padding of the
+    # zero-phase filter turns a spike into a step: too faint to locate)
+    for volume in (kept[1], 50, kept[-2]):
+
+        def spike(data, volume=volume):
+            data[..., volume] += 1.0
+            return data
+
+        spiked = _edited_bold(scan.bold, tmp_path, spike)
+        moved, _ = _timeseries(spiked, scan, long_tree, tmp_path / f"spike{volume}")
+        change = np.abs(moved - rows).max(axis=1)
+        assert change.argmax() == np.searchsorted(kept, volume), volume
+
+
 # ------------------------------------------------------------ signals.clean
 
 
@@ -414,24 +486,17 @@ def test_clean_without_filter_censors_first(rng):
     )
 
 
-def test_censored_rows_follow_nilearn():
-    # leading censoring only: interpolation of nothing, rows are the kept volumes
-    # (nilearn writes spline values, equal to the data, on kept volumes 3..26)
-    interpolated, retained, returned = censored_rows(30, np.arange(3, 30))
-    assert set(interpolated.tolist()) <= set(range(3, 30))
-    np.testing.assert_array_equal(retained, np.arange(3, 30))
-    np.testing.assert_array_equal(returned, np.arange(3, 30))
-    # an interior gap whose mirror volumes are kept: interpolated, rows exact
-    kept = np.setdiff1d(np.arange(30), [0, 12, 13])
-    interpolated, retained, returned = censored_rows(30, kept)
-    assert {12, 13} <= set(interpolated.tolist())
-    np.testing.assert_array_equal(returned, kept)
-    # censored volumes at both ends: nilearn 0.13.1 returns shifted rows
+def test_filtered_volumes_span_the_kept_ones_and_interpolate_the_gaps():
+    span, interpolated = filtered_volumes(30, np.arange(3, 30))
+    np.testing.assert_array_equal(span, np.arange(3, 30))
+    assert interpolated.size == 0
     kept = np.setdiff1d(np.arange(30), [0, 10, 11, 12, 13, 29])
-    _, retained, returned = censored_rows(30, kept)
-    assert 0 in retained and 0 in returned and 9 not in returned
-    assert returned.size == kept.size
-    assert censored_rows(30, kept, filtered=False)[2].tolist() == kept.tolist()
+    span, interpolated = filtered_volumes(30, kept)
+    np.testing.assert_array_equal(span, np.arange(1, 29))
+    assert interpolated.tolist() == [10, 11, 12, 13]
+    # a censored pair symmetric about the middle (nilearn 0.13.1 skips it)
+    span, interpolated = filtered_volumes(30, np.setdiff1d(np.arange(30), [8, 21]))
+    assert span.size == 30 and interpolated.tolist() == [8, 21]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 from scipy import signal as sp_signal
+from scipy.interpolate import CubicSpline
 
 from sparseconn.atlas import load_atlas
 from sparseconn.errors import InputError
@@ -164,3 +165,60 @@ def test_clean_rejects_too_short_series_and_bad_standardize(rng):
         clean(rng.standard_normal((10, 2)), None, t_r=2.5)
     with pytest.raises(ValueError, match="standardize"):
         clean(rng.standard_normal((50, 2)), None, t_r=2.5, standardize="psc")
+
+
+# ------------------------------------------------------------------- censoring
+
+#: 80 volumes censored at both ends (non-steady-state start, motion spike at the
+#: end) and inside the run.
+BOTH_ENDS = np.array([0, 1, 30, 31, 32, 77, 78, 79])
+
+
+def _exact_censored_clean(signals, confounds, kept, t_r, high_pass):
+    """Textbook censoring: spline the censored volumes between the first and last
+    kept ones, detrend, filter, keep the kept volumes, regress, z-score."""
+    times = np.arange(len(signals)) * t_r
+    span = np.arange(kept[0], kept[-1] + 1)
+    gaps = np.setdiff1d(span, kept)
+
+    def filtered(series):
+        series = series.copy()
+        series[gaps] = CubicSpline(times[kept], series[kept])(times[gaps])
+        series = series[span]
+        design = np.column_stack([np.ones(span.size), np.arange(span.size)])
+        series -= design @ np.linalg.lstsq(design, series, rcond=None)[0]
+        sos = sp_signal.butter(5, high_pass, "high", output="sos", fs=1 / t_r)
+        return sp_signal.sosfiltfilt(sos, series, axis=0)[kept - kept[0]]
+
+    out, conf = filtered(signals), filtered(confounds)
+    conf -= conf.mean(axis=0)
+    q, _ = np.linalg.qr(conf)
+    out -= q @ (q.T @ out)
+    return (out - out.mean(axis=0)) / out.std(axis=0, ddof=1)
+
+
+def test_censoring_at_both_ends_is_spline_filter_keep(rng):
+    signals = rng.standard_normal((80, 4)).cumsum(axis=0)
+    confounds = rng.standard_normal((80, 3))
+    kept = np.setdiff1d(np.arange(80), BOTH_ENDS)
+    got = clean(signals, confounds, 2.0, high_pass=0.01, sample_mask=kept)
+    expected = _exact_censored_clean(signals, confounds, kept, 2.0, 0.01)
+    assert got.shape == (kept.size, 4)
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "censored",
+    [BOTH_ENDS, np.array([0, 1, 2]), np.array([75, 79]), np.array([20, 59])],
+    ids=["both-ends", "start", "end", "mirror-pair-inside"],
+)
+def test_censored_volumes_never_reach_the_cleaned_rows(rng, censored):
+    signals = rng.standard_normal((80, 4)).cumsum(axis=0)
+    confounds = rng.standard_normal((80, 3))
+    kept = np.setdiff1d(np.arange(80), censored)
+    reference = clean(signals, confounds, 2.0, sample_mask=kept)
+    signals[censored] = 1e3 * rng.standard_normal((censored.size, 4))
+    confounds[censored] = 1e3 * rng.standard_normal((censored.size, 3))
+    np.testing.assert_allclose(
+        clean(signals, confounds, 2.0, sample_mask=kept), reference, atol=1e-10
+    )

@@ -5,7 +5,8 @@ run the space filter leaves out); its confounds files are nilearn's real fMRIPre
 tables (v21 and older layouts), lengthened to 100 volumes (30 would leave the
 strategies' regressors no degrees of freedom). With ``scrubbing``, the two v21
 runs lose every volume and are left out (listed in the scans' QC table, their
-time series written and flagged), the other runs of a session are concatenated.
+time series written and flagged), the other runs of a session are concatenated;
+the spiky run is censored at both ends.
 Then every bad input of the issue stops the dry run with one line naming the file.
 """
 
@@ -133,8 +134,11 @@ def test_every_output_name_follows_bids_and_has_its_sidecar(scrubbed):
         assert sidecar["DenoiseStrategy"]["name"] == "scrubbing"
         assert sidecar["DenoiseStrategy"]["fd_threshold"] == 0.5
         rows = pd.read_csv(path, sep="\t").shape[0]
+        # one row per volume not censored (no separate row-to-volume list)
         assert rows == sidecar["NumberOfVolumesKept"]
-        assert rows + sidecar["NumberOfVolumesCensored"] == N_VOLUMES
+        assert rows + len(sidecar["CensoredVolumes"]) == N_VOLUMES
+        assert sidecar["NumberOfVolumesCensored"] == len(sidecar["CensoredVolumes"])
+        assert "RowsAreVolumes" not in sidecar
         assert 0 in sidecar["CensoredVolumes"]  # non-steady-state volume
         # Sources: BIDS URIs into the linked datasets, no local paths.
         bold, confounds, maps, _ = sidecar["Sources"]
