@@ -38,6 +38,7 @@ import pandas as pd
 
 from sparseconn.errors import InputError
 from sparseconn.io import PathLike, read_func_info
+from sparseconn.subjects import RepetitionTime, resolve_repetition_time
 
 logger = logging.getLogger(__name__)
 
@@ -715,6 +716,8 @@ class ScanSignals:
         Fraction of each map inside the field of view (None when excluded).
     excluded : str or None
         Why the scan is left out of the group (too few volumes kept), or None.
+    t_r_source : str
+        Where ``t_r`` came from (see :class:`sparseconn.subjects.RepetitionTime`).
     """
 
     signals: np.ndarray | None
@@ -728,6 +731,7 @@ class ScanSignals:
     denoising: Denoising
     coverage: np.ndarray | None = None
     excluded: str | None = None
+    t_r_source: str = ""
 
     @property
     def n_kept(self) -> int:
@@ -736,31 +740,41 @@ class ScanSignals:
 
 
 def bold_t_r(
-    bold: PathLike, header_t_r: float | None, t_r: float | None = None
-) -> float:
+    bold: PathLike,
+    header_t_r: float | None,
+    t_r: float | None = None,
+    *,
+    unitless_header_t_r: float | None = None,
+) -> RepetitionTime:
     """Repetition time of a BOLD run: ``t_r``, else its JSON sidecar, else header.
 
     The sidecar is ``*_bold.json`` beside the image (``RepetitionTime``, s); a
     value given or found in the sidecar that disagrees with the header's by more
-    than 0.1 % is an error.
+    than 0.1 % is an error, unless the header does not state its time unit
+    (``unitless_header_t_r``, see :func:`sparseconn.subjects.resolve_repetition_time`).
 
     Raises
     ------
     InputError
         Disagreement, unreadable sidecar, or no repetition time anywhere.
     """
-    from sparseconn.subjects import resolve_t_r
-
     bold = Path(bold)
     sidecar = bold.parent / (bold.name[: -len(".nii.gz")] + ".json")
+    sidecar_t_r = None
     if t_r is None and sidecar.is_file():
         try:
-            t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
+            sidecar_t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
         except (OSError, ValueError) as error:
             raise InputError(sidecar, f"unreadable JSON sidecar ({error})") from error
-        if t_r is not None and not isinstance(t_r, int | float):
-            raise InputError(sidecar, f"RepetitionTime {t_r!r} is not a number")
-    return resolve_t_r(bold, header_t_r, config_t_r=t_r)
+        if sidecar_t_r is not None and not isinstance(sidecar_t_r, int | float):
+            raise InputError(sidecar, f"RepetitionTime {sidecar_t_r!r} is not a number")
+    return resolve_repetition_time(
+        bold,
+        header_t_r,
+        [(t_r, "config (t_r)"), (sidecar_t_r, "BOLD JSON sidecar (RepetitionTime)")],
+        unitless_header_t_r=unitless_header_t_r,
+        hint=f"set RepetitionTime in {sidecar.name} or t_r in the config",
+    )
 
 
 def clean_scan_signals(
@@ -827,7 +841,9 @@ def clean_scan_signals(
     if not 0 <= min_kept_fraction <= 1:
         raise ValueError(f"min_kept_fraction={min_kept_fraction} must be in [0, 1]")
     info = read_func_info(bold)
-    repetition = bold_t_r(bold, info.t_r, t_r)
+    repetition, t_r_source = bold_t_r(
+        bold, info.t_r, t_r, unitless_header_t_r=info.unitless_t_r
+    )
     denoising = denoise(
         confounds, strategy, info.n_volumes, confound_columns=confound_columns
     )
@@ -840,6 +856,7 @@ def clean_scan_signals(
         "censored": denoising.censored,
         "n_volumes": n_volumes,
         "t_r": repetition,
+        "t_r_source": t_r_source,
         "denoising": denoising,
     }
     if kept.size == 0 or kept.size < min_kept_fraction * n_volumes:

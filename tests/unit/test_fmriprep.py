@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -370,6 +371,35 @@ def test_repetition_time_from_sidecar_checked_against_header(tree, shared_tree):
     sidecar.write_text(json.dumps({"RepetitionTime": 2.5}))
     with pytest.raises(InputError, match=r"2\.5"):
         clean_scan_signals(scan.bold, shared_tree.maps, scan.confounds)
+
+
+def test_sidecar_t_r_wins_over_a_header_without_time_unit(tree, shared_tree):
+    scan = find_scans(tree, participant_label="02")[0]
+    image = nib.load(scan.bold)
+    header = image.header.copy()
+    header.set_xyzt_units("mm", "unknown")
+    header["pixdim"][4] = 1.0  # nibabel's default: states no repetition time
+    nib.save(
+        nib.Nifti1Image(np.asarray(image.dataobj), image.affine, header), scan.bold
+    )
+    result = clean_scan_signals(
+        scan.bold, shared_tree.maps, scan.confounds, high_pass=None
+    )
+    assert result.t_r == 2.0
+    assert result.t_r_source == (
+        "BOLD JSON sidecar (RepetitionTime); the NIfTI header's pixdim[4] 1 was "
+        "ignored: its time unit is unknown"
+    )
+    scan.bold.with_name(scan.bold.name.replace(".nii.gz", ".json")).unlink()
+    with pytest.raises(InputError) as error:
+        clean_scan_signals(scan.bold, shared_tree.maps, scan.confounds)
+    assert error.value.source == str(scan.bold)
+    assert "does not state its time unit (xyzt_units)" in error.value.problem
+    assert error.value.problem.endswith(
+        "set RepetitionTime in "
+        "sub-02_task-rest_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.json "
+        "or t_r in the config"
+    )
 
 
 # ------------------------------------------------------------ signals.clean

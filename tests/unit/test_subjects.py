@@ -14,7 +14,9 @@ from sparseconn.subjects import (
     Subject,
     check_config_keys,
     read_subjects_sheet,
+    resolve_repetition_time,
     resolve_t_r,
+    resolve_t_r_with_source,
 )
 
 HEADER = "subject\tfunc\tconfounds\tt_r\texclude"
@@ -367,6 +369,53 @@ def test_resolve_t_r_unknown() -> None:
 def test_resolve_t_r_bad_value(value: float) -> None:
     with pytest.raises(InputError, match="must be a positive number"):
         resolve_t_r("f.nii.gz", None, value)
+
+
+@pytest.mark.parametrize(
+    ("sheet", "config", "origin"),
+    [(2.0, None, "subjects sheet (t_r)"), (None, 2.0, "config (t_r)")],
+)
+def test_explicit_t_r_wins_over_a_header_without_time_unit(
+    caplog, sheet, config, origin
+) -> None:
+    # nibabel's default header: pixdim[4] 1.0, time unit unknown (no TR stated)
+    with caplog.at_level("INFO", logger="sparseconn"):
+        t_r, source = resolve_t_r_with_source(
+            "data/f.nii.gz", None, sheet, config, unitless_header_t_r=1.0
+        )
+    assert t_r == 2.0
+    assert source == (
+        f"{origin}; the NIfTI header's pixdim[4] 1 was ignored: its time unit is "
+        "unknown"
+    )
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "data/f.nii.gz" in record.getMessage()
+    assert "pixdim[4] 1 is ignored" in record.getMessage()
+
+
+def test_header_stating_its_unit_still_wins_disagreements() -> None:
+    # a unit-less pixdim[4] is only passed when the header states no unit
+    with pytest.raises(InputError, match=r"disagrees with 2\.5 s in the NIfTI header"):
+        resolve_t_r("f.nii.gz", 2.5, 2.0)
+    assert resolve_t_r_with_source("f.nii.gz", 2.5) == (2.5, "NIfTI header")
+
+
+def test_header_without_time_unit_and_no_explicit_t_r_is_an_error() -> None:
+    with pytest.raises(InputError) as error:
+        resolve_t_r("data/f.nii.gz", None, None, None, unitless_header_t_r=1.0)
+    assert str(error.value) == (
+        "data/f.nii.gz: no repetition time: the NIfTI header does not state its "
+        "time unit (xyzt_units), so its pixdim[4] 1 is not a repetition time; "
+        "give t_r in the subjects sheet (column t_r) or in the config (t_r)"
+    )
+
+
+def test_repetition_time_sources_in_order() -> None:
+    given = [(None, "config (t_r)"), (2.0, "BOLD JSON sidecar"), (3.0, "other")]
+    assert resolve_repetition_time("f", None, given) == (2.0, "BOLD JSON sidecar")
+    with pytest.raises(InputError, match=r"f: no repetition time.*; set it here"):
+        resolve_repetition_time("f", None, [(None, "x")], hint="set it here")
 
 
 # --- config keys -------------------------------------------------------------

@@ -106,6 +106,7 @@ def test_every_output_name_follows_bids_and_has_its_sidecar(scrubbed):
     for path in series:
         sidecar = json.loads(path.with_suffix(".json").read_text())
         assert sidecar["RepetitionTime"] == 2.0
+        assert sidecar["RepetitionTimeSource"] == "BOLD JSON sidecar (RepetitionTime)"
         assert sidecar["DenoiseStrategy"]["name"] == "scrubbing"
         assert sidecar["DenoiseStrategy"]["fd_threshold"] == 0.5
         rows = pd.read_csv(path, sep="\t").shape[0]
