@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -109,6 +109,48 @@ def check_subject_id(subject: str, source: PathLike, where: str = "") -> str:
         f"{where}invalid subject id {subject!r}: letters and digits only, "
         f"as in BIDS labels (no spaces, '-', '_', '/' or '.'){hint}",
     )
+
+
+def match_label(
+    value: str | int,
+    labels: Iterable[str],
+    key: str,
+    source: PathLike,
+    prefix: str = "sub",
+) -> str | None:
+    """The label among ``labels`` that config value ``value`` (key ``key``) names.
+
+    Text names the label it spells, with or without ``<prefix>-``. An integer
+    is what ``--config key=01`` becomes (Snakemake reads ``01`` as the number 1,
+    and the leading zero is lost): it names the one label made of digits with
+    that value (1 names ``01``, or ``1``, or ``001``).
+
+    Returns
+    -------
+    str or None
+        The label, or None when no label matches.
+
+    Raises
+    ------
+    InputError
+        When an integer matches several labels (``01`` and ``1``): the message
+        names them and how to write the label so that it stays text
+        (``--config key=sub-01``: Snakemake strips quotes).
+    """
+    labels = sorted(set(labels))
+    if isinstance(value, bool) or not isinstance(value, int):
+        text = str(value).removeprefix(f"{prefix}-")
+        return text if text in labels else None
+    matches = [label for label in labels if label.isdigit() and int(label) == value]
+    if len(matches) > 1:
+        raise InputError(
+            source,
+            f"{key} {value} matches {' and '.join(repr(m) for m in matches)}: "
+            f"--config reads {matches[0]} as the number {value}; write the label "
+            f"with its prefix, e.g. --config {key}={prefix}-{matches[0]}, or as "
+            f'text in a config file ({key}: "{matches[0]}")',
+        )
+    return matches[0] if matches else None
 
 
 def read_subjects_sheet(path: PathLike) -> list[Subject]:

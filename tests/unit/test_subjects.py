@@ -13,6 +13,7 @@ from sparseconn.errors import InputError
 from sparseconn.subjects import (
     Subject,
     check_config_keys,
+    match_label,
     read_subjects_sheet,
     resolve_repetition_time,
     resolve_t_r,
@@ -416,6 +417,35 @@ def test_repetition_time_sources_in_order() -> None:
     assert resolve_repetition_time("f", None, given) == (2.0, "BOLD JSON sidecar")
     with pytest.raises(InputError, match=r"f: no repetition time.*; set it here"):
         resolve_repetition_time("f", None, [(None, "x")], hint="set it here")
+
+
+# --- labels typed in the config ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "labels", "expected"),
+    [
+        ("01", ["01", "1", "2"], "01"),  # text: exactly that label
+        ("sub-01", ["01", "1"], "01"),
+        ("1", ["01", "2"], None),  # text "1" is not the label "01"
+        (2, ["01", "02"], "02"),  # --config key=02 arrives as 2
+        (7, ["007", "A7"], "007"),
+        (3, ["01", "02"], None),
+        ("A7", ["A7"], "A7"),
+    ],
+)
+def test_match_label(value, labels, expected) -> None:
+    assert match_label(value, labels, "plot_subject", "config.yaml") == expected
+
+
+def test_number_matching_two_labels_is_an_error_naming_both() -> None:
+    with pytest.raises(InputError) as error:
+        match_label(1, ["2", "1", "01"], "plot_subject", "config.yaml")
+    assert str(error.value) == (
+        "config.yaml: plot_subject 1 matches '01' and '1': --config reads 01 as the "
+        "number 1; write the label with its prefix, e.g. --config "
+        'plot_subject=sub-01, or as text in a config file (plot_subject: "01")'
+    )
 
 
 # --- config keys -------------------------------------------------------------
