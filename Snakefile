@@ -18,6 +18,7 @@ min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from sparseconn.cli import exit_on_input_error, schema_error
+from sparseconn.configuration import check_config, read_typed_values
 from sparseconn.subjects import check_config_keys
 from threadpoolctl import threadpool_limits
 
@@ -42,15 +43,15 @@ if workflow.config_settings.config:
 CONFIG_SCHEMA = "workflow/schemas/config.schema.yaml"
 
 with exit_on_input_error():
-    check_config_keys(
-        config,
-        yaml.safe_load(Path(workflow.basedir, CONFIG_SCHEMA).read_text()),
-        source=CONFIG_SOURCE,
-    )
+    config_schema = yaml.safe_load(Path(workflow.basedir, CONFIG_SCHEMA).read_text())
+    check_config_keys(config, config_schema, source=CONFIG_SOURCE)
+    # --config values arrive as text or numbers (false as "false", 01 as 1).
+    read_typed_values(config, config_schema)
     try:
         validate(config, CONFIG_SCHEMA)
     except WorkflowError as error:
         raise schema_error(CONFIG_SOURCE, error) from None
+    check_config(config, CONFIG_SOURCE)
 
 
 include: "workflow/rules/common.smk"

@@ -38,6 +38,11 @@ import pandas as pd
 
 from sparseconn.errors import InputError
 from sparseconn.io import PathLike, read_func_info
+from sparseconn.subjects import (
+    RepetitionTime,
+    match_label,
+    resolve_repetition_time,
+)
 
 if TYPE_CHECKING:
     from sparseconn.signals import Cleaned
@@ -152,16 +157,26 @@ def _confounds_candidates(
     return [bold.parent / f"{stem}{suffix}" for suffix in CONFOUNDS_SUFFIXES]
 
 
-def _as_labels(value: str | Iterable[str] | None, prefix: str) -> list[str] | None:
+def _as_labels(
+    value: str | int | Iterable[str | int] | None,
+    prefix: str,
+    present: Iterable[str],
+    key: str,
+    source: PathLike,
+) -> list[str] | None:
+    """Config values as labels: ``<prefix>-`` removed, integers matched to labels.
+
+    An integer names the label of ``present`` with its numeric value (``01`` for
+    1, see :func:`sparseconn.subjects.match_label`); without one, its digits.
+    """
     if value is None:
         return None
     values = [value] if isinstance(value, str | int) else list(value)
+    present = set(present)
     labels = []
     for item in values:
-        label = str(item)
-        if label.startswith(f"{prefix}-"):
-            label = label[len(prefix) + 1 :]
-        labels.append(label)
+        label = match_label(item, present, key, source, prefix=prefix)
+        labels.append(label or str(item).removeprefix(f"{prefix}-"))
     return labels
 
 
@@ -187,12 +202,12 @@ def _present(entities: Iterable[tuple[tuple[str, str], ...]], key: str) -> str:
 def find_scans(
     fmriprep_dir: PathLike,
     *,
-    participant_label: str | Sequence[str] | None = None,
+    participant_label: str | int | Sequence[str | int] | None = None,
     task: str | None = "rest",
     space: str | None = "MNI152NLin2009cAsym",
-    session: str | Sequence[str] | None = None,
+    session: str | int | Sequence[str | int] | None = None,
     run: str | int | Sequence[str | int] | None = None,
-    res: str | None = None,
+    res: str | int | None = None,
 ) -> list[Scan]:
     """The preprocessed BOLD runs of an fMRIPrep derivatives dataset.
 
@@ -207,14 +222,17 @@ def find_scans(
         Root of the derivatives dataset (holding ``dataset_description.json``).
     participant_label : str or list of str, optional
         Participants to keep, with or without ``sub-``; default all. A label no
-        scan has is an error.
+        scan has is an error. An integer (what ``--config participant_label=02``
+        becomes) names the participant whose label has that value (``02``);
+        two such labels (``02`` and ``2``) are an error.
     task : str or None
         Task label (default ``"rest"``); None keeps every task.
     space : str or None
         Output space (default ``"MNI152NLin2009cAsym"``); None keeps every space.
     session, run : str/int or list of them, optional
-        Sessions and runs to keep (runs compare as numbers); default all.
-    res : str, optional
+        Sessions and runs to keep (runs compare as numbers; integer sessions as
+        participants do); default all.
+    res : str or int, optional
         Resolution label (``res-2``: ``"2"``); default all.
 
     Returns
@@ -227,7 +245,9 @@ def find_scans(
     InputError
         The folder does not exist or holds no BOLD file; a filter removed every
         scan (the message names the filter and the values present); a requested
-        participant has no scan; a selected scan has no confounds file, or two.
+        participant has no scan; one run is selected twice (in two spaces or at
+        two resolutions: the message names the files and the filter to set); a
+        selected scan has no confounds file, or two.
     """
     root = Path(fmriprep_dir)
     if not root.is_dir():
@@ -255,7 +275,11 @@ def find_scans(
             "derivatives folder",
         )
 
-    subjects = _as_labels(participant_label, "sub")
+    def labels(value, prefix: str, key: str) -> list[str] | None:
+        present = {dict(e).get(prefix) for e in found} - {None}
+        return _as_labels(value, prefix, present, key, root)
+
+    subjects = labels(participant_label, "sub", "participant_label")
     if subjects is not None:
         present = {dict(e)["sub"] for e in found}
         missing = [s for s in subjects if s not in present]
@@ -267,11 +291,11 @@ def find_scans(
             )
     filters: list[tuple[str, list[str] | None]] = [
         ("sub", subjects),
-        ("task", _as_labels(task, "task")),
-        ("space", _as_labels(space, "space")),
-        ("ses", _as_labels(session, "ses")),
-        ("run", _as_labels(run, "run")),
-        ("res", _as_labels(res, "res")),
+        ("task", labels(task, "task", "task")),
+        ("space", labels(space, "space", "space")),
+        ("ses", labels(session, "ses", "session")),
+        ("run", labels(run, "run", "run")),
+        ("res", labels(res, "res", "res")),
     ]
     selected = found
     for key, wanted in filters:
@@ -291,6 +315,7 @@ def find_scans(
                 f"{key} labels present: {_present(selected, key)}",
             )
         selected = kept
+    _check_one_image_per_run(selected, paths)
 
     scans = []
     for entities in selected:
@@ -311,6 +336,57 @@ def find_scans(
             )
         scans.append(Scan(entities=entities, bold=bold, confounds=existing[0]))
     return sorted(scans, key=_sort_key)
+
+
+#: Config keys that choose among the images of one run, by entity.
+_SPATIAL_FILTERS = {"space": "space", "res": "res"}
+
+
+def _check_one_image_per_run(
+    selected: Sequence[tuple[tuple[str, str], ...]],
+    paths: dict[tuple[tuple[str, str], ...], Path],
+) -> None:
+    """Raise `InputError` when one run is selected in two spaces or resolutions.
+
+    Each selected image becomes an element of the group stage (or a part of
+    one), so two images of one run would count that run twice.
+    """
+    by_run: dict[tuple[tuple[str, str], ...], list] = {}
+    for entities in selected:
+        run = tuple(pair for pair in entities if pair[0] not in SPATIAL_ENTITIES)
+        by_run.setdefault(run, []).append(entities)
+    for run, images in by_run.items():
+        if len(images) < 2:
+            continue
+        first, second = sorted(images, key=lambda e: paths[e].name)[:2]
+        differ = [
+            key
+            for key in ENTITY_ORDER
+            if key in SPATIAL_ENTITIES and dict(first).get(key) != dict(second).get(key)
+        ]
+        filters = [_SPATIAL_FILTERS[key] for key in differ if key in _SPATIAL_FILTERS]
+        if filters:
+            key = filters[0]
+            how = (
+                f"choose one with the config key {key} ({key} labels present: "
+                f"{_present(images, key)})"
+            )
+        else:
+            how = f"they differ only in {', '.join(differ)}: keep one of them"
+        name = "_".join(f"{k}-{v}" for k, v in run)
+
+        first_labels, second_labels = (
+            "_".join(
+                f"{key}-{dict(image)[key]}" for key in differ if key in dict(image)
+            )
+            for image in (first, second)
+        )
+        raise InputError(
+            paths[first],
+            f"same run ({name}) as {paths[second].name} ({first_labels} and "
+            f"{second_labels}): both would enter the group stage, counting the "
+            f"run twice; {how}",
+        )
 
 
 # ------------------------------------------------------------------- strategies
@@ -725,6 +801,8 @@ class ScanSignals:
         False when an excluded scan was cleaned uncensored.
     warnings : list of str
         Caveats to put in the sidecar.
+    t_r_source : str
+        Where ``t_r`` came from (see :class:`sparseconn.subjects.RepetitionTime`).
     """
 
     signals: np.ndarray | None
@@ -741,6 +819,7 @@ class ScanSignals:
     outliers: dict[str, list[int]] = field(default_factory=dict)
     censoring_applied: bool = True
     warnings: list[str] = field(default_factory=list)
+    t_r_source: str = ""
 
     @property
     def n_kept(self) -> int:
@@ -792,31 +871,41 @@ def exclusion_reason(
 
 
 def bold_t_r(
-    bold: PathLike, header_t_r: float | None, t_r: float | None = None
-) -> float:
+    bold: PathLike,
+    header_t_r: float | None,
+    t_r: float | None = None,
+    *,
+    unitless_header_t_r: float | None = None,
+) -> RepetitionTime:
     """Repetition time of a BOLD run: ``t_r``, else its JSON sidecar, else header.
 
     The sidecar is ``*_bold.json`` beside the image (``RepetitionTime``, s); a
     value given or found in the sidecar that disagrees with the header's by more
-    than 0.1 % is an error.
+    than 0.1 % is an error, unless the header does not state its time unit
+    (``unitless_header_t_r``, see :func:`sparseconn.subjects.resolve_repetition_time`).
 
     Raises
     ------
     InputError
         Disagreement, unreadable sidecar, or no repetition time anywhere.
     """
-    from sparseconn.subjects import resolve_t_r
-
     bold = Path(bold)
     sidecar = bold.parent / (bold.name[: -len(".nii.gz")] + ".json")
+    sidecar_t_r = None
     if t_r is None and sidecar.is_file():
         try:
-            t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
+            sidecar_t_r = json.loads(sidecar.read_text()).get("RepetitionTime")
         except (OSError, ValueError) as error:
             raise InputError(sidecar, f"unreadable JSON sidecar ({error})") from error
-        if t_r is not None and not isinstance(t_r, int | float):
-            raise InputError(sidecar, f"RepetitionTime {t_r!r} is not a number")
-    return resolve_t_r(bold, header_t_r, config_t_r=t_r)
+        if sidecar_t_r is not None and not isinstance(sidecar_t_r, int | float):
+            raise InputError(sidecar, f"RepetitionTime {sidecar_t_r!r} is not a number")
+    return resolve_repetition_time(
+        bold,
+        header_t_r,
+        [(t_r, "config (t_r)"), (sidecar_t_r, "BOLD JSON sidecar (RepetitionTime)")],
+        unitless_header_t_r=unitless_header_t_r,
+        hint=f"set RepetitionTime in {sidecar.name} or t_r in the config",
+    )
 
 
 def clean_scan_signals(
@@ -892,7 +981,9 @@ def clean_scan_signals(
     if not 0 <= min_kept_fraction <= 1:
         raise ValueError(f"min_kept_fraction={min_kept_fraction} must be in [0, 1]")
     info = read_func_info(bold)
-    repetition = bold_t_r(bold, info.t_r, t_r)
+    repetition, t_r_source = bold_t_r(
+        bold, info.t_r, t_r, unitless_header_t_r=info.unitless_t_r
+    )
     denoising = denoise(
         confounds, strategy, info.n_volumes, confound_columns=confound_columns
     )
@@ -973,6 +1064,7 @@ def clean_scan_signals(
         censored=censored,
         n_volumes=n_volumes,
         t_r=repetition,
+        t_r_source=t_r_source,
         confound_names=list(confound_frame.columns),
         denoising=denoising,
         coverage=coverage,

@@ -114,7 +114,12 @@ class FuncInfo:
     shape : tuple of 4 ints, (x, y, z, n_volumes)
     affine : ndarray, shape (4, 4)
     t_r : float or None
-        Repetition time in seconds from the header, ``None`` when the header has none.
+        Repetition time in seconds from the header, ``None`` when the header has
+        none (no positive pixdim[4], or a time unit the header does not state).
+    unitless_t_r : float or None
+        pixdim[4] when the header's time unit is unknown (``xyzt_units`` time
+        bits 0, e.g. nibabel's default 1.0): a number that states no repetition
+        time, kept to be named in messages; None otherwise.
     """
 
     path: Path
@@ -125,6 +130,7 @@ class FuncInfo:
     offset: int
     slope: float
     inter: float
+    unitless_t_r: float | None = None
 
     @property
     def n_volumes(self) -> int:
@@ -150,15 +156,34 @@ _TIME_UNIT_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 
 
 def _header_t_r(header: nib.nifti1.Nifti1Header) -> float | None:
-    """Repetition time in seconds from a NIfTI header, or None when unusable."""
+    """Repetition time in seconds from a NIfTI header, or None when it states none.
+
+    A header states a repetition time when pixdim[4] is positive and its time
+    unit is seconds, milliseconds or microseconds; with an unknown unit
+    (``xyzt_units`` time bits 0) pixdim[4] is no repetition time (nibabel writes
+    1.0 there by default).
+    """
+    value = _pixdim_t(header)
+    unit = header.get_xyzt_units()[1]
+    if value is None or unit not in _TIME_UNIT_SECONDS:
+        return None
+    return round(value * _TIME_UNIT_SECONDS[unit], 9)
+
+
+def _unitless_t_r(header: nib.nifti1.Nifti1Header) -> float | None:
+    """pixdim[4] of a header whose time unit is unknown, or None."""
+    value = _pixdim_t(header)
+    if value is None or header.get_xyzt_units()[1] in _TIME_UNIT_SECONDS:
+        return None
+    return value
+
+
+def _pixdim_t(header: nib.nifti1.Nifti1Header) -> float | None:
+    """pixdim[4] when positive and finite, else None."""
     zooms = header.get_zooms()
     if len(zooms) < 4 or not np.isfinite(zooms[3]) or zooms[3] <= 0:
         return None
-    unit = header.get_xyzt_units()[1]
-    value = float(zooms[3]) * _TIME_UNIT_SECONDS.get(unit, 1.0)
-    if unit not in _TIME_UNIT_SECONDS and not 0.1 <= value <= 30.0:
-        return None
-    return round(value, 9)
+    return float(zooms[3])
 
 
 def read_func_info(path: PathLike, min_volumes: int = 3) -> FuncInfo:
@@ -200,6 +225,7 @@ def read_func_info(path: PathLike, min_volumes: int = 3) -> FuncInfo:
         offset=int(proxy.offset),
         slope=1.0 if not np.isfinite(slope) or slope == 0 else slope,
         inter=0.0 if not np.isfinite(inter) else inter,
+        unitless_t_r=_unitless_t_r(image.header),
     )
 
 

@@ -25,16 +25,19 @@ from __future__ import annotations
 
 import csv
 import difflib
+import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sparseconn.errors import InputError
 from sparseconn.io import PathLike
+
+logger = logging.getLogger(__name__)
 
 #: Subject labels: letters and digits only (a BIDS label; no ``sub-`` prefix).
 SUBJECT_PATTERN = re.compile(r"[A-Za-z0-9]+")
@@ -106,6 +109,48 @@ def check_subject_id(subject: str, source: PathLike, where: str = "") -> str:
         f"{where}invalid subject id {subject!r}: letters and digits only, "
         f"as in BIDS labels (no spaces, '-', '_', '/' or '.'){hint}",
     )
+
+
+def match_label(
+    value: str | int,
+    labels: Iterable[str],
+    key: str,
+    source: PathLike,
+    prefix: str = "sub",
+) -> str | None:
+    """The label among ``labels`` that config value ``value`` (key ``key``) names.
+
+    Text names the label it spells, with or without ``<prefix>-``. An integer
+    is what ``--config key=01`` becomes (Snakemake reads ``01`` as the number 1,
+    and the leading zero is lost): it names the one label made of digits with
+    that value (1 names ``01``, or ``1``, or ``001``).
+
+    Returns
+    -------
+    str or None
+        The label, or None when no label matches.
+
+    Raises
+    ------
+    InputError
+        When an integer matches several labels (``01`` and ``1``): the message
+        names them and how to write the label so that it stays text
+        (``--config key=sub-01``: Snakemake strips quotes).
+    """
+    labels = sorted(set(labels))
+    if isinstance(value, bool) or not isinstance(value, int):
+        text = str(value).removeprefix(f"{prefix}-")
+        return text if text in labels else None
+    matches = [label for label in labels if label.isdigit() and int(label) == value]
+    if len(matches) > 1:
+        raise InputError(
+            source,
+            f"{key} {value} matches {' and '.join(repr(m) for m in matches)}: "
+            f"--config reads {matches[0]} as the number {value}; write the label "
+            f"with its prefix, e.g. --config {key}={prefix}-{matches[0]}, or as "
+            f'text in a config file ({key}: "{matches[0]}")',
+        )
+    return matches[0] if matches else None
 
 
 def read_subjects_sheet(path: PathLike) -> list[Subject]:
@@ -276,28 +321,53 @@ def _parse_exclude(value: str, source: str, where: str) -> bool:
     )
 
 
-def resolve_t_r(
+class RepetitionTime(NamedTuple):
+    """A repetition time and where it came from.
+
+    Attributes
+    ----------
+    seconds : float
+    source : str
+        Where the value came from (recorded in the time series' JSON sidecar as
+        ``RepetitionTimeSource``), e.g. ``"NIfTI header"`` or ``"config (t_r)"``;
+        it also says when the header's pixdim[4] was ignored because the header
+        does not state its time unit.
+    """
+
+    seconds: float
+    source: str
+
+
+#: Where a repetition time is set, named in errors (dataset sheet, synthetic, adhd).
+SET_T_R_HINT = "give t_r in the subjects sheet (column t_r) or in the config (t_r)"
+
+
+def resolve_repetition_time(
     func_path: PathLike,
     header_t_r: float | None,
-    sheet_t_r: float | None = None,
-    config_t_r: float | None = None,
-) -> float:
-    """The repetition time of an image: sheet, else config, else header.
+    given: Sequence[tuple[float | None, str]] = (),
+    *,
+    unitless_header_t_r: float | None = None,
+    hint: str = SET_T_R_HINT,
+) -> RepetitionTime:
+    """The repetition time of an image: the first value given, else the header's.
 
     Parameters
     ----------
     func_path : path-like
         The image, named in errors.
     header_t_r : float or None
-        Repetition time in seconds read from the NIfTI header; None, 0 or a
-        non-finite value mean the header has none.
-    sheet_t_r, config_t_r : float or None
-        Repetition time in seconds from the subjects sheet and from the config.
-
-    Returns
-    -------
-    float
-        The repetition time in seconds.
+        Repetition time in seconds stated by the NIfTI header (pixdim[4] with a
+        known time unit); None, 0 or a non-finite value mean none.
+    given : sequence of (float or None, str)
+        Explicit values in order of precedence, each with where it comes from
+        (e.g. ``(2.0, "subjects sheet (t_r)")``); None means not given.
+    unitless_header_t_r : float, optional
+        pixdim[4] of a header whose time unit is unknown. It states no
+        repetition time: an explicit value wins over it (noted in ``source``
+        and logged); without one, the error says so.
+    hint : str
+        How to give a repetition time, appended to the "no repetition time" error.
 
     Raises
     ------
@@ -307,30 +377,97 @@ def resolve_t_r(
     """
     header = header_t_r
     has_header = header is not None and math.isfinite(header) and header > 0
-    if sheet_t_r is not None:
-        given, origin = sheet_t_r, "the subjects sheet"
-    elif config_t_r is not None:
-        given, origin = config_t_r, "the config (t_r)"
-    elif has_header:
-        return float(header)
-    else:
+    chosen = [(value, origin) for value, origin in given if value is not None]
+    if not chosen:
+        if has_header:
+            return RepetitionTime(float(header), "NIfTI header")
+        if unitless_header_t_r is not None:
+            raise InputError(
+                func_path,
+                "no repetition time: the NIfTI header does not state its time unit "
+                f"(xyzt_units), so its pixdim[4] {unitless_header_t_r:g} is not a "
+                f"repetition time; {hint}",
+            )
         raise InputError(
-            func_path,
-            "no repetition time: the NIfTI header has none; give t_r in the "
-            "subjects sheet or in the config",
+            func_path, f"no repetition time: the NIfTI header has none; {hint}"
         )
-    if isinstance(given, bool) or not math.isfinite(given) or given <= 0:
+    given_t_r, origin = chosen[0]
+    if (
+        isinstance(given_t_r, bool)
+        or not isinstance(given_t_r, int | float)
+        or not math.isfinite(given_t_r)
+        or given_t_r <= 0
+    ):
         raise InputError(
             func_path,
-            f"repetition time {given!r} from {origin} must be a positive number",
+            f"repetition time {given_t_r!r} from the {origin} must be a positive "
+            "number",
         )
-    if has_header and abs(given - header) > T_R_RTOL * header:
+    if has_header and abs(given_t_r - header) > T_R_RTOL * header:
         raise InputError(
             func_path,
-            f"repetition time {given:g} s from {origin} disagrees with "
+            f"repetition time {given_t_r:g} s from the {origin} disagrees with "
             f"{header:g} s in the NIfTI header",
         )
-    return float(given)
+    source = origin
+    if not has_header and unitless_header_t_r is not None:
+        source = (
+            f"{origin}; the NIfTI header's pixdim[4] {unitless_header_t_r:g} was "
+            "ignored: its time unit is unknown"
+        )
+        differs = abs(given_t_r - unitless_header_t_r) > T_R_RTOL * given_t_r
+        logger.log(
+            logging.WARNING if differs else logging.INFO,
+            "%s: repetition time %g s from the %s; the header's pixdim[4] %g is "
+            "ignored (its time unit is unknown)",
+            func_path,
+            given_t_r,
+            origin,
+            unitless_header_t_r,
+        )
+    return RepetitionTime(float(given_t_r), source)
+
+
+def resolve_t_r(
+    func_path: PathLike,
+    header_t_r: float | None,
+    sheet_t_r: float | None = None,
+    config_t_r: float | None = None,
+    *,
+    unitless_header_t_r: float | None = None,
+) -> float:
+    """The repetition time in seconds of an image: sheet, else config, else header.
+
+    See :func:`resolve_t_r_with_source`.
+    """
+    return resolve_t_r_with_source(
+        func_path,
+        header_t_r,
+        sheet_t_r,
+        config_t_r,
+        unitless_header_t_r=unitless_header_t_r,
+    ).seconds
+
+
+def resolve_t_r_with_source(
+    func_path: PathLike,
+    header_t_r: float | None,
+    sheet_t_r: float | None = None,
+    config_t_r: float | None = None,
+    *,
+    unitless_header_t_r: float | None = None,
+) -> RepetitionTime:
+    """The repetition time of an image and its source: sheet, else config, else header.
+
+    See :func:`resolve_repetition_time` (``sheet_t_r`` and ``config_t_r`` are
+    the explicit values, in that order).
+    """
+    return resolve_repetition_time(
+        func_path,
+        header_t_r,
+        [(sheet_t_r, "subjects sheet (t_r)"), (config_t_r, "config (t_r)")],
+        unitless_header_t_r=unitless_header_t_r,
+    )
 
 
 def check_config_keys(

@@ -28,7 +28,7 @@ from sparseconn.io import (
     write_npz,
     write_tsv,
 )
-from sparseconn.subjects import resolve_t_r
+from sparseconn.subjects import resolve_t_r_with_source
 
 if TYPE_CHECKING:
     from sparseconn.signals import Cleaned
@@ -209,7 +209,9 @@ def run_extract_timeseries(
     from sparseconn.signals import clean_with_report, extract_map_signals
 
     info = read_func_info(func)
-    t_r = resolve_t_r(func, info.t_r, sheet_t_r=sheet_t_r, config_t_r=config_t_r)
+    t_r, t_r_source = resolve_t_r_with_source(
+        func, info.t_r, sheet_t_r, config_t_r, unitless_header_t_r=info.unitless_t_r
+    )
     tables = [read_confounds(path, info.n_volumes) for path in confounds]
     atlas = load_atlas(maps, labels)
     signals, coverage, constant = extract_map_signals(info, atlas)
@@ -244,6 +246,7 @@ def run_extract_timeseries(
     write_tsv(pd.DataFrame(cleaned.signals, columns=atlas.names), out_tsv)
     sidecar = {
         "RepetitionTime": t_r,
+        "RepetitionTimeSource": t_r_source,
         "NumberOfVolumes": info.n_volumes,
         "Subject": subject,
         "Atlas": atlas_name,
@@ -330,6 +333,7 @@ def run_fmriprep_timeseries(
     )
     sidecar = {
         "RepetitionTime": result.t_r,
+        "RepetitionTimeSource": result.t_r_source,
         "NumberOfVolumes": result.n_volumes,
         "NumberOfVolumesKept": result.n_kept,
         "NumberOfVolumesCensored": len(result.censored),

@@ -112,7 +112,6 @@ def test_filters_space_session_run(shared_tree):
     t1w = find_scans(shared_tree.root, space="T1w")
     assert [s.name for s in t1w] == ["sub-02_task-rest_space-T1w"]
     assert t1w[0].confounds.name == "sub-02_task-rest_desc-confounds_regressors.tsv"
-    assert len(find_scans(shared_tree.root, space=None)) == 6
     assert [s.group_key for s in find_scans(shared_tree.root, session="2")] == [
         "sub-01_ses-2",
         "sub-01_ses-2",
@@ -174,6 +173,81 @@ def test_two_confounds_files_is_an_error(tree):
     )
     with pytest.raises(InputError, match="two confounds files"):
         find_scans(tree, participant_label="02")
+
+
+def _copy_image(bold, **changes):
+    """A copy of a BOLD image (and its JSON) under entities changed as given."""
+    name = bold.name
+    for key, (old, new) in changes.items():
+        name = name.replace(f"_{key}-{old}_", f"_{key}-{new}_")
+    copy = bold.with_name(name)
+    shutil.copyfile(bold, copy)
+    json_name = name.replace(".nii.gz", ".json")
+    shutil.copyfile(
+        bold.with_name(bold.name.replace(".nii.gz", ".json")), copy.parent / json_name
+    )
+    return copy
+
+
+def test_one_run_at_two_resolutions_is_an_error_naming_both(tree):
+    bold = next(tree.glob("sub-01/ses-1/func/*run-1*_res-2_desc-preproc_bold.nii.gz"))
+    other = _copy_image(bold, res=("2", "1"))
+    with pytest.raises(InputError) as error:
+        find_scans(tree)
+    assert error.value.source == str(other)
+    assert error.value.problem == (
+        f"same run (sub-01_ses-1_task-rest_run-1) as {bold.name} (res-1 and res-2): "
+        "both would enter the group stage, counting the run twice; choose one with "
+        "the config key res (res labels present: 1, 2)"
+    )
+    assert len(find_scans(tree, res="2")) == 5
+    assert [s.name for s in find_scans(tree, res="res-1")] == [
+        "sub-01_ses-1_task-rest_run-1_space-MNI152NLin2009cAsym_res-1"
+    ]
+
+
+def test_one_run_in_two_spaces_is_an_error_naming_both(shared_tree):
+    with pytest.raises(InputError) as error:
+        find_scans(shared_tree.root, space=None)
+    assert error.value.source.endswith(
+        "sub-02_task-rest_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.nii.gz"
+    )
+    assert error.value.problem.startswith(
+        "same run (sub-02_task-rest) as sub-02_task-rest_space-T1w_desc-preproc_bold"
+        ".nii.gz (space-MNI152NLin2009cAsym_res-2 and space-T1w): "
+    )
+    assert "choose one with the config key space (space labels present: " in (
+        error.value.problem
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"participant_label": 2}, ["sub-02"]),  # --config participant_label=02
+        (
+            {"participant_label": [1, "sub-02"]},
+            ["sub-01_ses-1", "sub-01_ses-2", "sub-02"],
+        ),
+    ],
+)
+def test_numbers_name_the_label_of_that_value(shared_tree, options, expected):
+    scans = find_scans(shared_tree.root, **options)
+    assert sorted({s.group_key for s in scans}) == expected
+
+
+def test_number_matching_two_participants_is_an_error(tree):
+    source = tree / "sub-02"
+    copy = tree / "sub-2"
+    shutil.copytree(source, copy)
+    for path in copy.glob("func/*"):
+        path.rename(path.with_name(path.name.replace("sub-02", "sub-2")))
+    with pytest.raises(InputError) as error:
+        find_scans(tree, participant_label=2)
+    assert error.value.problem.startswith(
+        "participant_label 2 matches '02' and '2': --config reads 02 as the number 2"
+    )
+    assert len(find_scans(tree, participant_label="2")) == 1
 
 
 def test_parse_bold_name():
@@ -450,6 +524,35 @@ def test_written_rows_are_exactly_the_kept_volumes_of_the_sidecar(long_tree, tmp
         moved, _ = _timeseries(spiked, scan, long_tree, tmp_path / f"spike{volume}")
         change = np.abs(moved - rows).max(axis=1)
         assert change.argmax() == np.searchsorted(kept, volume), volume
+
+
+def test_sidecar_t_r_wins_over_a_header_without_time_unit(tree, shared_tree):
+    scan = find_scans(tree, participant_label="02")[0]
+    image = nib.load(scan.bold)
+    header = image.header.copy()
+    header.set_xyzt_units("mm", "unknown")
+    header["pixdim"][4] = 1.0  # nibabel's default: states no repetition time
+    nib.save(
+        nib.Nifti1Image(np.asarray(image.dataobj), image.affine, header), scan.bold
+    )
+    result = clean_scan_signals(
+        scan.bold, shared_tree.maps, scan.confounds, high_pass=None
+    )
+    assert result.t_r == 2.0
+    assert result.t_r_source == (
+        "BOLD JSON sidecar (RepetitionTime); the NIfTI header's pixdim[4] 1 was "
+        "ignored: its time unit is unknown"
+    )
+    scan.bold.with_name(scan.bold.name.replace(".nii.gz", ".json")).unlink()
+    with pytest.raises(InputError) as error:
+        clean_scan_signals(scan.bold, shared_tree.maps, scan.confounds)
+    assert error.value.source == str(scan.bold)
+    assert "does not state its time unit (xyzt_units)" in error.value.problem
+    assert error.value.problem.endswith(
+        "set RepetitionTime in "
+        "sub-02_task-rest_space-MNI152NLin2009cAsym_res-2_desc-preproc_bold.json "
+        "or t_r in the config"
+    )
 
 
 # ------------------------------------------------------------ signals.clean

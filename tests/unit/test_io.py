@@ -51,6 +51,30 @@ def test_streaming_reader_equals_nibabel(tmp_path, rng, dtype, suffix):
     np.testing.assert_array_equal(streamed, data.reshape(-1, 23, order="F").T)
 
 
+@pytest.mark.parametrize(
+    ("unit", "pixdim", "t_r", "unitless"),
+    [
+        ("unknown", 1.0, None, 1.0),  # nibabel's default header: no TR stated
+        ("unknown", 2.0, None, 2.0),
+        ("sec", 2.0, 2.0, None),
+        ("msec", 2000.0, 2.0, None),
+        ("usec", 2.5e6, 2.5, None),
+    ],
+)
+def test_time_unit_decides_whether_the_header_states_a_t_r(
+    tmp_path, rng, unit, pixdim, t_r, unitless
+):
+    path = tmp_path / "func.nii.gz"
+    make_func(path, rng, n_volumes=5, t_r=None)
+    image = nib.load(path)
+    image.header.set_xyzt_units("mm", unit)
+    image.header["pixdim"][4] = pixdim
+    nib.save(nib.Nifti1Image(image.get_fdata(), image.affine, image.header), path)
+    info = read_func_info(path)
+    assert info.t_r == t_r
+    assert info.unitless_t_r == unitless
+
+
 def test_scaled_int16_is_converted_like_nibabel(tmp_path, rng):
     data = rng.uniform(-3, 3, (4, 5, 6, 7))
     image = nib.Nifti1Image(data, np.eye(4))

@@ -13,8 +13,11 @@ from sparseconn.errors import InputError
 from sparseconn.subjects import (
     Subject,
     check_config_keys,
+    match_label,
     read_subjects_sheet,
+    resolve_repetition_time,
     resolve_t_r,
+    resolve_t_r_with_source,
 )
 
 HEADER = "subject\tfunc\tconfounds\tt_r\texclude"
@@ -367,6 +370,82 @@ def test_resolve_t_r_unknown() -> None:
 def test_resolve_t_r_bad_value(value: float) -> None:
     with pytest.raises(InputError, match="must be a positive number"):
         resolve_t_r("f.nii.gz", None, value)
+
+
+@pytest.mark.parametrize(
+    ("sheet", "config", "origin"),
+    [(2.0, None, "subjects sheet (t_r)"), (None, 2.0, "config (t_r)")],
+)
+def test_explicit_t_r_wins_over_a_header_without_time_unit(
+    caplog, sheet, config, origin
+) -> None:
+    # nibabel's default header: pixdim[4] 1.0, time unit unknown (no TR stated)
+    with caplog.at_level("INFO", logger="sparseconn"):
+        t_r, source = resolve_t_r_with_source(
+            "data/f.nii.gz", None, sheet, config, unitless_header_t_r=1.0
+        )
+    assert t_r == 2.0
+    assert source == (
+        f"{origin}; the NIfTI header's pixdim[4] 1 was ignored: its time unit is "
+        "unknown"
+    )
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "data/f.nii.gz" in record.getMessage()
+    assert "pixdim[4] 1 is ignored" in record.getMessage()
+
+
+def test_header_stating_its_unit_still_wins_disagreements() -> None:
+    # a unit-less pixdim[4] is only passed when the header states no unit
+    with pytest.raises(InputError, match=r"disagrees with 2\.5 s in the NIfTI header"):
+        resolve_t_r("f.nii.gz", 2.5, 2.0)
+    assert resolve_t_r_with_source("f.nii.gz", 2.5) == (2.5, "NIfTI header")
+
+
+def test_header_without_time_unit_and_no_explicit_t_r_is_an_error() -> None:
+    with pytest.raises(InputError) as error:
+        resolve_t_r("data/f.nii.gz", None, None, None, unitless_header_t_r=1.0)
+    assert str(error.value) == (
+        "data/f.nii.gz: no repetition time: the NIfTI header does not state its "
+        "time unit (xyzt_units), so its pixdim[4] 1 is not a repetition time; "
+        "give t_r in the subjects sheet (column t_r) or in the config (t_r)"
+    )
+
+
+def test_repetition_time_sources_in_order() -> None:
+    given = [(None, "config (t_r)"), (2.0, "BOLD JSON sidecar"), (3.0, "other")]
+    assert resolve_repetition_time("f", None, given) == (2.0, "BOLD JSON sidecar")
+    with pytest.raises(InputError, match=r"f: no repetition time.*; set it here"):
+        resolve_repetition_time("f", None, [(None, "x")], hint="set it here")
+
+
+# --- labels typed in the config ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "labels", "expected"),
+    [
+        ("01", ["01", "1", "2"], "01"),  # text: exactly that label
+        ("sub-01", ["01", "1"], "01"),
+        ("1", ["01", "2"], None),  # text "1" is not the label "01"
+        (2, ["01", "02"], "02"),  # --config key=02 arrives as 2
+        (7, ["007", "A7"], "007"),
+        (3, ["01", "02"], None),
+        ("A7", ["A7"], "A7"),
+    ],
+)
+def test_match_label(value, labels, expected) -> None:
+    assert match_label(value, labels, "plot_subject", "config.yaml") == expected
+
+
+def test_number_matching_two_labels_is_an_error_naming_both() -> None:
+    with pytest.raises(InputError) as error:
+        match_label(1, ["2", "1", "01"], "plot_subject", "config.yaml")
+    assert str(error.value) == (
+        "config.yaml: plot_subject 1 matches '01' and '1': --config reads 01 as the "
+        "number 1; write the label with its prefix, e.g. --config "
+        'plot_subject=sub-01, or as text in a config file (plot_subject: "01")'
+    )
 
 
 # --- config keys -------------------------------------------------------------

@@ -8,6 +8,7 @@ completes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -21,6 +22,17 @@ from tests.helpers import make_func, make_maps
 pytestmark = pytest.mark.slow
 
 N_VOLUMES = 40
+
+
+def _without_time_unit(path: Path, rng) -> Path:
+    """A 4D image whose header states no time unit, pixdim[4] left at 1.0."""
+    make_func(path, rng, n_volumes=N_VOLUMES, t_r=None)
+    image = nib.load(path)
+    header = image.header.copy()
+    header.set_xyzt_units("mm", "unknown")
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), image.affine, header), path)
+    assert nib.load(path).header["pixdim"][4] == 1.0
+    return path
 
 
 def _confounds(path: Path, rng, n_rows=N_VOLUMES, cell=None) -> Path:
@@ -55,6 +67,8 @@ def failed_run(tmp_path_factory, run_snakemake):
     far = np.diag([3.0, 3, 3, 1])
     far[:3, 3] = 600
     make_func(data / "far_bold.nii.gz", rng, n_volumes=N_VOLUMES, affine=far)
+    # nibabel's default header: pixdim[4] 1.0, time unit unknown (no TR stated)
+    unitless = _without_time_unit(data / "unitless_bold.nii.gz", rng)
     bad_conf = {
         "rows": _confounds(data / "rows.tsv", rng, n_rows=N_VOLUMES - 3),
         "nan": _confounds(data / "nan.tsv", rng, cell=(7, "b", "nan")),
@@ -68,10 +82,12 @@ def failed_run(tmp_path_factory, run_snakemake):
         ("flat", data / "flat_bold.nii.gz", conf),
         ("far", data / "far_bold.nii.gz", conf),
         *[(name, good, path) for name, path in bad_conf.items()],
+        ("nounit", unitless, conf),
     ]
     sheet = folder / "subjects.tsv"
     pd.DataFrame(
         [{"subject": s, "func": str(f), "confounds": str(c)} for s, f, c in rows]
+        + [{"subject": "unitless", "func": str(unitless), "t_r": 2.5}]
     ).to_csv(sheet, sep="\t", index=False)
     config = folder / "config.yaml"
     config.write_text(
@@ -80,7 +96,6 @@ def failed_run(tmp_path_factory, run_snakemake):
                 "dataset": "sheet",
                 "subjects_sheet": str(sheet),
                 "atlas_maps": str(data / "atlas.nii.gz"),
-                "t_r": 2.5,
             }
         )
     )
@@ -109,6 +124,13 @@ def _error_lines(result) -> list[str]:
         ("nan", "nan.tsv", "NaN or infinite value 'nan' in column 'b'"),
         ("text", "text.tsv", "non-numeric value 'high' in column 'c' at data row 3"),
         ("inf", "inf.tsv", "NaN or infinite value 'inf' in column 'a'"),
+        (
+            "nounit",
+            "unitless_bold.nii.gz",
+            "no repetition time: the NIfTI header does not state its time unit "
+            "(xyzt_units), so its pixdim[4] 1 is not a repetition time; give t_r in "
+            "the subjects sheet (column t_r) or in the config (t_r)",
+        ),
     ],
 )
 def test_each_bad_input_fails_its_job_with_one_line(
@@ -131,4 +153,19 @@ def test_good_subject_completes_and_nothing_partial_remains(failed_run):
     leftovers = [p for p in (folder / "results").rglob("*") if ".tmp" in p.name]
     assert leftovers == []
     # one error line per failed job, nothing else
-    assert len(_error_lines(result)) == 8
+    assert len(_error_lines(result)) == 9
+
+
+def test_sheet_t_r_wins_over_a_header_without_time_unit(failed_run):
+    folder, _ = failed_run
+    func = folder / "results" / "sub-unitless" / "func"
+    sidecar = json.loads(
+        (func / "sub-unitless_atlas-custom_timeseries.json").read_text()
+    )
+    assert sidecar["RepetitionTime"] == 2.5
+    assert sidecar["RepetitionTimeSource"] == (
+        "subjects sheet (t_r); the NIfTI header's pixdim[4] 1 was ignored: its time "
+        "unit is unknown"
+    )
+    log = (folder / "logs" / "extract_timeseries" / "unitless.log").read_text()
+    assert "the header's pixdim[4] 1 is ignored (its time unit is unknown)" in log

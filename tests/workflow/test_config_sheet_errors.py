@@ -8,6 +8,7 @@ results folder.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,84 @@ def test_optional_parts_are_planned_only_when_enabled(
     optional = {"model_comparison", "recovery_scores", "plot_subject_qc"}
     assert planned & optional == optional - absent
     assert {"group_sparse_covariance", "graph_lasso", "plot_connectome"} <= planned
+
+
+# --- config values as people type them ------------------------------------------
+
+
+@pytest.mark.parametrize("low_pass", ["0.005", "0.01"])
+def test_low_pass_not_above_high_pass(run_snakemake, workdir: Path, low_pass) -> None:
+    config = write_config(workdir, n_subjects=2)
+    result = dry_run(run_snakemake, workdir, config, "--config", f"low_pass={low_pass}")
+    assert error_line(result) == (
+        f"{ERROR_PREFIX}{config}, --config: low_pass {float(low_pass):g} Hz must be "
+        "above high_pass 0.01 Hz (the Butterworth filter keeps the band between "
+        "them); set low_pass: null for no low-pass filter"
+    )
+
+
+def test_results_dir_that_is_a_file(run_snakemake, workdir: Path) -> None:
+    (workdir / "out").write_text("a file where the results would go\n")
+    config = write_config(workdir, n_subjects=2)
+    result = dry_run(run_snakemake, workdir, config, "--config", "results_dir=out")
+    assert error_line(result) == (
+        f"{ERROR_PREFIX}{config}, --config: results_dir 'out' is an existing file, "
+        "not a folder; set results_dir to a folder"
+    )
+    assert len(result.stderr.strip().splitlines()) <= 3, result.stderr
+
+
+def _plot_sheet(workdir: Path) -> Path:
+    config, _ = sheet_config(
+        workdir,
+        "subject\tfunc",
+        "01\tdata/a_bold.nii.gz",
+        "1\tdata/b_bold.nii.gz",
+        "2\tdata/b_bold.nii.gz",
+    )
+    return config
+
+
+def test_plot_subject_number_matching_two_subjects(run_snakemake, workdir) -> None:
+    # --config plot_subject=01 reaches the workflow as the number 1
+    config = _plot_sheet(workdir)
+    result = dry_run(run_snakemake, workdir, config, "--config", "plot_subject=01")
+    assert error_line(result) == (
+        f"{ERROR_PREFIX}{config}, --config: plot_subject 1 matches '01' and '1': "
+        "--config reads 01 as the number 1; write the label with its prefix, e.g. "
+        "--config plot_subject=sub-01, or as text in a config file (plot_subject: "
+        '"01")'
+    )
+
+
+@pytest.mark.parametrize(("typed", "plotted"), [("sub-01", "01"), ("sub-1", "1")])
+def test_plot_subject_as_typed(run_snakemake, workdir, typed, plotted) -> None:
+    config = _plot_sheet(workdir)
+    result = dry_run(
+        run_snakemake, workdir, config, "--config", f"plot_subject={typed}"
+    )
+    assert result.returncode == 0, result.stderr
+    plotted_figures = set(
+        re.findall(
+            r"sub-([A-Za-z0-9]+)_atlas-custom_desc-graphlasso_connectome", result.stdout
+        )
+    )
+    assert plotted_figures == {plotted}
+
+
+@pytest.mark.parametrize("typed", ["false", "no"])
+def test_boolean_typed_on_the_command_line(run_snakemake, workdir, typed) -> None:
+    config = write_config(workdir, n_subjects=2)
+    result = dry_run(
+        run_snakemake,
+        workdir,
+        config,
+        "--quiet",
+        "rules",
+        "--config",
+        f"science_check={typed}",
+    )
+    assert result.returncode == 0, result.stderr
+    planned = set(job_counts(result.stdout))
+    assert "group_sparse_covariance" in planned
+    assert not planned & {"model_comparison", "recovery_scores"}

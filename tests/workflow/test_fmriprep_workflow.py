@@ -131,6 +131,7 @@ def test_every_output_name_follows_bids_and_has_its_sidecar(scrubbed):
         if sidecar["ExcludedFromGroup"]:
             continue
         assert sidecar["RepetitionTime"] == 2.0
+        assert sidecar["RepetitionTimeSource"] == "BOLD JSON sidecar (RepetitionTime)"
         assert sidecar["DenoiseStrategy"]["name"] == "scrubbing"
         assert sidecar["DenoiseStrategy"]["fd_threshold"] == 0.5
         rows = pd.read_csv(path, sep="\t").shape[0]
@@ -226,3 +227,109 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, run_snakemake, make_bad
     line = _error_line(result)
     assert named in line, line
     assert not (tmp_path / "results").exists()
+
+
+# ------------------------------------------------- config values as people type
+
+
+@pytest.fixture(scope="module")
+def dry_tree(tmp_path_factory):
+    """A tree (with sub-02 also in T1w space) and its config, for dry runs."""
+    folder = tmp_path_factory.mktemp("typed")
+    tree = make_fmriprep_tree(folder)
+    return folder, write_config(folder, tree)
+
+
+def _planned(stdout: str, desc: str = "groupsparse") -> list[str]:
+    """The group elements whose precision relmat of ``desc`` a dry run plans."""
+    suffix = f"_atlas-test_stat-precision_desc-{desc}_relmat.tsv"
+    return sorted(set(re.findall(rf"([^\s/]+){re.escape(suffix)}", stdout)))
+
+
+MNI_RES = "space-MNI152NLin2009cAsym_res-2"
+
+
+@pytest.mark.parametrize(
+    ("settings", "units"),
+    [
+        # --config participant_label=02 reaches the workflow as the number 2
+        (["participant_label=02"], [f"sub-02_task-rest_{MNI_RES}"]),
+        (["participant_label=sub-01,02"], None),  # both participants
+        (["session=ses-2"], [f"sub-01_ses-2_task-rest_{MNI_RES}"]),
+        (["session=2", "run=run-1"], [f"sub-01_ses-2_task-rest_{MNI_RES}"]),
+        (
+            ["concatenate_runs=false", "participant_label=01", "session=1"],
+            [f"sub-01_ses-1_task-rest_run-{r}_{MNI_RES}" for r in (1, 2)],
+        ),
+        (["res=res-2", "concatenate_runs=true"], None),
+    ],
+)
+def test_command_line_values_do_what_they_say(dry_tree, run_snakemake, settings, units):
+    folder, config = dry_tree
+    result = run_snakemake(
+        "-n", "--configfile", config, "--config", *settings, cwd=folder
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    everyone = [
+        f"sub-01_ses-1_task-rest_{MNI_RES}",
+        f"sub-01_ses-2_task-rest_{MNI_RES}",
+        f"sub-02_task-rest_{MNI_RES}",
+    ]
+    assert _planned(result.stdout) == (everyone if units is None else units)
+
+
+def test_plot_subject_typed_as_a_number(dry_tree, run_snakemake):
+    folder, config = dry_tree
+    result = run_snakemake(
+        "-n", "--configfile", config, "--config", "plot_subject=02", cwd=folder
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _planned(result.stdout, "graphlasso") == [f"sub-02_task-rest_{MNI_RES}"]
+
+
+def test_native_space_with_a_template_atlas_is_an_error(dry_tree, run_snakemake):
+    folder, config = dry_tree
+    result = run_snakemake(
+        "-n", "--configfile", config, "--config", "space=T1w", cwd=folder
+    )
+    line = _error_line(result)
+    assert line == (
+        f"{ERROR_PREFIX}{config}, --config: atlas_maps is taken to be in MNI152 "
+        "space (atlas_space unset) but the runs are in space T1w (space): the "
+        "maps would be read at the wrong voxels; select runs in an MNI152 space "
+        "(space: MNI152NLin2009cAsym), or, if atlas_maps is in T1w space, set "
+        "atlas_space: T1w"
+    )
+    assert not (folder / "results").exists()
+    # declared: the atlas is in the runs' space
+    result = run_snakemake(
+        "-n",
+        "--configfile",
+        config,
+        "--config",
+        "space=T1w",
+        "atlas_space=T1w",
+        cwd=folder,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _planned(result.stdout) == ["sub-02_task-rest_space-T1w"]
+
+
+def test_one_run_at_two_resolutions_is_an_error(tmp_path, run_snakemake):
+    tree = make_fmriprep_tree(tmp_path, extra_space=None)
+    bold = tree.scan(f"sub-02_task-rest_{MNI_RES}").bold
+    other = bold.with_name(bold.name.replace("_res-2_", "_res-1_"))
+    other.write_bytes(bold.read_bytes())
+    config = write_config(tmp_path, tree)
+    line = _error_line(run_snakemake("-n", "--configfile", config, cwd=tmp_path))
+    assert line == (
+        f"{ERROR_PREFIX}{other}: same run (sub-02_task-rest) as {bold.name} (res-1 "
+        "and res-2): both would enter the group stage, counting the run twice; "
+        "choose one with the config key res (res labels present: 1, 2)"
+    )
+    assert not (tmp_path / "results").exists()
+    result = run_snakemake(
+        "-n", "--configfile", config, "--config", "res=2", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"sub-02_task-rest_{MNI_RES}" in _planned(result.stdout)

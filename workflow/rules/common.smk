@@ -21,10 +21,11 @@ from snakemake.utils import validate
 import sparseconn
 from sparseconn import adapters
 from sparseconn.cli import exit_on_input_error, schema_error
+from sparseconn.configuration import check_atlas_space
 from sparseconn import fetch
 from sparseconn.bids import output_name, parse_stem
 from sparseconn.errors import InputError
-from sparseconn.subjects import check_subject_id, read_subjects_sheet
+from sparseconn.subjects import check_subject_id, match_label, read_subjects_sheet
 
 DATASET = config["dataset"]
 RESULTS = os.path.normpath(config["results_dir"])
@@ -200,28 +201,24 @@ def _plot_subject():
     if wanted is None:
         return GROUP_SUBJECTS[0]
     if DATASET == "fmriprep":
-        label = str(wanted).removeprefix("sub-")
-        matches = [u for u in GROUP_SUBJECTS if u == wanted]
-        matches = matches or [u for u in GROUP_SUBJECTS if UNIT_PARTICIPANT[u] == label]
+        participants = sorted(set(UNIT_PARTICIPANT.values()))
+        label = match_label(wanted, participants, "plot_subject", CONFIG_SOURCE)
+        matches = [u for u in GROUP_SUBJECTS if UNIT_PARTICIPANT[u] == label]
         if not matches:
             raise InputError(
                 CONFIG_SOURCE,
                 f"plot_subject {wanted!r} is not a participant of the group stage "
-                f"({', '.join(sorted(set(UNIT_PARTICIPANT.values())))})",
+                f"({', '.join(participants)})",
             )
         return matches[0]
-    if isinstance(wanted, int):
-        # `--config plot_subject=01` arrives as the integer 1.
-        matches = [s for s in SUBJECTS if s.isdigit() and int(s) == wanted]
-    else:
-        matches = [s for s in SUBJECTS if s == wanted]
-    if len(matches) != 1:
+    label = match_label(wanted, SUBJECTS, "plot_subject", CONFIG_SOURCE)
+    if label is None:
         raise InputError(
             CONFIG_SOURCE,
             f"plot_subject {wanted!r} is not one of the subjects "
             f"({', '.join(SUBJECTS)})",
         )
-    return matches[0]
+    return label
 
 
 def _adhd_sources():
@@ -315,13 +312,20 @@ def _load_fmriprep():
         raise InputError(
             CONFIG_SOURCE, "fmriprep_dir is required with dataset 'fmriprep'"
         )
+    check_atlas_space(
+        config["space"],
+        config["atlas_space"],
+        own_atlas=bool(config["atlas_maps"]),
+        source=CONFIG_SOURCE,
+    )
     scans = fmriprep.find_scans(
         config["fmriprep_dir"],
-        participant_label=[str(p) for p in config["participant_label"]] or None,
+        participant_label=config["participant_label"] or None,
         task=config["task"],
         space=config["space"],
-        session=None if config["session"] is None else str(config["session"]),
-        run=None if config["run"] is None else str(config["run"]),
+        session=config["session"],
+        run=config["run"],
+        res=config["res"],
     )
     if DENOISE_STRATEGY not in fmriprep.STRATEGIES:
         raise InputError(
