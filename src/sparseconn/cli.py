@@ -29,12 +29,17 @@ logger = logging.getLogger("sparseconn")
 T = TypeVar("T")
 
 
-def _report_error(message: str, to_log: bool) -> None:
-    """Write ``sparseconn: error: <message>`` (one line) to stderr, and the log."""
+def _report_error(message: str, to_log: bool, shared: bool = False) -> None:
+    """Write ``sparseconn: error: <message>`` (one line) to stderr, and the log.
+
+    ``shared``: stderr is shared with Snakemake's own threads (a job in a thread),
+    which may have written part of a line; a newline first ends it, so that the
+    error always starts a line of its own.
+    """
     text = " ".join(str(message).split())
     if to_log:
         logger.error("error: %s", text)  # logged as "sparseconn: error: ..."
-    _write_line(f"{ERROR_PREFIX}{text}\n")
+    _write_line(f"{chr(10) if shared else ''}{ERROR_PREFIX}{text}\n")
 
 
 def fail(message: str) -> NoReturn:
@@ -206,7 +211,7 @@ def run_job(
         result = task(*args, **kwargs)
         logger.info("%s: done in %.2f s", name, time.perf_counter() - start)
     except InputError as error:
-        _report_error(str(error), to_log=True)
+        _report_error(str(error), to_log=True, shared=True)
         raise JobFailed(f"{name}: bad input (see the error line above)") from None
     except Exception:
         logger.exception("%s: failed", name)

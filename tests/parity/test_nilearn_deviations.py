@@ -76,7 +76,7 @@ def test_float32_maps_are_solved_in_float64(run, tmp_path):
     maps64 = nib.Nifti1Image(single.astype(np.float64), nib.load(maps).affine)
     exact = _nilearn_signals(maps64, image, confounds)
     nilearn_error = _error(_nilearn_signals(str(maps32), image, confounds), exact)
-    signals, _ = extract_map_signals(read_func_info(bold), load_atlas(maps32))
+    signals, _, _ = extract_map_signals(read_func_info(bold), load_atlas(maps32))
     ours_error = _error(clean(signals, confounds, 2.0), exact)
     assert ours_error <= 1e-10
     assert nilearn_error >= 1e-5  # 3.1e-5 here; 4e-4 to 4e-3 on MSDL (ADHD)
@@ -100,7 +100,7 @@ def test_float32_images_high_variance_confounds_in_float64(run):
         _nilearn_signals(str(maps), single, [_quiet(nilearn_hv, single), confounds]),
         exact,
     )
-    signals, _ = extract_map_signals(read_func_info(bold), load_atlas(maps))
+    signals, _, _ = extract_map_signals(read_func_info(bold), load_atlas(maps))
     ours = clean(signals, np.hstack([ours_hv, confounds]), 2.0)
     # We keep the resampled volumes in float32, as nilearn does for a float32
     # image: that part of the error we share with nilearn.

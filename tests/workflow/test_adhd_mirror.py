@@ -145,7 +145,7 @@ def test_each_corrupt_file_is_downloaded_again_once(adhd_run, mirror_files):
         assert first.status == second.status == 200
         assert second.range is None  # the corrupt bytes were not kept
     # within the job (its log says why), not by a Snakemake restart
-    log = (folder / "logs/fetch_subject" / f"{SUBJECTS[0]}.log").read_text()
+    log = (folder / "results/logs/fetch_subject" / f"{SUBJECTS[0]}.log").read_text()
     assert "corrupt download: broken archive" in log
     assert "sparseconn: error" not in result.stderr
     assert "Trying to restart job" not in result.stderr

@@ -167,5 +167,5 @@ def test_sheet_t_r_wins_over_a_header_without_time_unit(failed_run):
         "subjects sheet (t_r); the NIfTI header's pixdim[4] 1 was ignored: its time "
         "unit is unknown"
     )
-    log = (folder / "logs" / "extract_timeseries" / "unitless.log").read_text()
+    log = (folder / "results/logs/extract_timeseries/unitless.log").read_text()
     assert "the header's pixdim[4] 1 is ignored (its time unit is unknown)" in log

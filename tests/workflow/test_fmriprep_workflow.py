@@ -112,7 +112,8 @@ def test_every_output_name_follows_bids_and_has_its_sidecar(scrubbed):
     results = folder / "results"
     description = json.loads((results / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
-    subject_files = [p for p in results.rglob("sub-*/**/*") if p.is_file()]
+    # the subjects' folders (logs/ and the other folders are not BIDS files)
+    subject_files = [p for p in results.glob("sub-*/**/*") if p.is_file()]
     assert subject_files
     for path in subject_files:
         assert BIDS_NAME.match(path.name), path.name
@@ -236,14 +237,21 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, run_snakemake, make_bad
 def dry_tree(tmp_path_factory):
     """A tree (with sub-02 also in T1w space) and its config, for dry runs."""
     folder = tmp_path_factory.mktemp("typed")
-    tree = make_fmriprep_tree(folder)
+    tree = make_fmriprep_tree(folder, n_volumes=N_VOLUMES)
     return folder, write_config(folder, tree)
 
 
 def _planned(stdout: str, desc: str = "groupsparse") -> list[str]:
-    """The group elements whose precision relmat of ``desc`` a dry run plans."""
-    suffix = f"_atlas-test_stat-precision_desc-{desc}_relmat.tsv"
-    return sorted(set(re.findall(rf"([^\s/]+){re.escape(suffix)}", stdout)))
+    """The group elements whose precision relmat of ``desc`` a dry run plans.
+
+    A unit's name is its entities; the relmat's name has the atlas inserted in
+    BIDS order (before ``res``).
+    """
+    pattern = (
+        rf"([^\s/]+)_atlas-test(_res-[A-Za-z0-9]+)?_stat-precision_desc-{desc}"
+        r"_relmat\.tsv"
+    )
+    return sorted({stem + res for stem, res in re.findall(pattern, stdout)})
 
 
 MNI_RES = "space-MNI152NLin2009cAsym_res-2"
@@ -316,7 +324,7 @@ def test_native_space_with_a_template_atlas_is_an_error(dry_tree, run_snakemake)
 
 
 def test_one_run_at_two_resolutions_is_an_error(tmp_path, run_snakemake):
-    tree = make_fmriprep_tree(tmp_path, extra_space=None)
+    tree = make_fmriprep_tree(tmp_path, extra_space=None, n_volumes=N_VOLUMES)
     bold = tree.scan(f"sub-02_task-rest_{MNI_RES}").bold
     other = bold.with_name(bold.name.replace("_res-2_", "_res-1_"))
     other.write_bytes(bold.read_bytes())

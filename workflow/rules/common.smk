@@ -354,7 +354,12 @@ def _load_fmriprep():
             info.n_volumes,
             denoising.kept.size,
             n_regressors,
-            fmriprep.bold_t_r(scan.bold, info.t_r, config["t_r"]),
+            fmriprep.bold_t_r(
+                scan.bold,
+                info.t_r,
+                config["t_r"],
+                unitless_header_t_r=info.unitless_t_r,
+            ).seconds,
             high_pass=config["high_pass"],
             low_pass=config["low_pass"],
             detrend=config["detrend"],
