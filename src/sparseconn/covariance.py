@@ -72,6 +72,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,12 @@ ProbeFunction = Callable[..., Any]
 # curvature constant that is small here (measured: < 1e-12).
 _NEWTON_RTOL = 1e-4
 _NEWTON_MAX_ITER = 60
+# Below this relative excess ||c|| / alpha - 1, the root of the secular equation is
+# taken from its second-order expansion (relative error ~ excess^2 < 1e-12), with
+# the excess computed exactly: Newton's steps measure the excess in floating point,
+# to ~1e-16, so their relative accuracy degrades as 1e-16 / excess, and
+# ||c|| / alpha may even round to 1 (a zero start, a division by zero).
+_SMALL_EXCESS = 1e-6
 
 # A sweep keeps the inverses of the precisions up to date by low-rank updates, so
 # the next sweep starts from them; they are recomputed from scratch every this
@@ -489,7 +496,10 @@ def _threshold(
     / m`` the root for equal ``q_k``. It is above the lower bound
     ``(||c|| / alpha - 1) / max(q)`` of the root, and close enough that one
     Newton step nearly always meets the stopping test (measured: 99.7 % of the
-    calls); later iterates are kept above that bound.
+    calls); later iterates are kept above that bound. When ``||c||`` exceeds
+    ``alpha`` by a relative ``_SMALL_EXCESS`` or less, ``||c|| / alpha - 1`` is
+    mostly rounding noise (it may even round to 0), so the root is taken from its
+    second-order expansion instead (see :func:`_small_root`), with no Newton step.
 
     The sums over subjects are numpy calls on all rows at once (each iteration
     is three elementwise calls and one batched dot product into preallocated
@@ -522,18 +532,24 @@ def _threshold(
     gamma = [0.0] * n_rows
     lam = [inf] * n_rows  # 1 / gamma
     active = []  # rows still iterating
+    n_nonzero = 0
     for i, norm2 in enumerate(norms2):
         if norm2 > alpha2:  # other rows stay at zero (c may be 0 there)
             root = sqrt(norm2) * inv_alpha
-            mean = c2q[i] / norm2
-            value = (root - 1.0) / mean
-            value += (
-                1.5 * value * value * (c2q2[i] / norm2 - mean * mean) / (root * mean)
-            )
+            if root - 1.0 > _SMALL_EXCESS:
+                mean = c2q[i] / norm2
+                spread = c2q2[i] / norm2 - mean * mean
+                value = (root - 1.0) / mean
+                value += 1.5 * value * value * spread / (root * mean)
+                active.append(i)
+            else:  # rounding-level excess: closed form, no Newton
+                value = _small_root(work.c[i].tolist(), c2q[i], c2q2[i], alpha)
+                if value <= 0.0:
+                    continue
             gamma[i] = value
             lam[i] = 1.0 / value
-            active.append(i)
-    all_on = len(active) == n_rows
+            n_nonzero += 1
+    all_on = n_nonzero == n_rows
     lower = None
     d = work.d
     g = work.g
@@ -577,6 +593,27 @@ def _threshold(
     divide(work.c, d, out)
     if not all_on:
         add(out, 0.0, out)  # -0.0 -> 0.0 in the rows left at zero
+
+
+def _small_root(c: list[float], c2q: float, c2q2: float, alpha: float) -> float:
+    """Root of the secular equation when ``||c||`` exceeds ``alpha`` by a hair.
+
+    With ``E = 1 - alpha^2 / ||c||^2`` and ``m``, ``m2`` the ``c^2``-weighted means
+    of ``q`` and ``q^2``, ``||c / (1 + gamma q)||^2 = alpha^2`` expands to ``2 m
+    gamma - 3 m2 gamma^2 + O(gamma^3) = E``, whose root is ``g + 1.5 m2 g^2 / m``
+    with ``g = E / (2 m)``, to a relative error of order ``E^2``. ``||c||^2 -
+    alpha^2`` is taken exactly (rational arithmetic on the floats given): in
+    floating point it would be a few rounding errors, or nothing. Returns 0 when
+    ``||c|| <= alpha`` exactly (the minimiser is then zero).
+    """
+    norm2 = sum(Fraction(value) ** 2 for value in c)
+    excess = norm2 - Fraction(alpha) ** 2
+    if excess <= 0:
+        return 0.0
+    norm2_float = float(norm2)
+    mean = c2q / norm2_float
+    g = float(excess / norm2) / (2.0 * mean)
+    return g + 1.5 * (c2q2 / norm2_float) * g * g / mean
 
 
 def _weighted_rows(covs: np.ndarray, weights: np.ndarray) -> np.ndarray:
