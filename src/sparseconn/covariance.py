@@ -76,6 +76,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
@@ -122,6 +123,9 @@ _REFRESH_SWEEPS = 10
 def _check_subjects(subjects: Any, min_samples: int = 2) -> list[np.ndarray]:
     """Validate subjects' time series and return them as float64 arrays.
 
+    The messages for sparse, complex and object input and for too few samples or
+    regions use scikit-learn's words (as its ``check_array``), after the subject.
+
     Parameters
     ----------
     subjects : list of array-like, each of shape (n_samples_k, n_regions)
@@ -135,32 +139,23 @@ def _check_subjects(subjects: Any, min_samples: int = 2) -> list[np.ndarray]:
 
     Raises
     ------
+    TypeError
+        On a sparse matrix, or values that are neither numbers nor strings.
     ValueError
-        On no subject, a subject that is not 2D, fewer than 2 regions, fewer than
-        ``min_samples`` samples, subjects with different numbers of regions, NaN or
-        infinite values, or a constant region.
+        On no subject, a subject that is not 2D, complex or non-numeric values,
+        fewer than 2 regions, fewer than ``min_samples`` samples, subjects with
+        different numbers of regions, NaN or infinite values, or a constant region.
     """
-    if isinstance(subjects, np.ndarray) and subjects.ndim == 2:
+    if (isinstance(subjects, np.ndarray) and subjects.ndim == 2) or sparse.issparse(
+        subjects
+    ):
         subjects = [subjects]
     if isinstance(subjects, (str, bytes)) or not hasattr(subjects, "__iter__"):
         raise ValueError(
             "subjects must be a list of 2D arrays (n_samples, n_regions); "
             f"got {type(subjects).__name__}"
         )
-    arrays = []
-    for k, subject in enumerate(subjects):
-        try:
-            x = np.asarray(subject, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"subject {k}: cannot be read as a numeric array ({error})"
-            ) from error
-        if x.ndim != 2:
-            raise ValueError(
-                f"subject {k}: expected a 2D array (n_samples, n_regions), got "
-                f"shape {x.shape}"
-            )
-        arrays.append(x)
+    arrays = [_numeric_array(subject, k) for k, subject in enumerate(subjects)]
     if not arrays:
         raise ValueError("subjects is empty: at least one subject is needed")
     n_regions = arrays[0].shape[1]
@@ -172,14 +167,15 @@ def _check_subjects(subjects: Any, min_samples: int = 2) -> list[np.ndarray]:
             )
     if n_regions < 2:
         raise ValueError(
-            f"at least 2 regions are needed, got {n_regions} (subjects' shape "
-            f"{arrays[0].shape})"
+            f"subject 0: Found array with {n_regions} feature(s) (shape="
+            f"{arrays[0].shape}) while a minimum of 2 is required: at least 2 "
+            "regions are needed"
         )
     for k, x in enumerate(arrays):
         if x.shape[0] < min_samples:
             raise ValueError(
-                f"subject {k} has {x.shape[0]} samples: at least {min_samples} "
-                "are needed"
+                f"subject {k}: Found array with {x.shape[0]} sample(s) (shape="
+                f"{x.shape}) while a minimum of {min_samples} is required"
             )
         finite = np.isfinite(x)
         if not finite.all():
@@ -196,6 +192,39 @@ def _check_subjects(subjects: Any, min_samples: int = 2) -> list[np.ndarray]:
                 f"{x[0, region]}); constant regions: {constant.tolist()}"
             )
     return arrays
+
+
+def _numeric_array(subject: Any, k: int) -> np.ndarray:
+    """Subject ``k``'s time series as a 2D float64 array (see _check_subjects)."""
+    if sparse.issparse(subject):
+        raise TypeError(
+            f"subject {k}: Sparse data was passed ({type(subject).__name__} of "
+            f"shape {subject.shape}), but dense data is required. Use '.toarray()' "
+            "to convert to a dense numpy array."
+        )
+    try:
+        x = np.asarray(subject)
+        if x.dtype.kind != "c":
+            x = x.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as error:
+        # TypeError for values that are neither numbers nor strings (as numpy)
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(
+            f"subject {k}: cannot be read as a numeric array ({error})"
+        ) from error
+    if x.dtype.kind == "c":
+        imaginary = np.flatnonzero(x.imag)
+        example = x.flat[imaginary[0] if imaginary.size else 0]
+        raise ValueError(
+            f"subject {k}: Complex data not supported (dtype {x.dtype}, value "
+            f"{example})"
+        )
+    if x.ndim != 2:
+        raise ValueError(
+            f"subject {k}: expected a 2D array (n_samples, n_regions), got "
+            f"shape {x.shape}"
+        )
+    return x
 
 
 def _check_alpha(alpha: Any, name: str = "alpha") -> float:
@@ -242,7 +271,9 @@ def _covariances_of(
     covs = np.empty((n_regions, n_regions, len(subjects)), order="F")
     for k, x in enumerate(subjects):
         if standardize:
-            x = x / x.std(axis=0)
+            # a region constant over these samples (only the test samples of a
+            # CV fold can be) keeps scale 1, as in scikit-learn's StandardScaler
+            x = x / np.where(np.ptp(x, axis=0) == 0, 1.0, x.std(axis=0))
         if not assume_centered:
             x = x - x.mean(axis=0)
         cov = x.T @ x / x.shape[0]
@@ -1438,12 +1469,13 @@ def _make_folds(subjects: list[np.ndarray], cv: Any) -> tuple[_FoldData, int]:
                         f"{len(index)} {part} sample(s): at least 2 are needed in "
                         "every fold (use fewer folds or more samples)"
                     )
-                constant = np.flatnonzero(np.ptp(x[index], axis=0) == 0)
-                if constant.size:
-                    raise ValueError(
-                        f"subject {k}, region {constant[0]} is constant over the "
-                        f"{part} samples of CV fold {fold} (zero variance)"
-                    )
+            # (a region constant over the test samples is scored at its mean)
+            constant = np.flatnonzero(np.ptp(x[train], axis=0) == 0)
+            if constant.size:
+                raise ValueError(
+                    f"subject {k}, region {constant[0]} is constant over the "
+                    f"training samples of CV fold {fold} (zero variance)"
+                )
             trains.append(x[train])
             tests.append(x[test])
         n_train = np.array([t.shape[0] for t in trains], dtype=np.float64)
@@ -1480,7 +1512,10 @@ class GroupSparseCovarianceCV(BaseEstimator):
     fitted (warm-started from the previous alpha, loose tolerance ``tol_cv``) and
     scored by the mean test log-likelihood; the grid is then refined around the
     best point ``n_refinements`` times; finally all the data are fitted at the best
-    alpha with ``tol`` and ``max_iter``.
+    alpha with ``tol`` and ``max_iter``. A region constant over the test samples
+    of a fold (few samples, discrete values) is standardised with scale 1, as in
+    scikit-learn's ``StandardScaler``, so that fold is scored with the region at
+    its mean; constant over the training samples of a fold, it is an error.
 
     Parameters
     ----------

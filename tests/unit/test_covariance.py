@@ -9,6 +9,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.covariance import graphical_lasso
 
 from sparseconn import covariance as gsc
@@ -556,11 +557,25 @@ def test_constant_region(subjects):
 
 
 def test_constant_region_within_a_fold(subjects):
+    # constant over the test samples of a fold (few samples, discrete values):
+    # standardised with scale 1 (as scikit-learn's StandardScaler), so the fold
+    # is scored with that region at its mean
     bad = [s.copy() for s in subjects]
     bad[0][:24, 2] = 1.0  # the first test fold of KFold(5) on 120 samples
+    folds, _ = gsc._make_folds(bad, None)
+    test_cov = folds.test_covs[:, :, 0, 0]
+    assert np.all(test_cov[2] == 0) and np.all(test_cov[:, 2] == 0)
+    others = np.delete(np.delete(test_cov, 2, axis=0), 2, axis=1)
+    np.testing.assert_allclose(others, np.corrcoef(np.delete(bad[0][:24], 2, 1).T))
+    estimate = GroupSparseCovarianceCV(alphas=3, n_refinements=2).fit(bad)
+    assert np.isfinite(estimate.cv_scores_).all()
+    assert np.isfinite(estimate.precisions_).all()
+    # constant over the training samples: that fold's precisions are undefined
+    bad[0] = subjects[0].copy()
+    bad[0][24:, 2] = 1.0
     with pytest.raises(
         ValueError,
-        match="subject 0, region 2 is constant over the test samples of CV fold 0",
+        match="subject 0, region 2 is constant over the training samples of CV fold 0",
     ):
         GroupSparseCovarianceCV().fit(bad)
 
@@ -581,7 +596,11 @@ def test_bad_cv_alphas(subjects):
 
 
 def test_too_few_samples(subjects):
-    with pytest.raises(ValueError, match="subject 1 has 1 samples: at least 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"subject 1: Found array with 1 sample\(s\) \(shape=\(1, 8\)\) while a "
+        "minimum of 2 is required",
+    ):
         group_sparse_covariance([subjects[0], subjects[1][:1]], 0.1)
 
 
@@ -600,6 +619,85 @@ def test_bad_shapes():
         group_sparse_covariance([np.arange(10.0)], 0.1)
     with pytest.raises(ValueError, match="at least 2 regions"):
         group_sparse_covariance([np.arange(10.0)[:, None]], 0.1)
+
+
+# scikit-learn's words (its check_array's), after the subject and with the value
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        (
+            (0, 3),
+            r"subject 1: Found array with 0 sample\(s\) \(shape=\(0, 3\)\) while "
+            "a minimum of 2 is required",
+        ),
+        (
+            (12, 0),
+            r"subject 0: Found array with 0 feature\(s\) \(shape=\(12, 0\)\) while "
+            "a minimum of 2 is required",
+        ),
+        (
+            (12, 1),
+            r"subject 0: Found array with 1 feature\(s\) \(shape=\(12, 1\)\) while "
+            "a minimum of 2 is required: at least 2 regions are needed",
+        ),
+    ],
+    ids=["no samples", "no regions", "one region"],
+)
+def test_empty_data_and_one_region(shape, message):
+    rng = np.random.default_rng(0)
+    bad = [rng.standard_normal((12, shape[1])), rng.standard_normal(shape)]
+    for fit in (
+        lambda: group_sparse_covariance(bad, 0.1),
+        lambda: GroupSparseCovariance().fit(bad),
+        lambda: GroupSparseCovarianceCV().fit(bad),
+    ):
+        with pytest.raises(ValueError, match=message):
+            fit()
+
+
+def test_complex_data(subjects):
+    bad = [s.astype(complex) for s in subjects]
+    bad[2][4, 1] += 0.5j
+    message = r"subject 0: Complex data not supported \(dtype complex128, value"
+    with pytest.raises(ValueError, match=message):
+        GroupSparseCovariance().fit(bad)
+    bad[:2] = subjects[:2]
+    message = r"subject 2: Complex data not supported \(dtype complex128, value.*0\.5j"
+    with pytest.raises(ValueError, match=message):
+        GroupSparseCovarianceCV().fit(bad)
+    with pytest.raises(ValueError, match="subject 0: Complex data not supported"):
+        group_sparse_covariance([[[1.0, 2j], [3.0, 4.0]]], 0.1)
+
+
+def test_object_arrays(subjects):
+    # numbers held as objects are numbers
+    objects = [s.astype(object) for s in subjects]
+    _, expected = group_sparse_covariance(subjects, 0.1)
+    np.testing.assert_array_equal(group_sparse_covariance(objects, 0.1)[1], expected)
+    objects[1][3, 2] = {"foo": "bar"}
+    with pytest.raises(
+        TypeError,
+        match=r"subject 1: cannot be read as a numeric array \(float\(\) argument "
+        "must be a string or a real number, not 'dict'",
+    ):
+        GroupSparseCovarianceCV().fit(objects)
+    objects[1][3, 2] = "n/a"
+    with pytest.raises(
+        ValueError, match=r"subject 1: cannot be read as a numeric array.*'n/a'"
+    ):
+        GroupSparseCovariance().fit(objects)
+
+
+def test_sparse_data(subjects):
+    message = (
+        r"subject 1: Sparse data was passed \(csr_array of shape \(120, 8\)\), but "
+        "dense data is required. Use '.toarray\\(\\)'"
+    )
+    bad = [subjects[0], sparse.csr_array(subjects[1])]
+    with pytest.raises(TypeError, match=message):
+        GroupSparseCovariance().fit(bad)
+    with pytest.raises(TypeError, match=message.replace("subject 1", "subject 0")):
+        GroupSparseCovarianceCV().fit(sparse.csr_array(subjects[1]))
 
 
 @pytest.mark.parametrize(
