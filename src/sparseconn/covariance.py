@@ -152,8 +152,8 @@ def _check_subjects(subjects: Any, min_samples: int = 2) -> list[np.ndarray]:
         subjects = [subjects]
     if isinstance(subjects, (str, bytes)) or not hasattr(subjects, "__iter__"):
         raise ValueError(
-            "subjects must be a list of 2D arrays (n_samples, n_regions); "
-            f"got {type(subjects).__name__}"
+            "'subjects' (the time series) must be an iterable of 2D arrays "
+            f"(n_samples, n_regions); got {type(subjects).__name__}"
         )
     arrays = [_numeric_array(subject, k) for k, subject in enumerate(subjects)]
     if not arrays:
@@ -162,8 +162,9 @@ def _check_subjects(subjects: Any, min_samples: int = 2) -> list[np.ndarray]:
     for k, x in enumerate(arrays):
         if x.shape[1] != n_regions:
             raise ValueError(
-                "all subjects must have the same number of regions: subject "
-                f"{k} has {x.shape[1]} regions, subject 0 has {n_regions}"
+                "All subjects must have the same number of features, i.e. the "
+                f"same number of regions: subject {k} has {x.shape[1]} regions, "
+                f"subject 0 has {n_regions}"
             )
     if n_regions < 2:
         raise ValueError(

@@ -533,6 +533,11 @@ def test_different_numbers_of_regions(subjects):
         group_sparse_covariance(bad, 0.1)
     with pytest.raises(ValueError, match="same number of regions"):
         GroupSparseCovarianceCV().fit(bad)
+    # the words nilearn's own test matches
+    with pytest.raises(
+        ValueError, match=r"All subjects must have the same number of features, i\.e\."
+    ):
+        GroupSparseCovariance().fit(bad)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
@@ -615,6 +620,9 @@ def test_too_few_samples_in_a_fold(subjects):
 def test_bad_shapes():
     with pytest.raises(ValueError, match="subjects is empty"):
         group_sparse_covariance([], 0.1)
+    # nilearn's test of its own message matches "subjects' .* must be .* iterable"
+    with pytest.raises(ValueError, match=r"subjects' .* must be .* iterable.*got int"):
+        group_sparse_covariance(1, 0.1)
     with pytest.raises(ValueError, match=r"subject 0: expected a 2D array.*\(10,\)"):
         group_sparse_covariance([np.arange(10.0)], 0.1)
     with pytest.raises(ValueError, match="at least 2 regions"):
