@@ -72,9 +72,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
@@ -100,6 +102,12 @@ ProbeFunction = Callable[..., Any]
 # curvature constant that is small here (measured: < 1e-12).
 _NEWTON_RTOL = 1e-4
 _NEWTON_MAX_ITER = 60
+# Below this relative excess ||c|| / alpha - 1, the root of the secular equation is
+# taken from its second-order expansion (relative error ~ excess^2 < 1e-12), with
+# the excess computed exactly: Newton's steps measure the excess in floating point,
+# to ~1e-16, so their relative accuracy degrades as 1e-16 / excess, and
+# ||c|| / alpha may even round to 1 (a zero start, a division by zero).
+_SMALL_EXCESS = 1e-6
 
 # A sweep keeps the inverses of the precisions up to date by low-rank updates, so
 # the next sweep starts from them; they are recomputed from scratch every this
@@ -115,6 +123,9 @@ _REFRESH_SWEEPS = 10
 def _check_subjects(subjects: Any, min_samples: int = 2) -> list[np.ndarray]:
     """Validate subjects' time series and return them as float64 arrays.
 
+    The messages for sparse, complex and object input and for too few samples or
+    regions use scikit-learn's words (as its ``check_array``), after the subject.
+
     Parameters
     ----------
     subjects : list of array-like, each of shape (n_samples_k, n_regions)
@@ -128,51 +139,44 @@ def _check_subjects(subjects: Any, min_samples: int = 2) -> list[np.ndarray]:
 
     Raises
     ------
+    TypeError
+        On a sparse matrix, or values that are neither numbers nor strings.
     ValueError
-        On no subject, a subject that is not 2D, fewer than 2 regions, fewer than
-        ``min_samples`` samples, subjects with different numbers of regions, NaN or
-        infinite values, or a constant region.
+        On no subject, a subject that is not 2D, complex or non-numeric values,
+        fewer than 2 regions, fewer than ``min_samples`` samples, subjects with
+        different numbers of regions, NaN or infinite values, or a constant region.
     """
-    if isinstance(subjects, np.ndarray) and subjects.ndim == 2:
+    if (isinstance(subjects, np.ndarray) and subjects.ndim == 2) or sparse.issparse(
+        subjects
+    ):
         subjects = [subjects]
     if isinstance(subjects, (str, bytes)) or not hasattr(subjects, "__iter__"):
         raise ValueError(
-            "subjects must be a list of 2D arrays (n_samples, n_regions); "
-            f"got {type(subjects).__name__}"
+            "'subjects' (the time series) must be an iterable of 2D arrays "
+            f"(n_samples, n_regions); got {type(subjects).__name__}"
         )
-    arrays = []
-    for k, subject in enumerate(subjects):
-        try:
-            x = np.asarray(subject, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                f"subject {k}: cannot be read as a numeric array ({error})"
-            ) from error
-        if x.ndim != 2:
-            raise ValueError(
-                f"subject {k}: expected a 2D array (n_samples, n_regions), got "
-                f"shape {x.shape}"
-            )
-        arrays.append(x)
+    arrays = [_numeric_array(subject, k) for k, subject in enumerate(subjects)]
     if not arrays:
         raise ValueError("subjects is empty: at least one subject is needed")
     n_regions = arrays[0].shape[1]
     for k, x in enumerate(arrays):
         if x.shape[1] != n_regions:
             raise ValueError(
-                "all subjects must have the same number of regions: subject "
-                f"{k} has {x.shape[1]} regions, subject 0 has {n_regions}"
+                "All subjects must have the same number of features, i.e. the "
+                f"same number of regions: subject {k} has {x.shape[1]} regions, "
+                f"subject 0 has {n_regions}"
             )
     if n_regions < 2:
         raise ValueError(
-            f"at least 2 regions are needed, got {n_regions} (subjects' shape "
-            f"{arrays[0].shape})"
+            f"subject 0: Found array with {n_regions} feature(s) (shape="
+            f"{arrays[0].shape}) while a minimum of 2 is required: at least 2 "
+            "regions are needed"
         )
     for k, x in enumerate(arrays):
         if x.shape[0] < min_samples:
             raise ValueError(
-                f"subject {k} has {x.shape[0]} samples: at least {min_samples} "
-                "are needed"
+                f"subject {k}: Found array with {x.shape[0]} sample(s) (shape="
+                f"{x.shape}) while a minimum of {min_samples} is required"
             )
         finite = np.isfinite(x)
         if not finite.all():
@@ -189,6 +193,39 @@ def _check_subjects(subjects: Any, min_samples: int = 2) -> list[np.ndarray]:
                 f"{x[0, region]}); constant regions: {constant.tolist()}"
             )
     return arrays
+
+
+def _numeric_array(subject: Any, k: int) -> np.ndarray:
+    """Subject ``k``'s time series as a 2D float64 array (see _check_subjects)."""
+    if sparse.issparse(subject):
+        raise TypeError(
+            f"subject {k}: Sparse data was passed ({type(subject).__name__} of "
+            f"shape {subject.shape}), but dense data is required. Use '.toarray()' "
+            "to convert to a dense numpy array."
+        )
+    try:
+        x = np.asarray(subject)
+        if x.dtype.kind != "c":
+            x = x.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as error:
+        # TypeError for values that are neither numbers nor strings (as numpy)
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(
+            f"subject {k}: cannot be read as a numeric array ({error})"
+        ) from error
+    if x.dtype.kind == "c":
+        imaginary = np.flatnonzero(x.imag)
+        example = x.flat[imaginary[0] if imaginary.size else 0]
+        raise ValueError(
+            f"subject {k}: Complex data not supported (dtype {x.dtype}, value "
+            f"{example})"
+        )
+    if x.ndim != 2:
+        raise ValueError(
+            f"subject {k}: expected a 2D array (n_samples, n_regions), got "
+            f"shape {x.shape}"
+        )
+    return x
 
 
 def _check_alpha(alpha: Any, name: str = "alpha") -> float:
@@ -235,7 +272,9 @@ def _covariances_of(
     covs = np.empty((n_regions, n_regions, len(subjects)), order="F")
     for k, x in enumerate(subjects):
         if standardize:
-            x = x / x.std(axis=0)
+            # a region constant over these samples (only the test samples of a
+            # CV fold can be) keeps scale 1, as in scikit-learn's StandardScaler
+            x = x / np.where(np.ptp(x, axis=0) == 0, 1.0, x.std(axis=0))
         if not assume_centered:
             x = x - x.mean(axis=0)
         cov = x.T @ x / x.shape[0]
@@ -489,7 +528,10 @@ def _threshold(
     / m`` the root for equal ``q_k``. It is above the lower bound
     ``(||c|| / alpha - 1) / max(q)`` of the root, and close enough that one
     Newton step nearly always meets the stopping test (measured: 99.7 % of the
-    calls); later iterates are kept above that bound.
+    calls); later iterates are kept above that bound. When ``||c||`` exceeds
+    ``alpha`` by a relative ``_SMALL_EXCESS`` or less, ``||c|| / alpha - 1`` is
+    mostly rounding noise (it may even round to 0), so the root is taken from its
+    second-order expansion instead (see :func:`_small_root`), with no Newton step.
 
     The sums over subjects are numpy calls on all rows at once (each iteration
     is three elementwise calls and one batched dot product into preallocated
@@ -522,18 +564,24 @@ def _threshold(
     gamma = [0.0] * n_rows
     lam = [inf] * n_rows  # 1 / gamma
     active = []  # rows still iterating
+    n_nonzero = 0
     for i, norm2 in enumerate(norms2):
         if norm2 > alpha2:  # other rows stay at zero (c may be 0 there)
             root = sqrt(norm2) * inv_alpha
-            mean = c2q[i] / norm2
-            value = (root - 1.0) / mean
-            value += (
-                1.5 * value * value * (c2q2[i] / norm2 - mean * mean) / (root * mean)
-            )
+            if root - 1.0 > _SMALL_EXCESS:
+                mean = c2q[i] / norm2
+                spread = c2q2[i] / norm2 - mean * mean
+                value = (root - 1.0) / mean
+                value += 1.5 * value * value * spread / (root * mean)
+                active.append(i)
+            else:  # rounding-level excess: closed form, no Newton
+                value = _small_root(work.c[i].tolist(), c2q[i], c2q2[i], alpha)
+                if value <= 0.0:
+                    continue
             gamma[i] = value
             lam[i] = 1.0 / value
-            active.append(i)
-    all_on = len(active) == n_rows
+            n_nonzero += 1
+    all_on = n_nonzero == n_rows
     lower = None
     d = work.d
     g = work.g
@@ -577,6 +625,27 @@ def _threshold(
     divide(work.c, d, out)
     if not all_on:
         add(out, 0.0, out)  # -0.0 -> 0.0 in the rows left at zero
+
+
+def _small_root(c: list[float], c2q: float, c2q2: float, alpha: float) -> float:
+    """Root of the secular equation when ``||c||`` exceeds ``alpha`` by a hair.
+
+    With ``E = 1 - alpha^2 / ||c||^2`` and ``m``, ``m2`` the ``c^2``-weighted means
+    of ``q`` and ``q^2``, ``||c / (1 + gamma q)||^2 = alpha^2`` expands to ``2 m
+    gamma - 3 m2 gamma^2 + O(gamma^3) = E``, whose root is ``g + 1.5 m2 g^2 / m``
+    with ``g = E / (2 m)``, to a relative error of order ``E^2``. ``||c||^2 -
+    alpha^2`` is taken exactly (rational arithmetic on the floats given): in
+    floating point it would be a few rounding errors, or nothing. Returns 0 when
+    ``||c|| <= alpha`` exactly (the minimiser is then zero).
+    """
+    norm2 = sum(Fraction(value) ** 2 for value in c)
+    excess = norm2 - Fraction(alpha) ** 2
+    if excess <= 0:
+        return 0.0
+    norm2_float = float(norm2)
+    mean = c2q / norm2_float
+    g = float(excess / norm2) / (2.0 * mean)
+    return g + 1.5 * (c2q2 / norm2_float) * g * g / mean
 
 
 def _weighted_rows(covs: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -1401,12 +1470,13 @@ def _make_folds(subjects: list[np.ndarray], cv: Any) -> tuple[_FoldData, int]:
                         f"{len(index)} {part} sample(s): at least 2 are needed in "
                         "every fold (use fewer folds or more samples)"
                     )
-                constant = np.flatnonzero(np.ptp(x[index], axis=0) == 0)
-                if constant.size:
-                    raise ValueError(
-                        f"subject {k}, region {constant[0]} is constant over the "
-                        f"{part} samples of CV fold {fold} (zero variance)"
-                    )
+            # (a region constant over the test samples is scored at its mean)
+            constant = np.flatnonzero(np.ptp(x[train], axis=0) == 0)
+            if constant.size:
+                raise ValueError(
+                    f"subject {k}, region {constant[0]} is constant over the "
+                    f"training samples of CV fold {fold} (zero variance)"
+                )
             trains.append(x[train])
             tests.append(x[test])
         n_train = np.array([t.shape[0] for t in trains], dtype=np.float64)
@@ -1443,7 +1513,10 @@ class GroupSparseCovarianceCV(BaseEstimator):
     fitted (warm-started from the previous alpha, loose tolerance ``tol_cv``) and
     scored by the mean test log-likelihood; the grid is then refined around the
     best point ``n_refinements`` times; finally all the data are fitted at the best
-    alpha with ``tol`` and ``max_iter``.
+    alpha with ``tol`` and ``max_iter``. A region constant over the test samples
+    of a fold (few samples, discrete values) is standardised with scale 1, as in
+    scikit-learn's ``StandardScaler``, so that fold is scored with the region at
+    its mean; constant over the training samples of a fold, it is an error.
 
     Parameters
     ----------

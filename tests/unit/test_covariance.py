@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.covariance import graphical_lasso
 
 from sparseconn import covariance as gsc
@@ -254,6 +257,150 @@ def test_group_soft_threshold_solves_its_secular_equation(spread):
             assert np.abs(gradient).max() <= 1e-10 * norm
 
 
+def soft_threshold(c, q, alpha: float) -> np.ndarray:
+    """Run the solver's group soft-threshold on rows ``c`` (rows x subjects)."""
+    c = np.atleast_2d(np.asarray(c, dtype=np.float64))
+    q = np.atleast_2d(np.asarray(q, dtype=np.float64))
+    work = gsc._Workspace(*c.shape)
+    work.c[:] = c
+    np.multiply(work.c, q, out=work.cq)
+    np.multiply(work.cq, q, out=work.cq2)
+    norms2, c2q, c2q2 = gsc._rowdot(work.c, work.z).tolist()
+    x = np.empty(c.shape)
+    gsc._threshold(q, norms2, c2q, c2q2, alpha, work, x)
+    return x
+
+
+def exact_soft_threshold(c, q, alpha: float) -> np.ndarray:
+    """Minimiser of ``sum_k (q_k x_k^2 / 2 - c_k x_k) + alpha ||x||`` for one row.
+
+    ``gamma`` of ``x = gamma c / (1 + gamma q)`` by bisection on the secular
+    equation ``||c / (1 + gamma q)||^2 = alpha^2``, whose sign is evaluated in
+    exact rational arithmetic, down to adjacent floats.
+    """
+    c = [Fraction(v) for v in np.asarray(c, dtype=np.float64).tolist()]
+    q = [Fraction(v) for v in np.asarray(q, dtype=np.float64).tolist()]
+    alpha2 = Fraction(alpha) ** 2
+
+    def excess(gamma: float) -> Fraction:
+        g = Fraction(gamma)
+        return (
+            sum(ck * ck / (1 + g * qk) ** 2 for ck, qk in zip(c, q, strict=True))
+            - alpha2
+        )
+
+    if excess(0.0) <= 0:
+        return np.zeros(len(c))
+    low, high = 0.0, 1.0 / float(min(q))
+    while excess(high) > 0:
+        high *= 2.0
+    while low < 0.5 * (low + high) < high:
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if excess(middle) > 0 else (low, middle)
+    g = Fraction(low)
+    return np.array([float(g * ck / (1 + g * qk)) for ck, qk in zip(c, q, strict=True)])
+
+
+def test_group_soft_threshold_when_norm_over_alpha_rounds_to_one():
+    # ||c|| > alpha, but ||c|| / alpha rounds to exactly 1: the Newton start
+    # (||c|| / alpha - 1) / mean(q) used to be 0, and 1 / 0 raised
+    c = np.array([1.3040000451301372, 0.9470809631292422, -0.7037352358069926])
+    q = np.array([0.8, 1.1, 1.7])
+    alpha = 1.7585851558959367
+    norm2 = float(gsc._rowdot(c, c))
+    assert norm2 > alpha * alpha and math.sqrt(norm2) * (1.0 / alpha) == 1.0
+    assert sum(Fraction(v) ** 2 for v in c) > Fraction(alpha) ** 2  # exactly, too
+    rows = np.stack([c, 2.0 * c, 0.5 * c])  # with a Newton row and a zero row
+    x = soft_threshold(rows, np.stack([q, q, q]), alpha)
+    assert np.isfinite(x).all()
+    expected = exact_soft_threshold(c, q, alpha)
+    assert np.all(expected != 0)  # tiny (~1e-16 of c / q), but not zero
+    np.testing.assert_allclose(x[0], expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(x[1], exact_soft_threshold(2 * c, q, alpha), rtol=1e-9)
+    np.testing.assert_array_equal(x[1], soft_threshold(2.0 * c, q, alpha)[0])
+    np.testing.assert_array_equal(x[2], 0.0)
+    # rounded ||c||^2 > alpha^2 but exactly ||c|| < alpha: the minimiser is 0
+    c = np.array([0.726093788947765, 0.843732662303268, 1.1648639811110282])
+    alpha = 1.6112123045321234
+    assert float(gsc._rowdot(c, c)) > alpha * alpha
+    assert sum(Fraction(v) ** 2 for v in c) < Fraction(alpha) ** 2
+    x = soft_threshold(c, q, alpha)
+    np.testing.assert_array_equal(x, 0.0)
+    assert not np.signbit(x).any()
+
+
+def test_group_soft_threshold_over_random_scales():
+    # c and q over 60 orders of magnitude, alpha anywhere below ||c||, from a
+    # hundredth of it to a few rounding errors under it
+    rng = np.random.default_rng(11)
+    for _ in range(400):
+        n_subjects = int(rng.integers(1, 6))
+        c = rng.standard_normal(n_subjects) * 10 ** rng.uniform(-30, 30)
+        q = rng.uniform(0.2, 5.0, n_subjects) * 10 ** rng.uniform(-30, 30)
+        norm = float(np.linalg.norm(c))
+        regime = rng.integers(3)
+        if regime == 0:
+            alpha = norm * rng.uniform(0.01, 1.0)
+        elif regime == 1:
+            alpha = norm * (1.0 - 10 ** -rng.uniform(0, 17))
+        else:
+            alpha = norm
+            for _ in range(int(rng.integers(0, 6))):
+                alpha = math.nextafter(alpha, 0.0)
+        x = soft_threshold(c, q, alpha)[0]
+        assert np.isfinite(x).all()
+        expected = exact_soft_threshold(c, q, alpha)
+        # relative accuracy, except for a rounding error of the scale of c / q
+        # (rows whose ||c||^2 rounds to alpha^2 or below are left at zero)
+        tolerance = 1e-9 * np.abs(expected) + 1e-15 * norm / q.min()
+        assert np.all(np.abs(x - expected) <= tolerance), (c, q, alpha)
+
+
+def test_solver_state_stays_finite_over_random_scales(monkeypatch):
+    # data over 24 orders of magnitude, alpha at alpha_max (the top of the CV
+    # grid, where a group norm often equals alpha up to rounding), at the smallest
+    # group norm and in between: no NaN or infinity anywhere, in particular no
+    # division by zero in the group soft-threshold
+    rounding_cases = 0
+    threshold = gsc._threshold
+
+    def checked_threshold(q, norms2, c2q, c2q2, alpha, work, out):
+        nonlocal rounding_cases
+        rounding_cases += sum(
+            n2 > alpha * alpha and math.sqrt(n2) * (1.0 / alpha) == 1.0 for n2 in norms2
+        )
+        assert np.isfinite([*norms2, *c2q, *c2q2]).all() and np.isfinite(q).all()
+        threshold(q, norms2, c2q, c2q2, alpha, work, out)
+        assert np.isfinite(out).all()
+
+    def probe(iteration, omega, omega_old, running, logdets):
+        assert np.isfinite(omega).all() and np.isfinite(logdets).all()
+        return np.zeros(running.size, dtype=bool)
+
+    monkeypatch.setattr(gsc, "_threshold", checked_threshold)
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        n_subjects, n_regions = int(rng.integers(1, 5)), int(rng.integers(2, 7))
+        n_samples = int(rng.integers(5, 40))
+        scale = 10 ** rng.uniform(-12, 12)
+        subjects = [
+            rng.standard_normal((n_samples, n_regions))
+            * scale
+            * rng.uniform(0.5, 2.0, n_regions)
+            for _ in range(n_subjects)
+        ]
+        covs, n_samples = empirical_covariances(subjects)
+        weights = (n_samples / n_samples.sum())[None, :]
+        alpha_max, alpha_min = compute_alpha_max(covs, n_samples)
+        for alpha in (alpha_max, alpha_min, rng.uniform(0.01, 1.0) * alpha_max):
+            result = gsc._solve(
+                covs[:, :, None, :], weights, alpha, 20, None, probe=probe
+            )
+            for array in (result.precisions, result.inverses, result.logdets):
+                assert np.isfinite(array).all()
+    assert rounding_cases > 0  # the case of the test above did occur
+
+
 def test_precisions_init_and_probe_stop(subjects, problem):
     alpha = 0.2 * problem[2]
     _, reference = group_sparse_covariance(subjects, alpha, max_iter=200, tol=1e-10)
@@ -386,6 +533,11 @@ def test_different_numbers_of_regions(subjects):
         group_sparse_covariance(bad, 0.1)
     with pytest.raises(ValueError, match="same number of regions"):
         GroupSparseCovarianceCV().fit(bad)
+    # the words nilearn's own test matches
+    with pytest.raises(
+        ValueError, match=r"All subjects must have the same number of features, i\.e\."
+    ):
+        GroupSparseCovariance().fit(bad)
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
@@ -410,11 +562,25 @@ def test_constant_region(subjects):
 
 
 def test_constant_region_within_a_fold(subjects):
+    # constant over the test samples of a fold (few samples, discrete values):
+    # standardised with scale 1 (as scikit-learn's StandardScaler), so the fold
+    # is scored with that region at its mean
     bad = [s.copy() for s in subjects]
     bad[0][:24, 2] = 1.0  # the first test fold of KFold(5) on 120 samples
+    folds, _ = gsc._make_folds(bad, None)
+    test_cov = folds.test_covs[:, :, 0, 0]
+    assert np.all(test_cov[2] == 0) and np.all(test_cov[:, 2] == 0)
+    others = np.delete(np.delete(test_cov, 2, axis=0), 2, axis=1)
+    np.testing.assert_allclose(others, np.corrcoef(np.delete(bad[0][:24], 2, 1).T))
+    estimate = GroupSparseCovarianceCV(alphas=3, n_refinements=2).fit(bad)
+    assert np.isfinite(estimate.cv_scores_).all()
+    assert np.isfinite(estimate.precisions_).all()
+    # constant over the training samples: that fold's precisions are undefined
+    bad[0] = subjects[0].copy()
+    bad[0][24:, 2] = 1.0
     with pytest.raises(
         ValueError,
-        match="subject 0, region 2 is constant over the test samples of CV fold 0",
+        match="subject 0, region 2 is constant over the training samples of CV fold 0",
     ):
         GroupSparseCovarianceCV().fit(bad)
 
@@ -435,7 +601,11 @@ def test_bad_cv_alphas(subjects):
 
 
 def test_too_few_samples(subjects):
-    with pytest.raises(ValueError, match="subject 1 has 1 samples: at least 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"subject 1: Found array with 1 sample\(s\) \(shape=\(1, 8\)\) while a "
+        "minimum of 2 is required",
+    ):
         group_sparse_covariance([subjects[0], subjects[1][:1]], 0.1)
 
 
@@ -450,10 +620,92 @@ def test_too_few_samples_in_a_fold(subjects):
 def test_bad_shapes():
     with pytest.raises(ValueError, match="subjects is empty"):
         group_sparse_covariance([], 0.1)
+    # nilearn's test of its own message matches "subjects' .* must be .* iterable"
+    with pytest.raises(ValueError, match=r"subjects' .* must be .* iterable.*got int"):
+        group_sparse_covariance(1, 0.1)
     with pytest.raises(ValueError, match=r"subject 0: expected a 2D array.*\(10,\)"):
         group_sparse_covariance([np.arange(10.0)], 0.1)
     with pytest.raises(ValueError, match="at least 2 regions"):
         group_sparse_covariance([np.arange(10.0)[:, None]], 0.1)
+
+
+# scikit-learn's words (its check_array's), after the subject and with the value
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        (
+            (0, 3),
+            r"subject 1: Found array with 0 sample\(s\) \(shape=\(0, 3\)\) while "
+            "a minimum of 2 is required",
+        ),
+        (
+            (12, 0),
+            r"subject 0: Found array with 0 feature\(s\) \(shape=\(12, 0\)\) while "
+            "a minimum of 2 is required",
+        ),
+        (
+            (12, 1),
+            r"subject 0: Found array with 1 feature\(s\) \(shape=\(12, 1\)\) while "
+            "a minimum of 2 is required: at least 2 regions are needed",
+        ),
+    ],
+    ids=["no samples", "no regions", "one region"],
+)
+def test_empty_data_and_one_region(shape, message):
+    rng = np.random.default_rng(0)
+    bad = [rng.standard_normal((12, shape[1])), rng.standard_normal(shape)]
+    for fit in (
+        lambda: group_sparse_covariance(bad, 0.1),
+        lambda: GroupSparseCovariance().fit(bad),
+        lambda: GroupSparseCovarianceCV().fit(bad),
+    ):
+        with pytest.raises(ValueError, match=message):
+            fit()
+
+
+def test_complex_data(subjects):
+    bad = [s.astype(complex) for s in subjects]
+    bad[2][4, 1] += 0.5j
+    message = r"subject 0: Complex data not supported \(dtype complex128, value"
+    with pytest.raises(ValueError, match=message):
+        GroupSparseCovariance().fit(bad)
+    bad[:2] = subjects[:2]
+    message = r"subject 2: Complex data not supported \(dtype complex128, value.*0\.5j"
+    with pytest.raises(ValueError, match=message):
+        GroupSparseCovarianceCV().fit(bad)
+    with pytest.raises(ValueError, match="subject 0: Complex data not supported"):
+        group_sparse_covariance([[[1.0, 2j], [3.0, 4.0]]], 0.1)
+
+
+def test_object_arrays(subjects):
+    # numbers held as objects are numbers
+    objects = [s.astype(object) for s in subjects]
+    _, expected = group_sparse_covariance(subjects, 0.1)
+    np.testing.assert_array_equal(group_sparse_covariance(objects, 0.1)[1], expected)
+    objects[1][3, 2] = {"foo": "bar"}
+    with pytest.raises(
+        TypeError,
+        match=r"subject 1: cannot be read as a numeric array \(float\(\) argument "
+        "must be a string or a real number, not 'dict'",
+    ):
+        GroupSparseCovarianceCV().fit(objects)
+    objects[1][3, 2] = "n/a"
+    with pytest.raises(
+        ValueError, match=r"subject 1: cannot be read as a numeric array.*'n/a'"
+    ):
+        GroupSparseCovariance().fit(objects)
+
+
+def test_sparse_data(subjects):
+    message = (
+        r"subject 1: Sparse data was passed \(csr_array of shape \(120, 8\)\), but "
+        "dense data is required. Use '.toarray\\(\\)'"
+    )
+    bad = [subjects[0], sparse.csr_array(subjects[1])]
+    with pytest.raises(TypeError, match=message):
+        GroupSparseCovariance().fit(bad)
+    with pytest.raises(TypeError, match=message.replace("subject 1", "subject 0")):
+        GroupSparseCovarianceCV().fit(sparse.csr_array(subjects[1]))
 
 
 @pytest.mark.parametrize(
