@@ -67,25 +67,25 @@ include: "workflow/rules/evaluation.smk"
 rule all:
     default_target: True
     input:
-        f"{RESULTS}/dataset_description.json",
-        f"{RESULTS}/.bidsignore",
+        PATHS.dataset_description,
+        PATHS.bidsignore,
         expand(
-            subject_file("desc-highvariance_confounds.tsv"),
+            PATHS.high_variance_confounds,
             subject=SUBJECTS,
         ),
         expand(
-            subject_file(f"atlas-{ATLAS_NAME}_timeseries.{{ext}}"),
+            PATHS.subject_file(f"atlas-{ATLAS_NAME}_timeseries.{{ext}}"),
             subject=SUBJECTS,
             ext=["tsv", "json"],
         ),
         rules.group_sparse_covariance.output,
         rules.graph_lasso.output,
         expand(
-            relmat("{stat}", "graphlasso"),
+            PATHS.relmat("{stat}", "graphlasso"),
             subject=SUBJECTS if config["graph_lasso"]["per_subject"] else [],
             stat=["covariance", "precision"],
         ),
-        DATASET_TARGETS,
+        INPUTS.targets,
         rules.scan_qc.output,
         FIGURE_FILES,
         rules.model_comparison.output if config["science_check"] else [],
@@ -98,8 +98,8 @@ rule all:
 
 rule dataset_description:
     output:
-        json=f"{RESULTS}/dataset_description.json",
-        bidsignore=f"{RESULTS}/.bidsignore",
+        json=PATHS.dataset_description,
+        bidsignore=PATHS.bidsignore,
     log:
         f"{LOGS}/dataset_description/dataset_description.log",
     benchmark:
@@ -112,7 +112,7 @@ rule dataset_description:
     params:
         name="sparseconn functional connectomes",
         version=PKG_VERSION,
-        links=DATASET_LINKS_FROM_RESULTS,
+        links=INPUTS.dataset_links_from_results,
         code=code_version("tasks", "io"),
     message:
         "Describing the results as a BIDS-derivatives dataset"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +33,28 @@ def test_linter_is_clean(command):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+RULE_FILES = [*sorted((ROOT / "workflow" / "rules").glob("*.smk")), ROOT / "Snakefile"]
+
+
+def test_rules_only_wire():
+    """common.smk stays small; no function of a .smk file writes a global."""
+    assert len((ROOT / "workflow/rules/common.smk").read_text().splitlines()) <= 150
+    for path in RULE_FILES:
+        body = None
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.startswith("def "):
+                body = line
+            elif line and not line[0].isspace():
+                body = None
+            elif body is not None:
+                code = line.split("#", 1)[0]
+                assert "global " not in code, f"{path.name}:{number}: {line}"
+                # an upper-case (module-level) name assigned or filled in a function
+                assert not re.search(r"\b[A-Z][A-Z0-9_]+(\[[^]]*\])?\s*=[^=]", code), (
+                    f"{path.name}:{number}: {line}"
+                )
+                assert not re.search(
+                    r"\b[A-Z][A-Z0-9_]+\.(append|update|setdefault)\(", code
+                ), f"{path.name}:{number}: {line}"

@@ -8,13 +8,13 @@ rule model_comparison:
         timeseries=GROUP_TIMESERIES,
     output:
         tsv=report(
-            f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-heldout_loglikelihood.tsv",
+            PATHS.heldout_loglikelihood,
             caption="../report/model_comparison.rst",
             category="5. Science check",
             labels={"table": "held-out log-likelihood"},
         ),
         figure=report(
-            f"{FIGURES_DIR}/atlas-{ATLAS_NAME}_desc-modelcomparison.png",
+            f"{PATHS.group_figure('desc-modelcomparison')}.png",
             caption="../report/model_comparison.rst",
             category="5. Science check",
             labels={"figure": "held-out log-likelihood"},
@@ -44,21 +44,23 @@ rule model_comparison:
 rule recovery_scores:
     input:
         group=rules.group_sparse_covariance.output.npz,
-        graph_lasso=expand(relmat("precision", "graphlasso"), subject=GROUP_SUBJECTS),
+        graph_lasso=expand(
+            PATHS.relmat("precision", "graphlasso"), subject=GROUP_SUBJECTS
+        ),
         timeseries=expand(
-            subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
+            PATHS.subject_timeseries(),
             subject=GROUP_SUBJECTS,
         ),
-        truths=expand(SYNTHETIC_SUBJECT["truth"], subject=GROUP_SUBJECTS),
+        truths=expand(PATHS.synthetic_subject["truth"], subject=GROUP_SUBJECTS),
     output:
         tsv=report(
-            f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-recovery_scores.tsv",
+            PATHS.recovery_scores,
             caption="../report/recovery_scores.rst",
             category="5. Science check",
             labels={"table": "ground-truth recovery"},
         ),
         figure=report(
-            f"{FIGURES_DIR}/atlas-{ATLAS_NAME}_desc-recovery.png",
+            f"{PATHS.group_figure('desc-recovery')}.png",
             caption="../report/recovery_scores.rst",
             category="5. Science check",
             labels={"figure": "ground-truth recovery"},

@@ -22,8 +22,8 @@ localrules:
 
 rule fetch_atlas:
     output:
-        maps=ADHD_ATLAS["maps"],
-        labels=ADHD_ATLAS["labels"],
+        maps=PATHS.adhd_atlas["maps"],
+        labels=PATHS.adhd_atlas["labels"],
     log:
         f"{LOGS}/fetch_atlas/fetch_atlas.log",
     benchmark:
@@ -37,10 +37,10 @@ rule fetch_atlas:
         mem_mb=200,
         runtime=30,
     params:
-        url=ADHD_SOURCES["atlas_url"],
-        checksum=adhd_checksum("MSDL_rois.zip"),
-        archive=adhd_archive("MSDL_rois.zip"),
-        lock=ADHD_LOCK,
+        url=INPUTS.adhd.atlas_url,
+        checksum=INPUTS.adhd.checksums.get("MSDL_rois.zip"),
+        archive=PATHS.adhd_download("MSDL_rois.zip"),
+        lock=PATHS.adhd_lock,
         maps_member=fetch.MSDL_MAPS_MEMBER,
         labels_member=fetch.MSDL_LABELS_MEMBER,
     message:
@@ -51,8 +51,8 @@ rule fetch_atlas:
 
 rule fetch_subject:
     output:
-        func=ADHD_SUBJECT["func"],
-        confounds=ADHD_SUBJECT["confounds"],
+        func=PATHS.adhd_subject["func"],
+        confounds=PATHS.adhd_subject["confounds"],
     log:
         f"{LOGS}/fetch_subject/{{subject}}.log",
     benchmark:
@@ -68,11 +68,11 @@ rule fetch_subject:
         mem_mb=200,
         runtime=60,
     params:
-        url=adhd_subject_url,
-        checksum=adhd_subject_checksum,
-        archive=adhd_subject_download,
-        lock=ADHD_LOCK,
-        members=adhd_subject_members,
+        url=get_adhd_subject_url,
+        checksum=get_adhd_subject_checksum,
+        archive=get_adhd_subject_download,
+        lock=PATHS.adhd_lock,
+        members=get_adhd_subject_members,
     message:
         "sub-{wildcards.subject}: downloading {params.url}"
     script:
@@ -81,7 +81,7 @@ rule fetch_subject:
 
 rule fetch_phenotypes:
     output:
-        csv=ADHD_PHENOTYPES,
+        csv=PATHS.adhd_phenotypes,
     log:
         f"{LOGS}/fetch_phenotypes/fetch_phenotypes.log",
     benchmark:
@@ -95,10 +95,10 @@ rule fetch_phenotypes:
         mem_mb=200,
         runtime=10,
     params:
-        url=ADHD_PHENOTYPES_URL,
-        checksum=adhd_checksum("adhd40_metadata.tgz"),
-        archive=adhd_archive("adhd40_metadata.tgz"),
-        lock=ADHD_LOCK,
+        url=INPUTS.adhd.phenotypes_url,
+        checksum=INPUTS.adhd.checksums.get("adhd40_metadata.tgz"),
+        archive=PATHS.adhd_download("adhd40_metadata.tgz"),
+        lock=PATHS.adhd_lock,
         member=fetch.ADHD_PHENOTYPES_MEMBER,
     message:
         "Downloading the ADHD-40 phenotypic table from {params.url}"
@@ -108,7 +108,7 @@ rule fetch_phenotypes:
 
 rule fetch_sheet_file:
     output:
-        f"{SHEET_DOWNLOAD_DIR}/{{subject}}/{{column}}/{{filename}}",
+        f"{PATHS.sheet_downloads}/{{subject}}/{{column}}/{{filename}}",
     log:
         f"{LOGS}/fetch_sheet_file/{{subject}}_{{column}}_{{filename}}.log",
     benchmark:
@@ -125,8 +125,8 @@ rule fetch_sheet_file:
         mem_mb=200,
         runtime=60,
     params:
-        url=sheet_url,
-        lock=SHEET_LOCK,
+        url=get_sheet_url,
+        lock=PATHS.sheet_lock,
     message:
         "sub-{wildcards.subject}: downloading {params.url}"
     script:

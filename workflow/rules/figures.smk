@@ -6,22 +6,19 @@
 FIGURE_SETTINGS = config["figures"]
 # SVG copies of the group-level figures (config figures.svg); PNGs always.
 FIGURE_EXTRA = ["svg"] if FIGURE_SETTINGS["svg"] else []
-ESTIMATES = ["groupsparse", "graphlasso"]
-MATRIX_KINDS = ["covariance", "sparsity", "precision"]
 
 # File names without their extension (.png, .svg); {estimate} and {subject}
 # are wildcards.
-FIGURES_DIR = f"{RESULTS}/figures"
-PLOTTED_PREFIX = f"{FIGURES_DIR}/{unit_label(PLOT_SUBJECT)}_atlas-{ATLAS_NAME}"
-CONNECTOME_FIGURE = f"{PLOTTED_PREFIX}_desc-{{estimate}}_connectome"
+PLOTTED_LABEL = INPUTS.unit_label(PLOT_SUBJECT)
+CONNECTOME_FIGURE = PATHS.plotted_figure(PLOTTED_LABEL, "desc-{estimate}_connectome")
 MATRIX_FIGURE = {
-    kind: f"{PLOTTED_PREFIX}_stat-{kind}_desc-{{estimate}}_matrix"
+    kind: PATHS.plotted_figure(PLOTTED_LABEL, f"stat-{kind}_desc-{{estimate}}_matrix")
     for kind in MATRIX_KINDS
 }
-CV_FIGURE = f"{FIGURES_DIR}/atlas-{ATLAS_NAME}_desc-{{estimate}}_cv"
-QC_FIGURE = f"{FIGURES_DIR}/sub-{{subject}}_atlas-{ATLAS_NAME}_qc"
+CV_FIGURE = PATHS.group_figure("desc-{estimate}_cv")
+QC_FIGURE = PATHS.qc_figure
 # The estimate's group .npz (desc-groupsparse or desc-graphlasso).
-GROUP_NPZ = f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-{{estimate}}_connectome.npz"
+GROUP_NPZ = PATHS.group_connectome("{estimate}")
 
 
 wildcard_constraints:
@@ -31,8 +28,8 @@ wildcard_constraints:
 rule plot_connectome:
     input:
         npz=GROUP_NPZ,
-        maps=ATLAS_MAPS,
-        labels=atlas_labels_input,
+        maps=INPUTS.atlas.maps,
+        labels=get_atlas_labels,
     output:
         png=report(
             f"{CONNECTOME_FIGURE}.png",
@@ -63,7 +60,7 @@ rule plot_connectome:
 rule plot_matrices:
     input:
         npz=GROUP_NPZ,
-        labels=atlas_labels_input,
+        labels=get_atlas_labels,
     output:
         # each: the PNG (in the report), then its SVG when configured
         covariance=[
@@ -145,9 +142,9 @@ rule plot_cv_curve:
 
 rule plot_subject_qc:
     input:
-        confounds=subject_file("desc-highvariance_confounds.tsv"),
-        timeseries=subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
-        sidecar=subject_file(f"atlas-{ATLAS_NAME}_timeseries.json"),
+        confounds=PATHS.high_variance_confounds,
+        timeseries=PATHS.subject_timeseries(),
+        sidecar=PATHS.subject_timeseries("json"),
     output:
         png=report(
             f"{QC_FIGURE}.png",
@@ -193,10 +190,10 @@ FIGURE_FILES = expand(
 
 rule scan_qc:
     input:
-        sidecars=scan_sidecars(),
+        sidecars=INPUTS.scan_sidecars,
     output:
         tsv=report(
-            f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-scans_qc.tsv",
+            PATHS.scans_qc,
             caption="../report/scan_qc.rst",
             category="4. Subject quality control",
             labels={"table": "scans: inclusion and warnings"},
@@ -211,8 +208,8 @@ rule scan_qc:
         mem_mb=200,
         runtime=1,
     params:
-        scans=scan_names(),
-        excluded=excluded_before_jobs(),
+        scans=INPUTS.scan_names,
+        excluded=dict(INPUTS.excluded),
         code=code_version("tasks"),
     message:
         "Quality table of every scan: in the group stage or not, and why"

@@ -13,13 +13,12 @@ wildcard_constraints:
 
 rule fmriprep_timeseries:
     input:
-        unpack(fmriprep_confounds_input),
-        bold=lambda wildcards: str(fmriprep_scan(wildcards).bold),
-        maps=ATLAS_MAPS,
-        labels=atlas_labels_input,
+        unpack(get_fmriprep_confounds),
+        bold=get_fmriprep_bold,
+        maps=INPUTS.atlas.maps,
+        labels=get_atlas_labels,
     output:
-        tsv=f"{RESULTS}/{{folder}}/func/{{stem}}_timeseries.tsv",
-        json=f"{RESULTS}/{{folder}}/func/{{stem}}_timeseries.json",
+        **PATHS.scan_timeseries_pattern,
     log:
         f"{LOGS}/fmriprep_timeseries/{{folder}}/{{stem}}.log",
     benchmark:
@@ -29,9 +28,9 @@ rule fmriprep_timeseries:
         mem_mb=800,
         runtime=10,
     params:
-        scan=lambda wildcards: SCAN_OF_STEM[wildcards.stem],
+        scan=get_scan_name,
         atlas_name=ATLAS_NAME,
-        strategy=DENOISE_STRATEGY,
+        strategy=INPUTS.denoise_strategy,
         confound_columns=config["confound_columns"],
         t_r=config["t_r"],
         high_pass=config["high_pass"],
@@ -40,9 +39,9 @@ rule fmriprep_timeseries:
         standardize=config["standardize"],
         n_high_variance_confounds=config["n_high_variance_confounds"],
         high_variance_percentile=config["high_variance_percentile"],
-        min_kept_fraction=MIN_KEPT_FRACTION,
+        min_kept_fraction=INPUTS.min_kept_fraction,
         min_degrees_of_freedom=config["min_degrees_of_freedom"],
-        links=DATASET_LINKS,
+        links=INPUTS.dataset_links,
         code=code_version("tasks", "fmriprep"),
     message:
         "{params.scan}: region signals ({params.strategy} denoising)"

@@ -5,19 +5,21 @@
 
 # Time series of the group stage's elements (subjects, or fMRIPrep units whose
 # runs are concatenated), flat, and the number of files of each element.
-GROUP_TIMESERIES, GROUP_SIZES = units_timeseries(GROUP_SUBJECTS)
-PLOTTED_TIMESERIES, PLOTTED_SIZES = units_timeseries([PLOT_SUBJECT])
+GROUP_TIMESERIES, GROUP_SIZES = INPUTS.units_timeseries(GROUP_SUBJECTS)
+PLOTTED_TIMESERIES, PLOTTED_SIZES = INPUTS.units_timeseries([PLOT_SUBJECT])
 
 
 rule group_sparse_covariance:
     input:
         timeseries=GROUP_TIMESERIES,
     output:
-        npz=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-groupsparse_connectome.npz",
+        npz=PATHS.group_connectome("groupsparse"),
         covariances=[
-            unit_relmat(u, "covariance", "groupsparse") for u in GROUP_SUBJECTS
+            INPUTS.unit_relmat(u, "covariance", "groupsparse") for u in GROUP_SUBJECTS
         ],
-        precisions=[unit_relmat(u, "precision", "groupsparse") for u in GROUP_SUBJECTS],
+        precisions=[
+            INPUTS.unit_relmat(u, "precision", "groupsparse") for u in GROUP_SUBJECTS
+        ],
     log:
         f"{LOGS}/group_sparse_covariance/group_sparse_covariance.log",
     benchmark:
@@ -43,9 +45,9 @@ rule graph_lasso:
     input:
         timeseries=PLOTTED_TIMESERIES,
     output:
-        npz=f"{GROUP_DIR}/atlas-{ATLAS_NAME}_desc-graphlasso_connectome.npz",
-        covariance=unit_relmat(PLOT_SUBJECT, "covariance", "graphlasso"),
-        precision=unit_relmat(PLOT_SUBJECT, "precision", "graphlasso"),
+        npz=PATHS.group_connectome("graphlasso"),
+        covariance=INPUTS.unit_relmat(PLOT_SUBJECT, "covariance", "graphlasso"),
+        precision=INPUTS.unit_relmat(PLOT_SUBJECT, "precision", "graphlasso"),
     log:
         f"{LOGS}/graph_lasso/graph_lasso.log",
     benchmark:
@@ -67,17 +69,17 @@ rule graph_lasso:
 
 rule graph_lasso_subject:
     input:
-        timeseries=subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
+        timeseries=PATHS.subject_timeseries(),
     output:
-        covariance=relmat("covariance", "graphlasso"),
-        precision=relmat("precision", "graphlasso"),
+        covariance=PATHS.relmat("covariance", "graphlasso"),
+        precision=PATHS.relmat("precision", "graphlasso"),
     log:
         f"{LOGS}/graph_lasso_subject/{{subject}}.log",
     benchmark:
         f"{BENCHMARKS}/graph_lasso_subject/{{subject}}.tsv"
     wildcard_constraints:
         # the plotted subject's matrices come from rule graph_lasso
-        subject=OTHER_SUBJECTS_PATTERN,
+        subject=INPUTS.other_subjects_pattern,
     conda:
         "../../envs/sparseconn.yaml"
     threads: 1

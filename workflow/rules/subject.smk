@@ -6,9 +6,9 @@
 
 rule high_variance_confounds:
     input:
-        func=func_for,
+        func=get_func,
     output:
-        tsv=subject_file("desc-highvariance_confounds.tsv"),
+        tsv=PATHS.high_variance_confounds,
     log:
         f"{LOGS}/high_variance_confounds/{{subject}}.log",
     benchmark:
@@ -29,13 +29,13 @@ rule high_variance_confounds:
 
 rule extract_timeseries:
     input:
-        func=func_for,
-        maps=ATLAS_MAPS,
-        labels=atlas_labels_input,
-        confounds=confounds_for,
+        func=get_func,
+        maps=INPUTS.atlas.maps,
+        labels=get_atlas_labels,
+        confounds=get_confounds,
     output:
-        tsv=subject_file(f"atlas-{ATLAS_NAME}_timeseries.tsv"),
-        json=subject_file(f"atlas-{ATLAS_NAME}_timeseries.json"),
+        tsv=PATHS.subject_timeseries(),
+        json=PATHS.subject_timeseries("json"),
     log:
         f"{LOGS}/extract_timeseries/{{subject}}.log",
     benchmark:
@@ -46,15 +46,15 @@ rule extract_timeseries:
         runtime=10,
     params:
         atlas_name=ATLAS_NAME,
-        sheet_t_r=sheet_t_r_for,
-        config_t_r=config_t_r_for,
+        sheet_t_r=get_sheet_t_r,
+        config_t_r=get_config_t_r,
         high_pass=config["high_pass"],
         low_pass=config["low_pass"],
         detrend=config["detrend"],
         standardize=config["standardize"],
-        min_kept_fraction=MIN_KEPT_FRACTION,
+        min_kept_fraction=INPUTS.min_kept_fraction,
         min_degrees_of_freedom=config["min_degrees_of_freedom"],
-        links=DATASET_LINKS,
+        links=INPUTS.dataset_links,
         code=code_version("tasks", "signals", "confounds", "atlas", "subjects"),
     message:
         "sub-{wildcards.subject}: region signals of atlas {params.atlas_name}"

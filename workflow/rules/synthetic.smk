@@ -5,9 +5,9 @@
 
 rule synthetic_atlas:
     output:
-        maps=SYNTHETIC_ATLAS["maps"],
-        labels=SYNTHETIC_ATLAS["labels"],
-        truth=SYNTHETIC_ATLAS["truth"],
+        maps=PATHS.synthetic_atlas["maps"],
+        labels=PATHS.synthetic_atlas["labels"],
+        truth=PATHS.synthetic_atlas["truth"],
     log:
         f"{LOGS}/synthetic_atlas/synthetic_atlas.log",
     benchmark:
@@ -28,11 +28,11 @@ rule synthetic_atlas:
 
 rule synthetic_subject:
     input:
-        atlas_truth=SYNTHETIC_ATLAS["truth"],
+        atlas_truth=PATHS.synthetic_atlas["truth"],
     output:
-        func=SYNTHETIC_SUBJECT["func"],
-        confounds=SYNTHETIC_SUBJECT["confounds"],
-        truth=SYNTHETIC_SUBJECT["truth"],
+        func=PATHS.synthetic_subject["func"],
+        confounds=PATHS.synthetic_subject["confounds"],
+        truth=PATHS.synthetic_subject["truth"],
     log:
         f"{LOGS}/synthetic_subject/{{subject}}.log",
     benchmark:
@@ -42,7 +42,7 @@ rule synthetic_subject:
         mem_mb=500,
         runtime=5,
     params:
-        subject_index=synthetic_index,
+        subject_index=get_synthetic_index,
         seed=config["synthetic"]["seed"],
         n_volumes=config["synthetic"]["n_volumes"],
         t_r=config["synthetic"]["t_r"],

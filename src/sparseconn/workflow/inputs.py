@@ -1,0 +1,755 @@
+"""The inputs of a run, built once from the checked config: one class per dataset kind.
+
+Everything the rules need to know when the workflow is read (subjects, their
+files and repetition times, the group stage's elements and the scans left out of
+it, the atlas, the plotted subject, the download sources) is computed here, once,
+into an immutable value. ``workflow/rules/common.smk`` calls :func:`build_inputs`
+and hands its answers to the rules; nothing here imports Snakemake.
+
+Adding a dataset kind is adding a subclass of :class:`RunInputs` and an entry of
+:data:`KINDS` (and the config schema's enum).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
+
+import yaml
+
+from sparseconn import fetch
+from sparseconn.errors import InputError
+from sparseconn.subjects import Subject, check_subject_id, match_label
+from sparseconn.workflow.paths import Paths
+
+#: Validates the subjects sheet's rows (a DataFrame) against its schema; given by
+#: the workflow (Snakemake's ``validate``), raising InputError naming the sheet.
+SheetValidator = Callable[[Any, str, Sequence[str]], None]
+
+
+@dataclass(frozen=True)
+class AtlasFiles:
+    """The atlas of the run: 4D maps, labels table (or None) and BIDS label."""
+
+    maps: str
+    labels: str | None
+    name: str
+
+
+@dataclass(frozen=True)
+class AdhdSources:
+    """Where dataset adhd is downloaded from, and the checksums known for it."""
+
+    base_url: str | None
+    atlas_url: str | None
+    checksums: Mapping[str, str]
+
+    def url(self, relative: str) -> str | None:
+        """A URL below ``base_url`` (None when unset)."""
+        return (
+            None if self.base_url is None else fetch.join_url(self.base_url, relative)
+        )
+
+    @property
+    def phenotypes_url(self) -> str | None:
+        return self.url(fetch.ADHD_PHENOTYPES_ARCHIVE)
+
+    def subject_url(self, subject: str) -> str | None:
+        """A subject's archive: the base URL + ``<NITRC id>/adhd40_<id>.tgz``."""
+        return self.url(fetch.adhd_subject_archive(subject))
+
+
+def adhd_sources(
+    config: Mapping[str, Any], basedir: str | Path, *, source: str, required: bool
+) -> AdhdSources:
+    """The canonical hosts of ``config/adhd.yaml``, overridden by config ``adhd``.
+
+    A null URL keeps the canonical one. Read for every dataset (the download
+    rules are always defined), required (an error when unset) by dataset adhd.
+    """
+    canonical_file = Path(basedir, "config", "adhd.yaml")
+    try:
+        canonical = yaml.safe_load(canonical_file.read_text())["adhd"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        canonical = {}
+    given = config["adhd"]
+    urls = {
+        key: given.get(key) or canonical.get(key) for key in ("base_url", "atlas_url")
+    }
+    checksums = {**(canonical.get("checksums") or {}), **(given.get("checksums") or {})}
+    for name, value in checksums.items():
+        try:
+            fetch.parse_checksum(value)
+        except ValueError as error:
+            raise InputError(source, f"adhd.checksums.{name}: {error}") from None
+    missing = [key for key, url in urls.items() if url is None]
+    if required and missing:
+        raise InputError(
+            source,
+            f"adhd.{missing[0]} is not set and {canonical_file} gives none; "
+            "run with --configfile config/adhd.yaml or set it to a mirror",
+        )
+    return AdhdSources(urls["base_url"], urls["atlas_url"], MappingProxyType(checksums))
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What the rules need to know about a run's inputs (one subclass per kind).
+
+    Attributes
+    ----------
+    config : Mapping
+        The checked config (schema defaults filled in).
+    source : str
+        Names the config in error messages.
+    paths : Paths
+    atlas : AtlasFiles
+    adhd : AdhdSources
+    subjects : tuple of str
+        Subjects of the per-subject rules, sorted (none for dataset fmriprep,
+        whose unit of work is the run).
+    group_units : tuple of str
+        Elements of the group stage, in the group ``.npz``'s order.
+    excluded : Mapping
+        Scans left out of the group stage before any job runs -> why.
+    plot_unit : str
+        The group element plotted and fitted by the graph lasso.
+    """
+
+    kind: ClassVar[str]
+
+    config: Mapping[str, Any]
+    source: str
+    paths: Paths
+    atlas: AtlasFiles
+    adhd: AdhdSources
+    subjects: tuple[str, ...]
+    group_units: tuple[str, ...]
+    excluded: Mapping[str, str]
+    plot_unit: str
+
+    # ----------------------------------------------------------- construction
+    @classmethod
+    def build(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        source: str,
+        basedir: str | Path,
+        validate_sheet: SheetValidator | None = None,
+    ) -> RunInputs:
+        """The inputs of this kind of dataset described by ``config``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _common(
+        config: Mapping[str, Any], source: str, basedir: str | Path, kind: str
+    ) -> dict[str, Any]:
+        adhd = adhd_sources(config, basedir, source=source, required=kind == "adhd")
+        strategy = config["denoise_strategy"]
+        if kind != "fmriprep" and strategy not in (None, "highvariance"):
+            raise InputError(
+                source,
+                f"denoise_strategy {strategy!r} needs fMRIPrep confounds (dataset "
+                f"'fmriprep'); dataset {kind!r} takes highvariance only",
+            )
+        return {
+            "config": MappingProxyType(dict(config)),
+            "source": source,
+            "adhd": adhd,
+        }
+
+    # -------------------------------------------------------- per-subject rules
+    @property
+    def denoise_strategy(self) -> str:
+        """``denoise_strategy``, or its default (``highvariance``; fmriprep: simple)."""
+        return self.config["denoise_strategy"] or "highvariance"
+
+    @property
+    def min_kept_fraction(self) -> float:
+        """Config ``min_volumes`` (``"50%"``) as a fraction."""
+        return float(self.config["min_volumes"].rstrip("%")) / 100.0
+
+    def func(self, subject: str) -> str:
+        """The subject's 4D image."""
+        raise NotImplementedError(f"dataset {self.kind} has no per-subject images")
+
+    def file_confounds(self, subject: str) -> str | None:
+        """The subject's confounds file, or None."""
+        return None
+
+    def confounds(self, subject: str) -> list[str]:
+        """Confounds tables regressed out: the high-variance ones, then the file's."""
+        hv = self.paths.high_variance_confounds.format(subject=subject)
+        own = self.file_confounds(subject)
+        return [hv] if own is None else [hv, own]
+
+    def sheet_t_r(self, subject: str) -> float | None:
+        """The repetition time the subjects sheet gives the subject, or None."""
+        return None
+
+    def config_t_r(self, subject: str) -> float | None:
+        """Config ``t_r`` for a subject the sheet gives none (else None).
+
+        Returned only where it is used, so that changing it reruns only those jobs.
+        """
+        return self.config["t_r"] if self.sheet_t_r(subject) is None else None
+
+    @property
+    def other_subjects_pattern(self) -> str:
+        """Regex of the subjects the graph lasso fits one by one (not the plotted)."""
+        return "|".join(s for s in self.subjects if s != self.plot_unit) or "(?!)"
+
+    # -------------------------------------------------------------- group stage
+    def unit_label(self, unit: str) -> str:
+        """A group element as named in figure file names."""
+        return f"sub-{unit}"
+
+    def unit_timeseries(self, unit: str) -> list[str]:
+        """Time-series TSVs of a group element (several runs when concatenated)."""
+        return [self.paths.subject_timeseries().format(subject=unit)]
+
+    def units_timeseries(self, units: Sequence[str]) -> tuple[list[str], list[int]]:
+        """The time series of ``units``, flat, and how many each unit has."""
+        files = [self.unit_timeseries(unit) for unit in units]
+        return [f for unit_files in files for f in unit_files], [len(f) for f in files]
+
+    def unit_relmat(self, unit: str, stat: str, desc: str) -> str:
+        """Relmat TSV of a group element (xcp_d layout)."""
+        return self.paths.relmat(stat, desc).format(subject=unit)
+
+    # -------------------------------------------------------- every scan, QC
+    @property
+    def scan_names(self) -> list[str]:
+        """Every scan of the run, as named in the scans' QC table."""
+        return [f"sub-{subject}" for subject in self.subjects]
+
+    @property
+    def scan_sidecars(self) -> list[str]:
+        """Time-series sidecar of each of :attr:`scan_names`, in the same order."""
+        pattern = self.paths.subject_timeseries("json")
+        return [pattern.format(subject=subject) for subject in self.subjects]
+
+    @property
+    def targets(self) -> list[str]:
+        """Inputs of rule ``all`` beyond the results every dataset has."""
+        return []
+
+    # ---------------------------------------------------------- provenance
+    def _source_links(self) -> dict[str, str]:
+        """Dataset name -> folder of the input data (by kind)."""
+        raise NotImplementedError
+
+    @property
+    def dataset_links(self) -> dict[str, str]:
+        """Folders the sidecars' ``Sources`` refer to: dataset name -> folder.
+
+        ``""`` is the results themselves (BIDS URIs ``bids::...``); then the input
+        data's folder by dataset kind, and ``atlas`` for an atlas outside it.
+        """
+        links = {"": self.paths.results, **self._source_links()}
+        atlas = os.path.dirname(os.path.abspath(self.atlas.maps))
+        if not any(
+            atlas == os.path.abspath(folder)
+            or atlas.startswith(os.path.abspath(folder) + os.sep)
+            for name, folder in links.items()
+            if name
+        ):
+            links["atlas"] = os.path.dirname(self.atlas.maps) or "."
+        return links
+
+    @property
+    def dataset_links_from_results(self) -> dict[str, str]:
+        """:attr:`dataset_links` as written in dataset_description.json."""
+        return {
+            name: os.path.relpath(folder, self.paths.results).replace(os.sep, "/")
+            for name, folder in self.dataset_links.items()
+        }
+
+    # ------------------------------------------------------------ plot subject
+    def _plotted(self, units: Sequence[str]) -> str:
+        """The subject named by ``plot_subject``, else the first group element."""
+        wanted = self.config["plot_subject"]
+        if wanted is None:
+            return units[0]
+        label = match_label(wanted, list(self.subjects), "plot_subject", self.source)
+        if label is None:
+            raise InputError(
+                self.source,
+                f"plot_subject {wanted!r} is not one of the subjects "
+                f"({', '.join(self.subjects)})",
+            )
+        return label
+
+
+def _atlas_from_config(config: Mapping[str, Any], source: str, kind: str) -> AtlasFiles:
+    """The user's atlas (config ``atlas_maps``, ``atlas_labels``, ``atlas_name``)."""
+    maps, labels = config["atlas_maps"], config["atlas_labels"]
+    if maps is None:
+        raise InputError(
+            source,
+            f"atlas_maps is required with dataset {kind!r} (a 4D NIfTI image of "
+            "probabilistic maps)",
+        )
+    for key, value in (("atlas_maps", maps), ("atlas_labels", labels)):
+        if value is not None and not os.path.isfile(value):
+            raise InputError(source, f"{key} file {value!r} does not exist")
+    return AtlasFiles(maps, labels, config["atlas_name"] or "custom")
+
+
+def _with_plot_unit(inputs: RunInputs) -> RunInputs:
+    return dataclasses.replace(inputs, plot_unit=inputs._plotted(inputs.group_units))
+
+
+# ------------------------------------------------------------------ synthetic
+
+
+@dataclass(frozen=True)
+class SyntheticInputs(RunInputs):
+    """Dataset ``synthetic``: subjects and atlas generated by the workflow."""
+
+    kind: ClassVar[str] = "synthetic"
+
+    @classmethod
+    def build(cls, config, *, source, basedir, validate_sheet=None):
+        from sparseconn.synthetic import subject_ids
+
+        common = cls._common(config, source, basedir, cls.kind)
+        name = config["atlas_name"] or "synthetic"
+        paths = Paths.from_config(config, name)
+        atlas = paths.synthetic_atlas
+        subjects = tuple(
+            sorted(
+                check_subject_id(s, source) for s in subject_ids(config["n_subjects"])
+            )
+        )
+        inputs = cls(
+            **common,
+            paths=paths,
+            atlas=AtlasFiles(atlas["maps"], atlas["labels"], name),
+            subjects=subjects,
+            group_units=subjects,
+            excluded=MappingProxyType({}),
+            plot_unit="",
+        )
+        return _with_plot_unit(inputs)
+
+    def func(self, subject: str) -> str:
+        return self.paths.synthetic_subject["func"].format(subject=subject)
+
+    def file_confounds(self, subject: str) -> str | None:
+        return self.paths.synthetic_subject["confounds"].format(subject=subject)
+
+    def synthetic_index(self, subject: str) -> int:
+        """A generated subject's position among all generated ids (its seed)."""
+        return self.subjects.index(subject)
+
+    def _source_links(self) -> dict[str, str]:
+        return {"synthetic": self.paths.synthetic}
+
+
+# ----------------------------------------------------------------------- adhd
+
+
+@dataclass(frozen=True)
+class AdhdInputs(RunInputs):
+    """Dataset ``adhd``: ADHD-40 subjects and the MSDL atlas, downloaded."""
+
+    kind: ClassVar[str] = "adhd"
+
+    @classmethod
+    def build(cls, config, *, source, basedir, validate_sheet=None):
+        common = cls._common(config, source, basedir, cls.kind)
+        name = config["atlas_name"] or "MSDL"
+        paths = Paths.from_config(config, name)
+        try:
+            ids = fetch.adhd_subjects(config["n_subjects"])
+        except ValueError as error:
+            raise InputError(source, str(error)) from None
+        subjects = tuple(sorted(check_subject_id(s, source) for s in ids))
+        atlas = paths.adhd_atlas
+        inputs = cls(
+            **common,
+            paths=paths,
+            atlas=AtlasFiles(atlas["maps"], atlas["labels"], name),
+            subjects=subjects,
+            group_units=subjects,
+            excluded=MappingProxyType({}),
+            plot_unit="",
+        )
+        return _with_plot_unit(inputs)
+
+    def func(self, subject: str) -> str:
+        return self.paths.adhd_subject["func"].format(subject=subject)
+
+    def file_confounds(self, subject: str) -> str | None:
+        return self.paths.adhd_subject["confounds"].format(subject=subject)
+
+    @property
+    def targets(self) -> list[str]:
+        return [self.paths.adhd_phenotypes]
+
+    def _source_links(self) -> dict[str, str]:
+        return {"adhd": self.paths.adhd}
+
+
+# ---------------------------------------------------------------------- sheet
+
+
+def _local_path(
+    location: str | None,
+    sheet: str,
+    subject: str,
+    column: str,
+    paths: Paths,
+    urls: dict[tuple[str, str], str],
+) -> str | None:
+    """A sheet location as a local path.
+
+    ``file://`` URLs are converted to paths; an ``http(s)://`` URL becomes the path
+    rule fetch_sheet_file downloads it to (``{resources_dir}/sheet/<subject>/
+    <column>/<file name>``), recorded in ``urls``.
+    """
+    if location is None:
+        return None
+    where = f"subject {subject!r}: "
+    parsed = urlparse(location)
+    if parsed.scheme.lower() in ("http", "https"):
+        name = posixpath.basename(unquote(parsed.path))
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
+        if column == "func" and not name.endswith((".nii", ".nii.gz")):
+            raise InputError(
+                sheet,
+                f"{where}func URL {location!r} does not name a .nii or .nii.gz "
+                "file; download it and give its path",
+            )
+        urls[subject, column] = location
+        return f"{paths.sheet_downloads}/{subject}/{column}/{name or 'confounds.tsv'}"
+    if parsed.scheme.lower() == "file":
+        path = url2pathname(parsed.path)
+        if not os.path.isfile(path):
+            raise InputError(sheet, f"{where}file {location!r} does not exist")
+        return path
+    return location
+
+
+@dataclass(frozen=True)
+class SheetInputs(RunInputs):
+    """Dataset ``sheet``: the user's subjects, one row each of ``subjects_sheet``."""
+
+    kind: ClassVar[str] = "sheet"
+
+    rows: Mapping[str, Subject] = field(default_factory=dict)
+    #: (subject, column) -> URL of the cells rule fetch_sheet_file downloads.
+    urls: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config, *, source, basedir, validate_sheet=None):
+        import pandas as pd
+
+        from sparseconn.subjects import read_subjects_sheet
+
+        common = cls._common(config, source, basedir, cls.kind)
+        atlas = _atlas_from_config(config, source, cls.kind)
+        paths = Paths.from_config(config, atlas.name)
+        sheet = config["subjects_sheet"]
+        rows = read_subjects_sheet(sheet)
+        if validate_sheet is not None:
+            frame = pd.DataFrame([dataclasses.asdict(row) for row in rows])
+            validate_sheet(frame, sheet, [row.subject for row in rows])
+        urls: dict[tuple[str, str], str] = {}
+        local = {
+            row.subject: dataclasses.replace(
+                row,
+                func=_local_path(row.func, sheet, row.subject, "func", paths, urls),
+                confounds=_local_path(
+                    row.confounds, sheet, row.subject, "confounds", paths, urls
+                ),
+            )
+            for row in rows
+        }
+        excluded = sorted(s for s, row in local.items() if row.exclude)
+        if len(excluded) == len(local):
+            raise InputError(
+                sheet, "every subject is excluded; nothing is left for the group stage"
+            )
+        subjects = tuple(sorted(local))
+        inputs = cls(
+            **common,
+            paths=paths,
+            atlas=atlas,
+            subjects=subjects,
+            group_units=tuple(s for s in subjects if s not in excluded),
+            excluded=MappingProxyType(
+                {f"sub-{s}": "excluded in the subjects sheet" for s in excluded}
+            ),
+            plot_unit="",
+            rows=MappingProxyType(local),
+            urls=MappingProxyType(urls),
+        )
+        return _with_plot_unit(inputs)
+
+    def func(self, subject: str) -> str:
+        return self.rows[subject].func
+
+    def file_confounds(self, subject: str) -> str | None:
+        return self.rows[subject].confounds
+
+    def sheet_t_r(self, subject: str) -> float | None:
+        row = self.rows.get(subject)
+        return None if row is None else row.t_r
+
+    def _source_links(self) -> dict[str, str]:
+        files = [
+            f for row in self.rows.values() for f in (row.func, row.confounds) if f
+        ]
+        return {"sources": os.path.commonpath([os.path.abspath(f) for f in files])}
+
+
+# ------------------------------------------------------------------- fmriprep
+
+
+@dataclass(frozen=True)
+class FmriprepInputs(RunInputs):
+    """Dataset ``fmriprep``: the runs ("scans") of an fMRIPrep derivatives folder.
+
+    The group stage's elements ("units") are a subject's (and session's) runs
+    concatenated (``concatenate_runs``), or each run alone. Censoring and the
+    strategy's columns are read from the confounds files here, so the runs left
+    out of the group stage are known before any job runs.
+    """
+
+    kind: ClassVar[str] = "fmriprep"
+
+    #: scan name -> Scan, in the order found (sorted).
+    scans: Mapping[str, Any] = field(default_factory=dict)
+    #: unit -> its kept scans, in order; unit -> participant label.
+    unit_scans: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unit_participant: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config, *, source, basedir, validate_sheet=None):
+        from sparseconn import fmriprep
+        from sparseconn.configuration import check_atlas_space
+        from sparseconn.io import read_func_info
+
+        common = cls._common(config, source, basedir, cls.kind)
+        if config["atlas_maps"]:
+            atlas = _atlas_from_config(config, source, cls.kind)
+        else:
+            name = config["atlas_name"] or "MSDL"
+            msdl = Paths.from_config(config, name).adhd_atlas
+            atlas = AtlasFiles(msdl["maps"], msdl["labels"], name)
+        paths = Paths.from_config(config, atlas.name)
+        if not config["fmriprep_dir"]:
+            raise InputError(source, "fmriprep_dir is required with dataset 'fmriprep'")
+        check_atlas_space(
+            config["space"],
+            config["atlas_space"],
+            own_atlas=bool(config["atlas_maps"]),
+            source=source,
+        )
+        found = fmriprep.find_scans(
+            config["fmriprep_dir"],
+            participant_label=config["participant_label"] or None,
+            task=config["task"],
+            space=config["space"],
+            session=config["session"],
+            run=config["run"],
+            res=config["res"],
+        )
+        strategy = config["denoise_strategy"] or "simple"
+        if strategy not in fmriprep.STRATEGIES:
+            raise InputError(
+                source,
+                f"denoise_strategy {strategy!r} is not one of "
+                f"{', '.join(fmriprep.STRATEGIES)}",
+            )
+        if config["graph_lasso"]["per_subject"]:
+            raise InputError(
+                source,
+                "graph_lasso.per_subject is not available with dataset 'fmriprep'",
+            )
+        minimum = float(config["min_volumes"].rstrip("%")) / 100.0
+        excluded: dict[str, str] = {}
+        by_subject: dict[str, list[Any]] = {}
+        for scan in found:
+            info = read_func_info(scan.bold)
+            denoising = fmriprep.denoise(
+                scan.confounds,
+                strategy,
+                info.n_volumes,
+                confound_columns=(
+                    config["confound_columns"] if strategy == "highvariance" else ()
+                ),
+            )
+            n_regressors = denoising.confounds.shape[1]
+            if strategy == "highvariance":
+                n_regressors += config["n_high_variance_confounds"]
+            reason = fmriprep.exclusion_reason(
+                info.n_volumes,
+                denoising.kept.size,
+                n_regressors,
+                fmriprep.bold_t_r(
+                    scan.bold,
+                    info.t_r,
+                    config["t_r"],
+                    unitless_header_t_r=info.unitless_t_r,
+                ).seconds,
+                high_pass=config["high_pass"],
+                low_pass=config["low_pass"],
+                detrend=config["detrend"],
+                min_kept_fraction=minimum,
+                min_degrees_of_freedom=config["min_degrees_of_freedom"],
+            )
+            if reason is not None:
+                excluded[scan.name] = reason
+            by_subject.setdefault(scan.subject, []).append(scan)
+        unit_scans: dict[str, list[str]] = {}
+        unit_participant: dict[str, str] = {}
+        for subject, subject_scans in by_subject.items():
+            if all(scan.name in excluded for scan in subject_scans):
+                first = subject_scans[0]
+                raise InputError(
+                    first.confounds,
+                    f"every run of sub-{subject} is left out of the group stage "
+                    f"({excluded[first.name]}); leave the participant out "
+                    "(participant_label), or censor or regress less",
+                )
+            for scan in subject_scans:
+                if scan.name in excluded:
+                    continue
+                unit = scan.name
+                if config["concatenate_runs"]:
+                    unit = "_".join(f"{k}-{v}" for k, v in scan.entities if k != "run")
+                unit_scans.setdefault(unit, []).append(scan.name)
+                unit_participant[unit] = subject
+        inputs = cls(
+            **common,
+            paths=paths,
+            atlas=atlas,
+            subjects=(),
+            group_units=tuple(sorted(unit_scans)),
+            excluded=MappingProxyType(excluded),
+            plot_unit="",
+            scans=MappingProxyType({scan.name: scan for scan in found}),
+            unit_scans=MappingProxyType(
+                {unit: tuple(names) for unit, names in unit_scans.items()}
+            ),
+            unit_participant=MappingProxyType(unit_participant),
+        )
+        return _with_plot_unit(inputs)
+
+    @property
+    def denoise_strategy(self) -> str:
+        return self.config["denoise_strategy"] or "simple"
+
+    def _plotted(self, units: Sequence[str]) -> str:
+        """The first group element of ``plot_subject``'s participant, else the first."""
+        wanted = self.config["plot_subject"]
+        if wanted is None:
+            return units[0]
+        participants = sorted(set(self.unit_participant.values()))
+        label = match_label(wanted, participants, "plot_subject", self.source)
+        matches = [u for u in units if self.unit_participant[u] == label]
+        if not matches:
+            raise InputError(
+                self.source,
+                f"plot_subject {wanted!r} is not a participant of the group stage "
+                f"({', '.join(participants)})",
+            )
+        return matches[0]
+
+    @property
+    def scan_of_stem(self) -> dict[str, str]:
+        """Time-series stem (rule fmriprep_timeseries's wildcard) -> scan name."""
+        return {self.paths.timeseries_stem(name): name for name in self.scans}
+
+    def scan(self, stem: str) -> Any:
+        """The Scan whose time series has the file name stem ``stem``."""
+        return self.scans[self.scan_of_stem[stem]]
+
+    def confounds_input(self, stem: str) -> dict[str, str]:
+        """The run's confounds TSV, and its JSON (compcor reads its components)."""
+        scan = self.scan(stem)
+        files = {"confounds": str(scan.confounds)}
+        if self.denoise_strategy == "compcor":
+            files["confounds_json"] = str(scan.confounds_json)
+        return files
+
+    def unit_label(self, unit: str) -> str:
+        return unit
+
+    def unit_timeseries(self, unit: str) -> list[str]:
+        return [self.paths.scan_timeseries(name) for name in self.unit_scans[unit]]
+
+    def unit_relmat(self, unit: str, stat: str, desc: str) -> str:
+        return self.paths.scan_file(
+            unit, "relmat.tsv", atlas=self.atlas.name, stat=stat, desc=desc
+        )
+
+    @property
+    def scan_names(self) -> list[str]:
+        return list(self.scans)
+
+    @property
+    def scan_sidecars(self) -> list[str]:
+        return [self.paths.scan_timeseries(name, "json") for name in self.scans]
+
+    @property
+    def targets(self) -> list[str]:
+        """Every run's time series, those left out of the group stage too."""
+        return [
+            self.paths.scan_timeseries(name, ext)
+            for name in self.scans
+            for ext in ("tsv", "json")
+        ]
+
+    def _source_links(self) -> dict[str, str]:
+        return {"preprocessed": os.path.normpath(self.config["fmriprep_dir"])}
+
+
+#: Dataset kinds (config ``dataset``) and their inputs.
+KINDS: dict[str, type[RunInputs]] = {
+    cls.kind: cls for cls in (SyntheticInputs, AdhdInputs, SheetInputs, FmriprepInputs)
+}
+
+
+def build_inputs(
+    config: Mapping[str, Any],
+    *,
+    source: str,
+    basedir: str | Path,
+    validate_sheet: SheetValidator | None = None,
+) -> RunInputs:
+    """The run's inputs from the checked ``config`` (schema defaults filled in).
+
+    Parameters
+    ----------
+    config : Mapping
+        The workflow's config.
+    source : str
+        Names the config in errors (the config files, ``--config``).
+    basedir : path-like
+        The workflow's folder (``config/adhd.yaml`` is read from it).
+    validate_sheet : callable, optional
+        ``validate_sheet(rows, sheet_path, subjects)`` checks the subjects sheet's
+        rows against its schema (the workflow passes Snakemake's ``validate``).
+
+    Raises
+    ------
+    InputError
+        One line naming the file or config key at fault.
+    """
+    return KINDS[config["dataset"]].build(
+        config, source=source, basedir=basedir, validate_sheet=validate_sheet
+    )

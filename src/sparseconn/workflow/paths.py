@@ -1,0 +1,207 @@
+"""Every file the workflow reads or writes, by name: the output contract in one place.
+
+Patterns hold Snakemake wildcards in braces (``{subject}``, ``{estimate}``,
+``{stem}``...). Results follow the BIDS-derivatives layout of DESIGN.md (xcp_d's
+names); generated and downloaded inputs live under ``resources_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+
+from sparseconn.bids import output_name, parse_stem
+from sparseconn.fetch import ADHD_PHENOTYPES_MEMBER
+
+#: The two estimates of the group stage, as named in ``desc-``.
+ESTIMATES = ("groupsparse", "graphlasso")
+#: The matrices drawn for each estimate.
+MATRIX_KINDS = ("covariance", "sparsity", "precision")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The run's file names, from the config's folders and the atlas's name."""
+
+    results: str
+    resources: str
+    atlas: str
+
+    @classmethod
+    def from_config(cls, config: dict, atlas: str) -> Paths:
+        """``results_dir`` and ``resources_dir`` of ``config``, normalised."""
+        return cls(
+            os.path.normpath(config["results_dir"]),
+            os.path.normpath(config["resources_dir"]),
+            atlas,
+        )
+
+    # ------------------------------------------------------------ run records
+    @property
+    def logs(self) -> str:
+        """Each job's log, kept with the results (two results_dir keep theirs)."""
+        return f"{self.results}/logs"
+
+    @property
+    def benchmarks(self) -> str:
+        """Snakemake's benchmark of each job."""
+        return f"{self.results}/benchmarks"
+
+    # --------------------------------------------------------- results layout
+    @property
+    def group(self) -> str:
+        return f"{self.results}/group"
+
+    @property
+    def figures(self) -> str:
+        return f"{self.results}/figures"
+
+    @property
+    def dataset_description(self) -> str:
+        return f"{self.results}/dataset_description.json"
+
+    @property
+    def bidsignore(self) -> str:
+        return f"{self.results}/.bidsignore"
+
+    def subject_file(self, suffix: str) -> str:
+        """``{results}/sub-{subject}/func/sub-{subject}_<suffix>`` (a pattern)."""
+        return f"{self.results}/sub-{{subject}}/func/sub-{{subject}}_{suffix}"
+
+    @property
+    def high_variance_confounds(self) -> str:
+        return self.subject_file("desc-highvariance_confounds.tsv")
+
+    def subject_timeseries(self, ext: str = "tsv") -> str:
+        return self.subject_file(f"atlas-{self.atlas}_timeseries.{ext}")
+
+    def relmat(self, stat: str, desc: str) -> str:
+        """A subject's relmat TSV (xcp_d layout), a ``{subject}`` pattern."""
+        return self.subject_file(
+            f"atlas-{self.atlas}_stat-{stat}_desc-{desc}_relmat.tsv"
+        )
+
+    def scan_file(self, name: str, suffix: str, **entities: str) -> str:
+        """A file of a run (or group unit) named by its BIDS entities.
+
+        ``sub-01_ses-1_task-rest_run-1_space-X_res-2``, ``timeseries.tsv``, atlas
+        A -> ``{results}/sub-01/ses-1/func/sub-01_ses-1_task-rest_run-1_space-X_
+        atlas-A_res-2_timeseries.tsv`` (entities in BIDS order).
+        """
+        found = dict(parse_stem(name))
+        parts = [f"{key}-{found[key]}" for key in ("sub", "ses") if key in found]
+        return posixpath.join(
+            self.results, *parts, "func", output_name(name, suffix, **entities)
+        )
+
+    def scan_timeseries(self, name: str, ext: str = "tsv") -> str:
+        return self.scan_file(name, f"timeseries.{ext}", atlas=self.atlas)
+
+    def timeseries_stem(self, name: str) -> str:
+        """File name without suffix of a run's time series (the rule's wildcard)."""
+        return output_name(name, "", atlas=self.atlas)
+
+    @property
+    def scan_timeseries_pattern(self) -> dict[str, str]:
+        """Outputs of rule fmriprep_timeseries: ``{folder}`` and ``{stem}`` patterns."""
+        return {
+            ext: f"{self.results}/{{folder}}/func/{{stem}}_timeseries.{ext}"
+            for ext in ("tsv", "json")
+        }
+
+    def group_connectome(self, estimate: str) -> str:
+        """The group ``.npz`` of an estimate (``{estimate}`` for a pattern)."""
+        return f"{self.group}/atlas-{self.atlas}_desc-{estimate}_connectome.npz"
+
+    @property
+    def scans_qc(self) -> str:
+        return f"{self.group}/atlas-{self.atlas}_desc-scans_qc.tsv"
+
+    @property
+    def heldout_loglikelihood(self) -> str:
+        return f"{self.group}/atlas-{self.atlas}_desc-heldout_loglikelihood.tsv"
+
+    @property
+    def recovery_scores(self) -> str:
+        return f"{self.group}/atlas-{self.atlas}_desc-recovery_scores.tsv"
+
+    # ---------------------------------------------------------------- figures
+    def plotted_figure(self, label: str, suffix: str) -> str:
+        """A figure of the plotted unit ``label`` (``sub-01`` or a unit's name)."""
+        return f"{self.figures}/{label}_atlas-{self.atlas}_{suffix}"
+
+    def group_figure(self, suffix: str) -> str:
+        return f"{self.figures}/atlas-{self.atlas}_{suffix}"
+
+    @property
+    def qc_figure(self) -> str:
+        return f"{self.figures}/sub-{{subject}}_atlas-{self.atlas}_qc"
+
+    # ---------------------------------------------- generated inputs (synthetic)
+    @property
+    def synthetic(self) -> str:
+        return f"{self.resources}/synthetic"
+
+    @property
+    def synthetic_atlas(self) -> dict[str, str]:
+        return {
+            "maps": f"{self.synthetic}/atlas_maps.nii.gz",
+            "labels": f"{self.synthetic}/atlas_labels.csv",
+            "truth": f"{self.synthetic}/atlas_truth.npz",
+        }
+
+    @property
+    def synthetic_subject(self) -> dict[str, str]:
+        return {
+            "func": f"{self.synthetic}/sub-{{subject}}_bold.nii.gz",
+            "confounds": (
+                f"{self.synthetic}/sub-{{subject}}_desc-confounds_timeseries.tsv"
+            ),
+            "truth": f"{self.synthetic}/sub-{{subject}}_truth.npz",
+        }
+
+    # ------------------------------------------------------- downloads (adhd)
+    @property
+    def adhd(self) -> str:
+        return f"{self.resources}/adhd"
+
+    @property
+    def adhd_atlas(self) -> dict[str, str]:
+        """The MSDL atlas (also the default atlas of dataset fmriprep)."""
+        return {
+            "maps": f"{self.adhd}/msdl/msdl_rois.nii",
+            "labels": f"{self.adhd}/msdl/msdl_rois_labels.csv",
+        }
+
+    @property
+    def adhd_subject(self) -> dict[str, str]:
+        """A subject's two files, named as in its archive."""
+        return {
+            "func": (
+                f"{self.adhd}/{{subject}}/{{subject}}_rest_tshift_RPI_voreg_mni.nii.gz"
+            ),
+            "confounds": f"{self.adhd}/{{subject}}/{{subject}}_regressors.csv",
+        }
+
+    @property
+    def adhd_phenotypes(self) -> str:
+        return f"{self.adhd}/{ADHD_PHENOTYPES_MEMBER}"
+
+    def adhd_download(self, name: str) -> str:
+        """Where an archive is downloaded (resumable ``.part``; deleted once used)."""
+        return f"{self.adhd}/downloads/{name}"
+
+    @property
+    def adhd_lock(self) -> str:
+        """SHA-256 of every validated archive."""
+        return f"{self.adhd}/checksums.lock.json"
+
+    # -------------------------------------------- downloads (sheet URL cells)
+    @property
+    def sheet_downloads(self) -> str:
+        return f"{self.resources}/sheet"
+
+    @property
+    def sheet_lock(self) -> str:
+        return f"{self.sheet_downloads}/checksums.lock.json"
