@@ -45,7 +45,8 @@ from sparseconn.subjects import (
 )
 
 if TYPE_CHECKING:
-    from sparseconn.signals import Cleaned
+    from sparseconn.signals import Cleaned, CleaningSettings
+
 
 logger = logging.getLogger(__name__)
 
@@ -801,6 +802,8 @@ class ScanSignals:
         False when an excluded scan was cleaned uncensored.
     warnings : list of str
         Caveats to put in the sidecar.
+    settings : CleaningSettings
+        How it was cleaned.
     t_r_source : str
         Where ``t_r`` came from (see :class:`sparseconn.subjects.RepetitionTime`).
     """
@@ -820,6 +823,7 @@ class ScanSignals:
     censoring_applied: bool = True
     warnings: list[str] = field(default_factory=list)
     t_r_source: str = ""
+    settings: CleaningSettings | None = None
 
     @property
     def n_kept(self) -> int:
@@ -976,10 +980,14 @@ def clean_scan_signals(
         that cannot run (e.g. too few volumes to filter).
     """
     from sparseconn.atlas import load_atlas
-    from sparseconn.signals import clean_with_report, extract_map_signals
+    from sparseconn.signals import CleaningSettings, clean_scan, extract_map_signals
 
     if not 0 <= min_kept_fraction <= 1:
         raise ValueError(f"min_kept_fraction={min_kept_fraction} must be in [0, 1]")
+    settings = CleaningSettings(
+        high_pass, low_pass, detrend, standardize, min_kept_fraction,
+        min_degrees_of_freedom,
+    )  # fmt: skip
     info = read_func_info(bold)
     repetition, t_r_source = bold_t_r(
         bold, info.t_r, t_r, unitless_header_t_r=info.unitless_t_r
@@ -991,41 +999,19 @@ def clean_scan_signals(
     n_regressors = denoising.confounds.shape[1]
     if strategy == "highvariance":
         n_regressors += n_high_variance_confounds
-    limits = {
-        "high_pass": high_pass,
-        "low_pass": low_pass,
-        "detrend": detrend,
-        "min_kept_fraction": min_kept_fraction,
-        "min_degrees_of_freedom": min_degrees_of_freedom,
-    }
     excluded = exclusion_reason(
-        n_volumes, denoising.kept.size, n_regressors, repetition, **limits
+        n_volumes,
+        denoising.kept.size,
+        n_regressors,
+        repetition,
+        high_pass=high_pass,
+        low_pass=low_pass,
+        detrend=detrend,
+        min_kept_fraction=min_kept_fraction,
+        min_degrees_of_freedom=min_degrees_of_freedom,
     )
     atlas = load_atlas(maps, labels)
     signals, coverage, constant = extract_map_signals(info, atlas)
-    kept, censored = denoising.kept, denoising.censored
-    outliers = dict(denoising.outliers)
-    sample_mask = denoising.sample_mask
-    warnings = []
-    if constant.size:
-        kept = np.setdiff1d(kept, constant)
-        censored = sorted(set(censored) | {int(i) for i in constant})
-        outliers["constant_volume"] = [int(i) for i in constant]
-        sample_mask = kept
-        listed = ", ".join(str(int(i)) for i in constant)
-        warnings.append(
-            f"{constant.size} constant volume(s) censored (every voxel equal: a "
-            f"dropout?): {listed}"
-        )
-        late = exclusion_reason(
-            n_volumes, kept.size, n_regressors, repetition, **limits
-        )
-        if excluded is None and late is not None:
-            raise InputError(
-                bold,
-                f"constant volumes (dropouts?) {listed}: {late}; leave the run out "
-                "(filters run, session, participant_label)",
-            )
     tables = [denoising.confounds]
     if strategy == "highvariance":
         from sparseconn.confounds import high_variance_confounds
@@ -1037,31 +1023,25 @@ def clean_scan_signals(
         tables.insert(0, pd.DataFrame(hv, columns=names))
     confound_frame = pd.concat(tables, axis=1)
     matrix = confound_frame.to_numpy(dtype=np.float64)
-    settings = {
-        "high_pass": high_pass,
-        "low_pass": low_pass,
-        "detrend_signals": detrend,
-        "standardize": standardize,
-    }
-    confound_matrix = matrix if matrix.shape[1] else None
-    try:
-        cleaned = clean_with_report(
-            signals, confound_matrix, repetition, sample_mask=sample_mask, **settings
-        )
-    except ValueError as error:
-        if excluded is None:
-            raise InputError(bold, str(error)) from error
-        # An excluded run whose kept volumes cannot be cleaned on their own is
-        # written uncensored, for inspection (its sidecar says so).
-        sample_mask = None
-        cleaned = clean_with_report(signals, confound_matrix, repetition, **settings)
+    scan = clean_scan(
+        signals,
+        constant,
+        matrix if matrix.shape[1] else None,
+        repetition,
+        settings,
+        source=str(bold),
+        remedy="leave the run out (filters run, session, participant_label)",
+        sample_mask=denoising.sample_mask,
+        reasons=denoising.outliers,
+        excluded=excluded,
+    )
     if excluded is not None:
         logger.warning("%s: left out of the group stage: %s", bold, excluded)
     return ScanSignals(
-        signals=cleaned.signals,
+        signals=scan.cleaned.signals,
         regions=atlas.names,
-        kept=kept,
-        censored=censored,
+        kept=scan.kept,
+        censored=scan.censored,
         n_volumes=n_volumes,
         t_r=repetition,
         t_r_source=t_r_source,
@@ -1069,8 +1049,9 @@ def clean_scan_signals(
         denoising=denoising,
         coverage=coverage,
         excluded=excluded,
-        cleaning=cleaned,
-        outliers=outliers,
-        censoring_applied=sample_mask is not None or not censored,
-        warnings=warnings,
+        cleaning=scan.cleaned,
+        outliers=scan.reasons,
+        censoring_applied=scan.censoring_applied,
+        warnings=scan.warnings,
+        settings=settings,
     )

@@ -711,3 +711,161 @@ def _clean_censored(
         kept.size, t_r, high_pass, low_pass, detrend_signals
     )
     return _regress_and_standardize(out, raw, processed, standardize, lost)
+
+
+# ---------------------------------------------------- one scan, every dataset
+
+
+@dataclass(frozen=True)
+class CleaningSettings:
+    """How every scan is cleaned, and what a cleaned scan must keep to count.
+
+    One value from the config (``high_pass``, ``low_pass``, ``detrend``,
+    ``standardize``, ``min_volumes``, ``min_degrees_of_freedom``), passed whole
+    from the rules to :func:`clean_scan`.
+    """
+
+    high_pass: float | None = 0.01
+    low_pass: float | None = None
+    detrend: bool = True
+    standardize: str | None = "zscore_sample"
+    min_kept_fraction: float = 0.5
+    min_degrees_of_freedom: int = 10
+
+    @classmethod
+    def from_config(cls, config: dict) -> CleaningSettings:
+        """The settings of a workflow config (``min_volumes`` is ``"50%"``)."""
+        return cls(
+            high_pass=config["high_pass"],
+            low_pass=config["low_pass"],
+            detrend=config["detrend"],
+            standardize=config["standardize"],
+            min_kept_fraction=float(config["min_volumes"].rstrip("%")) / 100.0,
+            min_degrees_of_freedom=config["min_degrees_of_freedom"],
+        )
+
+    def sidecar(self) -> dict:
+        """The ``Cleaning`` entry of a time series' JSON sidecar."""
+        return {
+            "Detrend": self.detrend,
+            "Filter": "butterworth" if (self.high_pass or self.low_pass) else None,
+            "FilterOrder": BUTTERWORTH_ORDER,
+            "HighPass": self.high_pass,
+            "LowPass": self.low_pass,
+            "Standardize": self.standardize,
+        }
+
+
+@dataclass(frozen=True)
+class CleanedScan:
+    """A scan's cleaned signals, what cleaning took, and what was censored.
+
+    Attributes
+    ----------
+    cleaned : Cleaned
+        Signals of the kept volumes (every volume when ``censoring_applied`` is
+        False), degrees of freedom, confound columns dropped.
+    kept : ndarray of int
+        The volumes kept (the rows, when censoring is applied).
+    censored : list of int
+    reasons : dict
+        Why volumes were censored (the caller's reasons, plus ``constant_volume``).
+    censoring_applied : bool
+        False when a scan left out of the group could not be cleaned censored,
+        and was cleaned whole, for inspection.
+    warnings : list of str
+    """
+
+    cleaned: Cleaned
+    kept: np.ndarray
+    censored: list[int]
+    reasons: dict[str, list[int]]
+    censoring_applied: bool
+    warnings: list[str]
+
+
+def clean_scan(
+    signals: np.ndarray,
+    constant_volumes: np.ndarray,
+    confounds: np.ndarray | None,
+    t_r: float,
+    settings: CleaningSettings,
+    *,
+    source: str,
+    remedy: str,
+    sample_mask: np.ndarray | None = None,
+    reasons: dict[str, list[int]] | None = None,
+    excluded: str | None = None,
+) -> CleanedScan:
+    """Censor and clean one scan's raw region signals, the same for every dataset.
+
+    Constant volumes (every voxel equal: dropouts, see
+    :func:`extract_map_signals`) are censored besides ``sample_mask``. A scan of
+    the group stage (``excluded`` None) must keep ``min_kept_fraction`` of its
+    volumes and ``min_degrees_of_freedom``, else it is an error (``remedy`` says
+    what to do); a scan already left out of the group is cleaned whatever it
+    keeps, uncensored when its kept volumes are too few to clean.
+
+    Raises
+    ------
+    InputError
+        Naming ``source``: too few volumes or degrees of freedom left, or a
+        cleaning that cannot run.
+    """
+    n_volumes = signals.shape[0]
+    kept = np.arange(n_volumes) if sample_mask is None else np.asarray(sample_mask)
+    reasons = dict(reasons or {})
+    warnings = []
+    if constant_volumes.size:
+        kept = np.setdiff1d(kept, constant_volumes)
+        sample_mask = kept
+        listed = [int(i) for i in constant_volumes]
+        reasons["constant_volume"] = listed
+        warnings.append(
+            f"{len(listed)} constant volume(s) censored (every voxel equal: a "
+            f"dropout?): {', '.join(map(str, listed))}"
+        )
+        fraction = settings.min_kept_fraction
+        if excluded is None and (kept.size == 0 or kept.size < fraction * n_volumes):
+            raise InputError(
+                source,
+                f"{len(listed)} of {n_volumes} volumes are constant (every voxel "
+                f"equal: a dropout?), fewer than min_volumes {fraction:.0%} are "
+                f"left; {remedy}",
+            )
+    censored = sorted(set(range(n_volumes)) - {int(i) for i in kept})
+    options = {
+        "high_pass": settings.high_pass,
+        "low_pass": settings.low_pass,
+        "detrend_signals": settings.detrend,
+        "standardize": settings.standardize,
+    }
+    try:
+        cleaned = clean_with_report(
+            signals, confounds, t_r, sample_mask=sample_mask, **options
+        )
+    except ValueError as error:
+        if excluded is None:
+            raise InputError(source, str(error)) from error
+        # A scan left out of the group whose kept volumes cannot be cleaned on
+        # their own is cleaned whole, for inspection (its sidecar says so).
+        sample_mask = None
+        cleaned = clean_with_report(signals, confounds, t_r, **options)
+    dof = cleaned.degrees_of_freedom
+    if excluded is None and dof["Remaining"] < settings.min_degrees_of_freedom:
+        raise InputError(
+            source,
+            f"cleaning leaves {dof['Remaining']} degrees of freedom of "
+            f"{dof['Volumes']} volumes ({dof['Confounds']} confound regressors, "
+            f"{dof['Filter']} filter, {dof['Detrending']} detrending), fewer than "
+            f"min_degrees_of_freedom {settings.min_degrees_of_freedom}: its "
+            f"signals would be noise; {remedy}",
+        )
+    return CleanedScan(
+        cleaned=cleaned,
+        kept=kept,
+        censored=censored,
+        reasons=reasons,
+        censoring_applied=sample_mask is not None or not censored,
+        warnings=warnings,
+    )

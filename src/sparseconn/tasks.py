@@ -54,25 +54,6 @@ def run_high_variance_confounds(
     write_tsv(pd.DataFrame(confounds, columns=columns), out_tsv)
 
 
-def _cleaning_sidecar(
-    high_pass: float | None,
-    low_pass: float | None,
-    detrend: bool,
-    standardize: str | None,
-) -> dict:
-    """The "Cleaning" entry of a time series' JSON sidecar."""
-    from sparseconn.signals import BUTTERWORTH_ORDER
-
-    return {
-        "Detrend": detrend,
-        "Filter": "butterworth" if (high_pass or low_pass) else None,
-        "FilterOrder": BUTTERWORTH_ORDER,
-        "HighPass": high_pass,
-        "LowPass": low_pass,
-        "Standardize": standardize,
-    }
-
-
 def source_uris(paths: Sequence[PathLike], links: dict[str, str] | None) -> list[str]:
     """The files a result comes from, as BIDS URIs of the ``DatasetLinks`` datasets.
 
@@ -92,21 +73,6 @@ def low_dof_warning(dof: dict[str, int]) -> str | None:
         f"cleaning leaves {dof['Remaining']} of {dof['Volumes']} degrees of "
         f"freedom ({dof['Confounds']} confounds, {dof['Filter']} filter, "
         f"{dof['Detrending']} detrending)"
-    )
-
-
-def check_degrees_of_freedom(
-    source: PathLike, dof: dict[str, int], minimum: int, remedy: str
-) -> None:
-    """Raise InputError when cleaning leaves under ``minimum`` degrees of freedom."""
-    if dof["Remaining"] >= minimum:
-        return
-    raise InputError(
-        source,
-        f"cleaning leaves {dof['Remaining']} degrees of freedom of "
-        f"{dof['Volumes']} volumes ({dof['Confounds']} confound regressors, "
-        f"{dof['Filter']} filter, {dof['Detrending']} detrending), fewer than "
-        f"min_degrees_of_freedom {minimum}: its signals would be noise; {remedy}",
     )
 
 
@@ -152,30 +118,6 @@ def quality_fields(
     }
 
 
-def constant_volumes_mask(
-    source: PathLike, constant: np.ndarray, n_volumes: int, min_kept_fraction: float
-) -> tuple[np.ndarray | None, list[str]]:
-    """Sample mask censoring the constant volumes, and the warning that says so.
-
-    Raises InputError when fewer than ``min_kept_fraction`` of the volumes are left.
-    """
-    if constant.size == 0:
-        return None, []
-    kept = np.setdiff1d(np.arange(n_volumes), constant)
-    if kept.size == 0 or kept.size < min_kept_fraction * n_volumes:
-        raise InputError(
-            source,
-            f"{constant.size} of {n_volumes} volumes are constant (every voxel "
-            "equal: a dropout?), fewer than min_volumes "
-            f"{min_kept_fraction:.0%} are left",
-        )
-    listed = ", ".join(str(int(i)) for i in constant)
-    return kept, [
-        f"{constant.size} constant volume(s) censored (every voxel equal: a "
-        f"dropout?): {listed}"
-    ]
-
-
 def run_extract_timeseries(
     func: PathLike,
     maps: PathLike,
@@ -206,8 +148,12 @@ def run_extract_timeseries(
     ``min_kept_fraction`` of its volumes, or whose cleaning leaves fewer than
     ``min_degrees_of_freedom``, is an error.
     """
-    from sparseconn.signals import clean_with_report, extract_map_signals
+    from sparseconn.signals import CleaningSettings, clean_scan, extract_map_signals
 
+    settings = CleaningSettings(
+        high_pass, low_pass, detrend, standardize, min_kept_fraction,
+        min_degrees_of_freedom,
+    )  # fmt: skip
     info = read_func_info(func)
     t_r, t_r_source = resolve_t_r_with_source(
         func, info.t_r, sheet_t_r, config_t_r, unitless_header_t_r=info.unitless_t_r
@@ -215,32 +161,21 @@ def run_extract_timeseries(
     tables = [read_confounds(path, info.n_volumes) for path in confounds]
     atlas = load_atlas(maps, labels)
     signals, coverage, constant = extract_map_signals(info, atlas)
-    sample_mask, warnings = constant_volumes_mask(
-        func, constant, info.n_volumes, min_kept_fraction
-    )
     confound_matrix = (
         np.hstack([table.to_numpy() for table in tables]) if tables else None
     )
-    try:
-        cleaned = clean_with_report(
-            signals,
-            confound_matrix,
-            t_r,
-            high_pass=high_pass,
-            low_pass=low_pass,
-            detrend_signals=detrend,
-            standardize=standardize,
-            sample_mask=sample_mask,
-        )
-    except ValueError as error:
-        raise InputError(func, str(error)) from error
-    check_degrees_of_freedom(
-        func,
-        cleaned.degrees_of_freedom,
-        min_degrees_of_freedom,
-        "exclude the subject (subjects sheet column exclude) or regress fewer "
-        "confounds",
+    scan = clean_scan(
+        signals,
+        constant,
+        confound_matrix,
+        t_r,
+        settings,
+        source=str(func),
+        remedy="exclude the subject (subjects sheet column exclude) or regress "
+        "fewer confounds",
     )
+    cleaned = scan.cleaned
+    warnings = scan.warnings
     confound_names = [name for table in tables for name in table.columns]
     quality = quality_fields(cleaned, confound_names, atlas.names, coverage, warnings)
     write_tsv(pd.DataFrame(cleaned.signals, columns=atlas.names), out_tsv)
@@ -261,14 +196,14 @@ def run_extract_timeseries(
             "Method": "least squares on maps, func resampled to the maps grid "
             "(cubic spline, clipped to the data range)",
         },
-        "Cleaning": _cleaning_sidecar(high_pass, low_pass, detrend, standardize),
+        "Cleaning": settings.sidecar(),
         **quality,
         "SoftwareVersion": f"sparseconn {__version__}",
     }
-    if constant.size:
-        sidecar["NumberOfVolumesKept"] = int(sample_mask.size)
-        sidecar["CensoredVolumes"] = [int(i) for i in constant]
-        sidecar["CensoringReasons"] = {"constant_volume": sidecar["CensoredVolumes"]}
+    if scan.censored:
+        sidecar["NumberOfVolumesKept"] = int(scan.kept.size)
+        sidecar["CensoredVolumes"] = scan.censored
+        sidecar["CensoringReasons"] = scan.reasons
     write_json(sidecar, Path(out_json))
 
 
@@ -350,7 +285,7 @@ def run_fmriprep_timeseries(
         "Sources": source_uris(
             [bold, confounds, maps, *([labels] if labels else [])], links
         ),
-        "Cleaning": _cleaning_sidecar(high_pass, low_pass, detrend, standardize),
+        "Cleaning": result.settings.sidecar(),
         **quality,
         "ExcludedFromGroup": result.excluded,
         "SoftwareVersion": f"sparseconn {__version__}",
