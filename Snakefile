@@ -91,7 +91,7 @@ rule all:
         rules.model_comparison.output if config["science_check"] else [],
         (
             rules.recovery_scores.output
-            if config["science_check"] and DATASET == "synthetic"
+            if config["science_check"] and INPUTS.has_ground_truth
             else []
         ),
 

@@ -70,6 +70,7 @@ def test_synthetic():
         "synthetic": "../res/synthetic",
     }
     assert inputs.paths.logs == "out/logs"
+    assert inputs.has_ground_truth
 
 
 def test_the_value_is_immutable():

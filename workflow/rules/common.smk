@@ -41,7 +41,6 @@ with exit_on_input_error():
     )
 
 PATHS = INPUTS.paths
-DATASET = INPUTS.kind
 RESULTS, LOGS, BENCHMARKS = PATHS.results, PATHS.logs, PATHS.benchmarks
 ATLAS_NAME = INPUTS.atlas.name
 # Subjects of the per-subject rules; elements of the group stage (the sheet's
