@@ -1,10 +1,14 @@
 # sparseconn: resting-state fMRI of many subjects to group-sparse functional
 # connectomes (nilearn's example "computation of covariance matrix between brain
-# regions", ADHD + MSDL). Rules wire; scripts/ adapt; src/sparseconn computes.
+# regions", ADHD + MSDL). Rules wire (here and workflow/rules/*.smk); each rule
+# calls its adapter in src/sparseconn/workflow/adapters.py (from a run: block, in a
+# thread of this process, or from a three-line scripts/<rule>.py shim, in a process
+# of its own); src/sparseconn computes.
 #
 #   snakemake --cores all                        # the default: a synthetic dataset
 #   snakemake --cores all --config dataset=sheet atlas_maps=...   # your own data
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,10 +18,17 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The package is imported from this checkout (installed or not), as the scripts do.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The package is imported from this checkout (installed or not), here and in the
+# jobs of script: rules: their processes inherit PYTHONPATH (and Snakemake appends
+# this process's sys.path to a script's, which serves conda jobs).
+PACKAGE_SOURCE = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, PACKAGE_SOURCE)
+if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != PACKAGE_SOURCE:
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [PACKAGE_SOURCE, os.environ.get("PYTHONPATH")])
+    )
 
-from sparseconn.cli import exit_on_input_error, schema_error
+from sparseconn.workflow.errors import exit_on_input_error, schema_error
 from sparseconn.configuration import check_config, read_typed_values
 from sparseconn.subjects import check_config_keys
 from threadpoolctl import threadpool_limits
@@ -113,7 +124,7 @@ rule dataset_description:
         name="sparseconn functional connectomes",
         version=PKG_VERSION,
         links=DATASET_LINKS_FROM_RESULTS,
-        code=code_version("tasks", "io"),
+        code=rule_code("dataset_description"),
     message:
         "Describing the results as a BIDS-derivatives dataset"
     run:

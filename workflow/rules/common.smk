@@ -1,14 +1,11 @@
-# Helpers of the workflow: subjects, atlas, file names, input functions and the
-# code version passed as a parameter. No rules here. The config has already been
+# Helpers of the workflow: subjects, atlas, file names and input functions (a
+# rule's code hash is rule_code("<rule>"), from the package). No rules here. The config has already been
 # checked and completed with the schema's defaults by the Snakefile.
 
-import ast
 import dataclasses
-import hashlib
 import os
 import posixpath
 import re
-from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
@@ -19,8 +16,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import sparseconn
-from sparseconn import adapters
-from sparseconn.cli import exit_on_input_error, schema_error
+from sparseconn.workflow import adapters
+from sparseconn.workflow.errors import exit_on_input_error, schema_error
+from sparseconn.workflow.provenance import rule_code
 from sparseconn.configuration import check_atlas_space
 from sparseconn import fetch
 from sparseconn.bids import output_name, parse_stem
@@ -34,7 +32,6 @@ RESULTS = os.path.normpath(config["results_dir"])
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 RESOURCES = os.path.normpath(config["resources_dir"])
-PACKAGE_DIR = Path(workflow.basedir) / "src" / "sparseconn"
 PKG_VERSION = sparseconn.__version__
 
 # Generated inputs (dataset synthetic).
@@ -621,66 +618,3 @@ def sheet_url(wildcards):
 def synthetic_index(wildcards):
     """Index of a generated subject (its position among all generated ids)."""
     return SUBJECTS.index(wildcards.subject)
-
-
-# tasks.py and adapters.py hold the glue of every rule: their bytes count (the
-# adapters' for every rule, since run: blocks only call them), but their imports
-# are not followed (they would tie each rule to every other rule's code); rules
-# name the modules they run instead.
-_UNFOLLOWED_MODULES = {"tasks", "adapters"}
-
-
-@cache
-def code_version(*modules):
-    """Hash of package modules and of the sparseconn modules they import.
-
-    Passed to rules as ``params: code=...`` so that editing the numerical code
-    reruns the jobs that run it (Snakemake reruns a job when its params change).
-    The imports are followed transitively; a missing module counts as such.
-
-    Parameters
-    ----------
-    *modules : str
-        Module names inside the package, e.g. ``"signals"``.
-
-    Returns
-    -------
-    str
-        16 hexadecimal digits of a SHA-256 over the modules' names and bytes.
-    """
-    digest = hashlib.sha256()
-    seen = set()
-    todo = [*modules, "adapters"]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        path = PACKAGE_DIR / f"{name}.py"
-        if not path.is_file():
-            # `from sparseconn import x` where x is not a module, or not yet written.
-            continue
-        if name in _UNFOLLOWED_MODULES:
-            continue
-        try:
-            tree = ast.parse(path.read_bytes())
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module == "sparseconn":
-                    todo += [alias.name for alias in node.names]
-                elif node.module.startswith("sparseconn."):
-                    todo.append(node.module.split(".")[1])
-            elif isinstance(node, ast.Import):
-                todo += [
-                    alias.name.split(".")[1]
-                    for alias in node.names
-                    if alias.name.startswith("sparseconn.")
-                ]
-    for name in sorted(seen):
-        path = PACKAGE_DIR / f"{name}.py"
-        digest.update(name.encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"missing")
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]

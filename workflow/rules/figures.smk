@@ -53,7 +53,7 @@ rule plot_connectome:
         subject=PLOT_SUBJECT,
         edge_threshold=FIGURE_SETTINGS["edge_threshold"],
         dpi=FIGURE_SETTINGS["dpi"],
-        code=code_version("figure_tasks"),
+        code=rule_code("plot_connectome"),
     message:
         "Connectome figure of sub-{params.subject} ({wildcards.estimate})"
     run:
@@ -107,7 +107,7 @@ rule plot_matrices:
     params:
         subject=PLOT_SUBJECT,
         dpi=FIGURE_SETTINGS["dpi"],
-        code=code_version("figure_tasks"),
+        code=rule_code("plot_matrices"),
     message:
         "Covariance, sparsity and precision figures of sub-{params.subject} "
         "({wildcards.estimate})"
@@ -136,7 +136,7 @@ rule plot_cv_curve:
         runtime=5,
     params:
         dpi=FIGURE_SETTINGS["dpi"],
-        code=code_version("figure_tasks"),
+        code=rule_code("plot_cv_curve"),
     message:
         "Cross-validation curve ({wildcards.estimate})"
     run:
@@ -167,7 +167,7 @@ rule plot_subject_qc:
         subject="{subject}",
         n_regions=FIGURE_SETTINGS["qc_regions"],
         dpi=FIGURE_SETTINGS["dpi"],
-        code=code_version("figure_tasks"),
+        code=rule_code("plot_subject_qc"),
     message:
         "sub-{wildcards.subject}: quality-control figure"
     run:
@@ -213,7 +213,7 @@ rule scan_qc:
     params:
         scans=scan_names(),
         excluded=excluded_before_jobs(),
-        code=code_version("tasks"),
+        code=rule_code("scan_qc"),
     message:
         "Quality table of every scan: in the group stage or not, and why"
     run:

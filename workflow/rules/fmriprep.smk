@@ -43,7 +43,7 @@ rule fmriprep_timeseries:
         min_kept_fraction=MIN_KEPT_FRACTION,
         min_degrees_of_freedom=config["min_degrees_of_freedom"],
         links=DATASET_LINKS,
-        code=code_version("tasks", "fmriprep"),
+        code=rule_code("fmriprep_timeseries"),
     message:
         "{params.scan}: region signals ({params.strategy} denoising)"
     run:
