@@ -8,7 +8,6 @@
 #   snakemake --cores all                        # the default: a synthetic dataset
 #   snakemake --cores all --config dataset=sheet atlas_maps=...   # your own data
 
-import os
 import sys
 from pathlib import Path
 
@@ -18,15 +17,11 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The package is imported from this checkout (installed or not), here and in the
-# jobs of script: rules: their processes inherit PYTHONPATH (and Snakemake appends
-# this process's sys.path to a script's, which serves conda jobs).
-PACKAGE_SOURCE = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, PACKAGE_SOURCE)
-if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != PACKAGE_SOURCE:
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [PACKAGE_SOURCE, os.environ.get("PYTHONPATH")])
-    )
+# The package is imported from this checkout (installed or not). Snakemake
+# appends this sys.path to the one of a script: job (scripts/<rule>.py shims): an
+# installed sparseconn comes first there, so install it editable (pip install -e .)
+# or not at all.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from sparseconn.workflow.errors import exit_on_input_error, schema_error
 from sparseconn.configuration import check_config, read_typed_values
