@@ -1,6 +1,9 @@
 # sparseconn: resting-state fMRI of many subjects to group-sparse functional
 # connectomes (nilearn's example "computation of covariance matrix between brain
-# regions", ADHD + MSDL). Rules wire; scripts/ adapt; src/sparseconn computes.
+# regions", ADHD + MSDL). Rules wire (here and workflow/rules/*.smk); each rule
+# calls its adapter in src/sparseconn/workflow/adapters.py (from a run: block, in a
+# thread of this process, or from a three-line scripts/<rule>.py shim, in a process
+# of its own); src/sparseconn computes.
 #
 #   snakemake --cores all                        # the default: a synthetic dataset
 #   snakemake --cores all --config dataset=sheet atlas_maps=...   # your own data
@@ -14,10 +17,13 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The package is imported from this checkout (installed or not), as the scripts do.
+# The package is imported from this checkout (installed or not). Snakemake
+# appends this sys.path to the one of a script: job (scripts/<rule>.py shims): an
+# installed sparseconn comes first there, so install it editable (pip install -e .)
+# or not at all.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from sparseconn.cli import exit_on_input_error, schema_error
+from sparseconn.workflow.errors import exit_on_input_error, schema_error
 from sparseconn.configuration import check_config, read_typed_values
 from sparseconn.subjects import check_config_keys
 from threadpoolctl import threadpool_limits
@@ -113,7 +119,7 @@ rule dataset_description:
         name="sparseconn functional connectomes",
         version=PKG_VERSION,
         links=INPUTS.dataset_links_from_results,
-        code=code_version("tasks", "io"),
+        code=rule_code("dataset_description"),
     message:
         "Describing the results as a BIDS-derivatives dataset"
     run:

@@ -1,7 +1,7 @@
 """One function per figure rule: result files in, figures out.
 
-The scripts ``scripts/plot_*.py`` call these with ``snakemake.input``/``params``/
-``output``; everything here runs without Snakemake. Figures are drawn by
+The rules' adapters (:mod:`sparseconn.workflow.adapters`) call these with the
+paths and params of a job; everything here runs without Snakemake. Figures are drawn by
 :mod:`sparseconn.plotting` and written atomically with reproducible bytes.
 """
 

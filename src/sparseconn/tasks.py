@@ -1,8 +1,8 @@
 """One function per workflow rule: paths in, files out.
 
-The workflow's scripts (``scripts/<rule>.py``) are thin adapters that call these
-functions with ``snakemake.input``/``params``/``output``; everything here is
-importable and testable without Snakemake. Outputs are written atomically.
+The rules' adapters (:mod:`sparseconn.workflow.adapters`) call these with the
+paths and params of a job; everything here is importable and testable without
+Snakemake. Outputs are written atomically.
 """
 
 from __future__ import annotations

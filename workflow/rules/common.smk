@@ -1,22 +1,19 @@
 # The run's inputs, built once from the checked config by the package
 # (sparseconn.workflow.inputs: one class per dataset kind), and the small input
-# functions the rules call. The names here are read by every .smk file.
-
-import ast
-import hashlib
-from functools import cache
-from pathlib import Path
+# functions the rules call; a rule's code hash is rule_code("<rule>"). The names
+# here are read by every .smk file.
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import sparseconn
-from sparseconn import adapters, fetch
-from sparseconn.cli import exit_on_input_error, schema_error
+from sparseconn import fetch
+from sparseconn.workflow import adapters
+from sparseconn.workflow.errors import exit_on_input_error, schema_error
 from sparseconn.workflow.inputs import build_inputs
 from sparseconn.workflow.paths import ESTIMATES, MATRIX_KINDS
+from sparseconn.workflow.provenance import rule_code
 
-PACKAGE_DIR = Path(workflow.basedir) / "src" / "sparseconn"
 PKG_VERSION = sparseconn.__version__
 
 
@@ -104,66 +101,3 @@ def get_adhd_subject_members(wildcards):
 
 def get_sheet_url(wildcards):
     return INPUTS.urls[wildcards.subject, wildcards.column]
-
-
-# tasks.py and adapters.py hold the glue of every rule: their bytes count (the
-# adapters' for every rule, since run: blocks only call them), but their imports
-# are not followed (they would tie each rule to every other rule's code); rules
-# name the modules they run instead.
-_UNFOLLOWED_MODULES = {"tasks", "adapters"}
-
-
-@cache
-def code_version(*modules):
-    """Hash of package modules and of the sparseconn modules they import.
-
-    Passed to rules as ``params: code=...`` so that editing the numerical code
-    reruns the jobs that run it (Snakemake reruns a job when its params change).
-    The imports are followed transitively; a missing module counts as such.
-
-    Parameters
-    ----------
-    *modules : str
-        Module names inside the package, e.g. ``"signals"``.
-
-    Returns
-    -------
-    str
-        16 hexadecimal digits of a SHA-256 over the modules' names and bytes.
-    """
-    digest = hashlib.sha256()
-    seen = set()
-    todo = [*modules, "adapters"]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        path = PACKAGE_DIR / f"{name}.py"
-        if not path.is_file():
-            # `from sparseconn import x` where x is not a module, or not yet written.
-            continue
-        if name in _UNFOLLOWED_MODULES:
-            continue
-        try:
-            tree = ast.parse(path.read_bytes())
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module == "sparseconn":
-                    todo += [alias.name for alias in node.names]
-                elif node.module.startswith("sparseconn."):
-                    todo.append(node.module.split(".")[1])
-            elif isinstance(node, ast.Import):
-                todo += [
-                    alias.name.split(".")[1]
-                    for alias in node.names
-                    if alias.name.startswith("sparseconn.")
-                ]
-    for name in sorted(seen):
-        path = PACKAGE_DIR / f"{name}.py"
-        digest.update(name.encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"missing")
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]

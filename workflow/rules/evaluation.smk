@@ -34,7 +34,7 @@ rule model_comparison:
         sizes=GROUP_SIZES,
         n_blocks=config["model_comparison"]["n_blocks"],
         group_sparse=config["group_sparse"],
-        code=code_version("tasks", "evaluation", "covariance", "plotting"),
+        code=rule_code("model_comparison"),
     message:
         "Held-out log-likelihood: group-sparse vs graph lasso, Ledoit-Wolf, empirical"
     script:
@@ -74,7 +74,7 @@ rule recovery_scores:
         mem_mb=1000,
         runtime=10,
     params:
-        code=code_version("tasks", "evaluation", "plotting"),
+        code=rule_code("recovery_scores"),
     message:
         "Recovery of the synthetic ground truth (support F1, Frobenius error)"
     run:

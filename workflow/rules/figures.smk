@@ -50,7 +50,7 @@ rule plot_connectome:
         subject=PLOT_SUBJECT,
         edge_threshold=FIGURE_SETTINGS["edge_threshold"],
         dpi=FIGURE_SETTINGS["dpi"],
-        code=code_version("figure_tasks"),
+        code=rule_code("plot_connectome"),
     message:
         "Connectome figure of sub-{params.subject} ({wildcards.estimate})"
     run:
@@ -104,7 +104,7 @@ rule plot_matrices:
     params:
         subject=PLOT_SUBJECT,
         dpi=FIGURE_SETTINGS["dpi"],
-        code=code_version("figure_tasks"),
+        code=rule_code("plot_matrices"),
     message:
         "Covariance, sparsity and precision figures of sub-{params.subject} "
         "({wildcards.estimate})"
@@ -133,7 +133,7 @@ rule plot_cv_curve:
         runtime=5,
     params:
         dpi=FIGURE_SETTINGS["dpi"],
-        code=code_version("figure_tasks"),
+        code=rule_code("plot_cv_curve"),
     message:
         "Cross-validation curve ({wildcards.estimate})"
     run:
@@ -164,7 +164,7 @@ rule plot_subject_qc:
         subject="{subject}",
         n_regions=FIGURE_SETTINGS["qc_regions"],
         dpi=FIGURE_SETTINGS["dpi"],
-        code=code_version("figure_tasks"),
+        code=rule_code("plot_subject_qc"),
     message:
         "sub-{wildcards.subject}: quality-control figure"
     run:
@@ -210,7 +210,7 @@ rule scan_qc:
     params:
         scans=INPUTS.scan_names,
         excluded=dict(INPUTS.excluded),
-        code=code_version("tasks"),
+        code=rule_code("scan_qc"),
     message:
         "Quality table of every scan: in the group stage or not, and why"
     run:

@@ -42,7 +42,7 @@ rule fmriprep_timeseries:
         min_kept_fraction=INPUTS.min_kept_fraction,
         min_degrees_of_freedom=config["min_degrees_of_freedom"],
         links=INPUTS.dataset_links,
-        code=code_version("tasks", "fmriprep"),
+        code=rule_code("fmriprep_timeseries"),
     message:
         "{params.scan}: region signals ({params.strategy} denoising)"
     run:

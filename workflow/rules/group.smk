@@ -34,7 +34,7 @@ rule group_sparse_covariance:
         subjects=GROUP_SUBJECTS,
         sizes=GROUP_SIZES,
         settings=config["group_sparse"],
-        code=code_version("tasks", "covariance"),
+        code=rule_code("group_sparse_covariance"),
     message:
         "Group-sparse inverse covariance of the group subjects (cross-validated)"
     script:
@@ -60,7 +60,7 @@ rule graph_lasso:
         runtime=10,
     params:
         subject=PLOT_SUBJECT,
-        code=code_version("tasks"),
+        code=rule_code("graph_lasso"),
     message:
         "Graph lasso (GraphicalLassoCV) of the plotted subject {params.subject}"
     script:
@@ -88,8 +88,8 @@ rule graph_lasso_subject:
         runtime=10,
     params:
         subject="{subject}",
-        code=code_version("tasks"),
+        code=rule_code("graph_lasso_subject"),
     message:
         "sub-{wildcards.subject}: graph lasso (GraphicalLassoCV)"
     script:
-        "../../scripts/graph_lasso.py"
+        "../../scripts/graph_lasso_subject.py"

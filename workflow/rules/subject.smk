@@ -20,7 +20,7 @@ rule high_variance_confounds:
     params:
         n_confounds=config["n_high_variance_confounds"],
         percentile=config["high_variance_percentile"],
-        code=code_version("tasks", "confounds"),
+        code=rule_code("high_variance_confounds"),
     message:
         "sub-{wildcards.subject}: {params.n_confounds} high-variance confounds"
     run:
@@ -55,7 +55,7 @@ rule extract_timeseries:
         min_kept_fraction=INPUTS.min_kept_fraction,
         min_degrees_of_freedom=config["min_degrees_of_freedom"],
         links=INPUTS.dataset_links,
-        code=code_version("tasks", "signals", "confounds", "atlas", "subjects"),
+        code=rule_code("extract_timeseries"),
     message:
         "sub-{wildcards.subject}: region signals of atlas {params.atlas_name}"
     run:

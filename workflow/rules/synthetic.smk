@@ -19,7 +19,7 @@ rule synthetic_atlas:
     params:
         n_regions=config["synthetic"]["n_regions"],
         seed=config["synthetic"]["seed"],
-        code=code_version("synthetic"),
+        code=rule_code("synthetic_atlas"),
     message:
         "Generating a synthetic atlas of {params.n_regions} maps (seed {params.seed})"
     run:
@@ -47,7 +47,7 @@ rule synthetic_subject:
         n_volumes=config["synthetic"]["n_volumes"],
         t_r=config["synthetic"]["t_r"],
         n_file_confounds=config["synthetic"]["n_file_confounds"],
-        code=code_version("synthetic"),
+        code=rule_code("synthetic_subject"),
     message:
         "sub-{wildcards.subject}: generating {params.n_volumes} synthetic volumes"
     run:

@@ -208,6 +208,14 @@ class RunInputs:
         """
         return self.config["t_r"] if self.sheet_t_r(subject) is None else None
 
+    def synthetic_index(self, subject: str) -> int:
+        """A subject's position among the run's subjects: a generated one's seed.
+
+        Asked by rule synthetic_subject's params whenever the generated files
+        are in the DAG (a sheet may point at them), whatever the dataset.
+        """
+        return self.subjects.index(subject)
+
     @property
     def other_subjects_pattern(self) -> str:
         """Regex of the subjects the graph lasso fits one by one (not the plotted)."""
@@ -353,10 +361,6 @@ class SyntheticInputs(RunInputs):
 
     def file_confounds(self, subject: str) -> str | None:
         return self.paths.synthetic_subject["confounds"].format(subject=subject)
-
-    def synthetic_index(self, subject: str) -> int:
-        """A generated subject's position among all generated ids (its seed)."""
-        return self.subjects.index(subject)
 
     def _source_links(self) -> dict[str, str]:
         return {"synthetic": self.paths.synthetic}

@@ -1,4 +1,4 @@
-"""One-line errors and running tasks, shared by the scripts (sparseconn.cli)."""
+"""One-line errors and the job runner of every rule (sparseconn.workflow)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from sparseconn.cli import (
-    JobFailed,
-    as_list,
-    exit_on_input_error,
-    run_job,
-    run_task,
-    schema_error,
-)
 from sparseconn.errors import InputError
+from sparseconn.workflow.adapters import as_list
+from sparseconn.workflow.errors import exit_on_input_error, schema_error
+from sparseconn.workflow.jobs import JobFailed, run_job, run_script
 
 
 @pytest.fixture(autouse=True)
 def _restore_logging():
-    """run_task reconfigures the root logger: put it back after each test."""
+    """The runner sets the root logger's level: put it back after each test."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
@@ -37,10 +32,22 @@ def bad_input(path: str) -> None:
     raise InputError(path, "truncated gzip\nstream")
 
 
+class FakeSnakemake:
+    """The object Snakemake gives a script (the names an adapter reads)."""
+
+    def __init__(self, log: Path) -> None:
+        self.input, self.output, self.params, self.wildcards = [], [], {}, {}
+        self.log, self.threads, self.config = [str(log)], 1, {}
+
+
+def bad_input_adapter(input, output, params, wildcards, log, threads=1, config=None):
+    run_job(bad_input, "data/f.nii.gz", log=log[0])
+
+
 def test_input_error_exits_with_one_line(tmp_path: Path, capsys) -> None:
     log = tmp_path / "job.log"
     with pytest.raises(SystemExit) as exit_info:
-        run_task(bad_input, "data/f.nii.gz", log=log)
+        run_script(bad_input_adapter, FakeSnakemake(log))
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err == "sparseconn: error: data/f.nii.gz: truncated gzip stream\n"
@@ -54,7 +61,7 @@ def test_success_is_logged(tmp_path: Path, capsys) -> None:
         logging.getLogger("sparseconn.test").info("working on %s", a)
         return a + b
 
-    assert run_task(task, 1, b=2, log=log) == 3
+    assert run_job(task, 1, b=2, log=log) == 3
     text = log.read_text()
     assert "task: started" in text
     assert "working on 1" in text
@@ -68,8 +75,11 @@ def test_other_errors_propagate_with_traceback_in_log(tmp_path: Path) -> None:
     def broken():
         raise RuntimeError("bug")
 
+    def broken_adapter(input, output, params, wildcards, log, threads, config):
+        run_job(broken, log=log[0])
+
     with pytest.raises(RuntimeError, match="bug"):
-        run_task(broken, log=log)
+        run_script(broken_adapter, FakeSnakemake(log))
     assert "Traceback" in log.read_text()
 
 
@@ -178,3 +188,32 @@ def test_run_job_lets_other_errors_through_with_their_traceback_logged(
     with pytest.raises(ZeroDivisionError):
         run_job(broken, log=log)
     assert "Traceback" in log.read_text() and "boom" in log.read_text()
+
+
+def test_run_job_in_a_thread_starts_its_error_line_on_a_line_of_its_own(
+    tmp_path: Path, capfd
+) -> None:
+    """In a thread, stderr is shared with Snakemake's: a newline ends its line."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    log = tmp_path / "job.log"
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(run_job, bad_input, "data/x.nii.gz", log=log)
+        with pytest.raises(JobFailed):
+            future.result()
+    assert capfd.readouterr().err == (
+        "\nsparseconn: error: data/x.nii.gz: truncated gzip stream\n"
+    )
+
+
+def test_run_script_passes_every_name_of_the_job_to_the_adapter(tmp_path) -> None:
+    seen = []
+
+    def adapter(*args):
+        seen.append(args)
+
+    job = FakeSnakemake(tmp_path / "job.log")
+    run_script(adapter, job)
+    assert seen == [
+        (job.input, job.output, job.params, job.wildcards, job.log, 1, job.config)
+    ]

@@ -1,0 +1,625 @@
+"""One adapter per rule, named like the rule: Snakemake's lists in, a task call.
+
+Every adapter has the same signature, ``(input, output, params, wildcards, log,
+threads=1, config=None)``: a ``run:`` block calls it with its own names (the job
+runs in a thread of the Snakemake process), a ``script:`` shim with
+``run_script(<adapter>, snakemake)`` (the job runs in a process of its own). The
+adapter turns the named lists into the task's arguments and runs the task with
+:func:`~sparseconn.workflow.jobs.run_job` (log file, one-line errors). The
+``code`` param of a rule is the hash of its adapter and of the code it runs
+(:mod:`sparseconn.workflow.provenance`); it is not passed on to the task.
+Imports are inside the functions: reading the workflow stays cheap, and each
+rule's hash counts only the code it runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sparseconn.workflow.jobs import run_job
+
+# matplotlib is not thread-safe (its font cache, for one, is shared): figure
+# jobs running in threads of one process draw one at a time, or their bytes
+# could depend on which other figure was drawn beside them.
+FIGURE_LOCK = threading.Lock()
+
+
+def as_list(value: str | Sequence[str] | None) -> list[str]:
+    """A Snakemake input entry as a list of paths (a lone string is one path)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value]
+
+
+def first_or_none(files: Any) -> str | None:
+    """The first file of an input entry, or None when it is empty."""
+    files = as_list(files)
+    return files[0] if files else None
+
+
+def task_params(params: Any, drop: tuple[str, ...] = ("code",)) -> dict[str, Any]:
+    """A rule's params as keyword arguments of its task (without ``code``)."""
+    return {key: value for key, value in params.items() if key not in drop}
+
+
+def download_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The downloader's ``timeout`` and ``attempts`` (config keys, not params).
+
+    Read from the config rather than passed as params, so that changing them
+    does not rerun a finished download.
+    """
+    config = config or {}
+    return {
+        "timeout": config["download_timeout"],
+        "attempts": config["download_attempts"],
+    }
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def fetch_atlas(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``fetch_atlas``: download the MSDL atlas zip, extract maps and labels.
+
+    Outputs ``maps`` (``msdl_rois.nii``, 39 probabilistic maps) and ``labels``
+    (``msdl_rois_labels.csv``); params ``url``, ``checksum`` (or None),
+    ``archive`` (download path, deleted once extracted), ``lock`` (checksum lock
+    file), ``maps_member``, ``labels_member``.
+    """
+    from sparseconn.fetch import fetch_archive_members
+
+    run_job(
+        fetch_archive_members,
+        params.url,
+        params.archive,
+        {params.maps_member: output.maps, params.labels_member: output.labels},
+        checksum=params.checksum,
+        lock_file=params.lock,
+        **download_settings(config),
+        log=log[0],
+    )
+
+
+def fetch_subject(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``fetch_subject``: download one ADHD-40 subject's archive, extract it.
+
+    Outputs ``func`` (the 4D resting-state run) and ``confounds`` (the
+    tab-separated regressors); params ``url``, ``checksum`` (or None),
+    ``archive``, ``lock``, ``members`` (``{"func": member, "confounds": member}``).
+    """
+    from sparseconn.fetch import fetch_archive_members
+
+    run_job(
+        fetch_archive_members,
+        params.url,
+        params.archive,
+        {
+            params.members["func"]: output.func,
+            params.members["confounds"]: output.confounds,
+        },
+        checksum=params.checksum,
+        lock_file=params.lock,
+        **download_settings(config),
+        log=log[0],
+    )
+
+
+def fetch_phenotypes(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``fetch_phenotypes``: download the ADHD-40 phenotypic table.
+
+    Output ``csv``; params ``url``, ``checksum`` (or None), ``archive``,
+    ``lock``, ``member``.
+    """
+    from sparseconn.fetch import fetch_archive_members
+
+    run_job(
+        fetch_archive_members,
+        params.url,
+        params.archive,
+        {params.member: output.csv},
+        checksum=params.checksum,
+        lock_file=params.lock,
+        **download_settings(config),
+        log=log[0],
+    )
+
+
+def fetch_sheet_file(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``fetch_sheet_file``: download a sheet cell given as an http(s) URL.
+
+    Output: the file; params ``url``, ``lock`` (the SHA-256 of each URL,
+    recorded at its first download and verified afterwards).
+    """
+    from sparseconn.fetch import fetch_file
+
+    run_job(
+        fetch_file,
+        params.url,
+        output[0],
+        lock_file=params.lock,
+        lock_key=params.url,
+        **download_settings(config),
+        log=log[0],
+    )
+
+
+# ---------------------------------------------------------------- synthetic
+
+
+def synthetic_atlas(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``synthetic_atlas``."""
+    from sparseconn.synthetic import generate_atlas
+
+    run_job(
+        generate_atlas,
+        output.maps,
+        output.labels,
+        output.truth,
+        n_regions=params.n_regions,
+        seed=params.seed,
+        log=log[0],
+    )
+
+
+def synthetic_subject(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``synthetic_subject``."""
+    from sparseconn.synthetic import generate_subject
+
+    run_job(
+        generate_subject,
+        output.func,
+        output.confounds,
+        output.truth,
+        atlas_truth_path=input.atlas_truth,
+        subject_index=params.subject_index,
+        subject=wildcards.subject,
+        seed=params.seed,
+        n_volumes=params.n_volumes,
+        t_r=params.t_r,
+        n_file_confounds=params.n_file_confounds,
+        log=log[0],
+    )
+
+
+# ------------------------------------------------------------------ subject
+
+
+def high_variance_confounds(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``high_variance_confounds``."""
+    from sparseconn.tasks import run_high_variance_confounds
+
+    run_job(
+        run_high_variance_confounds,
+        input.func,
+        output.tsv,
+        n_confounds=params.n_confounds,
+        percentile=params.percentile,
+        log=log[0],
+    )
+
+
+def extract_timeseries(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``extract_timeseries``."""
+    from sparseconn.tasks import run_extract_timeseries
+
+    run_job(
+        run_extract_timeseries,
+        input.func,
+        input.maps,
+        first_or_none(input.labels),
+        as_list(input.confounds),
+        output.tsv,
+        output.json,
+        subject=wildcards.subject,
+        **task_params(params),
+        log=log[0],
+    )
+
+
+def fmriprep_timeseries(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``fmriprep_timeseries``."""
+    from sparseconn.tasks import run_fmriprep_timeseries
+
+    run_job(
+        run_fmriprep_timeseries,
+        input.bold,
+        input.confounds,
+        input.maps,
+        first_or_none(input.labels),
+        output.tsv,
+        output.json,
+        scan=params.scan,
+        atlas_name=params.atlas_name,
+        strategy=params.strategy,
+        confound_columns=list(params.confound_columns),
+        t_r=params.t_r,
+        high_pass=params.high_pass,
+        low_pass=params.low_pass,
+        detrend=params.detrend,
+        standardize=params.standardize,
+        n_high_variance_confounds=params.n_high_variance_confounds,
+        high_variance_percentile=params.high_variance_percentile,
+        min_kept_fraction=params.min_kept_fraction,
+        min_degrees_of_freedom=params.min_degrees_of_freedom,
+        links=dict(params.links),
+        log=log[0],
+    )
+
+
+# -------------------------------------------------------------------- group
+
+
+def group_sparse_covariance(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``group_sparse_covariance``: cross-validated group-sparse precisions.
+
+    Input ``timeseries``: every group subject's time-series TSVs (subjects
+    order); outputs ``npz``, ``covariances``, ``precisions`` (per-subject
+    ``relmat`` TSVs); params ``subjects``, ``sizes`` (the number of time-series
+    files of each subject: runs, concatenated), ``settings``
+    (GroupSparseCovarianceCV parameters).
+    """
+    from sparseconn.tasks import run_group_sparse_covariance, split_sizes
+
+    run_job(
+        run_group_sparse_covariance,
+        split_sizes(input.timeseries, params.sizes),
+        list(params.subjects),
+        output.npz,
+        list(output.covariances),
+        list(output.precisions),
+        **params.settings,
+        log=log[0],
+    )
+
+
+def graph_lasso(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``graph_lasso``: scikit-learn's GraphicalLassoCV, plotted subject.
+
+    Input ``timeseries`` (the subject's TSVs, runs concatenated); outputs
+    ``covariance``, ``precision`` (``relmat`` TSVs) and the group ``npz``;
+    param ``subject``.
+    """
+    from sparseconn.tasks import run_graph_lasso
+
+    run_job(
+        run_graph_lasso,
+        as_list(input.timeseries),
+        output.covariance,
+        output.precision,
+        output.npz,
+        subject=params.subject,
+        log=log[0],
+    )
+
+
+def graph_lasso_subject(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``graph_lasso_subject``: GraphicalLassoCV of one other subject.
+
+    As rule ``graph_lasso``, without the ``.npz``.
+    """
+    from sparseconn.tasks import run_graph_lasso
+
+    run_job(
+        run_graph_lasso,
+        as_list(input.timeseries),
+        output.covariance,
+        output.precision,
+        None,
+        subject=params.subject,
+        log=log[0],
+    )
+
+
+# ------------------------------------------------------------------ figures
+
+
+def plot_connectome(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``plot_connectome``."""
+    from sparseconn.figure_tasks import run_plot_connectome
+
+    with FIGURE_LOCK:
+        run_job(
+            run_plot_connectome,
+            input.npz,
+            input.maps,
+            first_or_none(input.labels),
+            output.png,
+            first_or_none(output.svg),
+            estimate=wildcards.estimate,
+            subject=params.subject,
+            edge_threshold=params.edge_threshold,
+            dpi=params.dpi,
+            log=log[0],
+        )
+
+
+def plot_matrices(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``plot_matrices``."""
+    from sparseconn.figure_tasks import run_plot_matrices
+
+    with FIGURE_LOCK:
+        run_job(
+            run_plot_matrices,
+            input.npz,
+            first_or_none(input.labels),
+            as_list(output.covariance),
+            as_list(output.sparsity),
+            as_list(output.precision),
+            estimate=wildcards.estimate,
+            subject=params.subject,
+            dpi=params.dpi,
+            log=log[0],
+        )
+
+
+def plot_cv_curve(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``plot_cv_curve``."""
+    from sparseconn.figure_tasks import run_plot_cv_curve
+
+    with FIGURE_LOCK:
+        run_job(
+            run_plot_cv_curve,
+            input.npz,
+            output.png,
+            first_or_none(output.svg),
+            estimate=wildcards.estimate,
+            dpi=params.dpi,
+            log=log[0],
+        )
+
+
+def plot_subject_qc(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``plot_subject_qc``."""
+    from sparseconn.figure_tasks import run_plot_subject_qc
+
+    with FIGURE_LOCK:
+        run_job(
+            run_plot_subject_qc,
+            input.confounds,
+            input.timeseries,
+            input.sidecar,
+            output.png,
+            subject=params.subject,
+            n_regions=params.n_regions,
+            dpi=params.dpi,
+            log=log[0],
+        )
+
+
+def scan_qc(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``scan_qc``."""
+    from sparseconn.tasks import run_scan_qc
+
+    run_job(
+        run_scan_qc,
+        as_list(input.sidecars),
+        list(params.scans),
+        dict(params.excluded),
+        output.tsv,
+        log=log[0],
+    )
+
+
+# ------------------------------------------------------------ science check
+
+
+def model_comparison(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``model_comparison``: held-out log-likelihood of four estimators.
+
+    Input ``timeseries`` (every group subject's TSVs); outputs ``tsv`` (subject,
+    estimator, fold, log_likelihood) and ``figure``; params ``subjects``,
+    ``sizes``, ``n_blocks``, ``group_sparse`` (GroupSparseCovarianceCV
+    parameters). The folds run on ``threads`` processes.
+    """
+    from sparseconn.tasks import run_model_comparison, split_sizes
+
+    run_job(
+        run_model_comparison,
+        split_sizes(input.timeseries, params.sizes),
+        list(params.subjects),
+        output.tsv,
+        output.figure,
+        n_blocks=params.n_blocks,
+        group_sparse=dict(params.group_sparse),
+        n_jobs=threads,
+        log=log[0],
+    )
+
+
+def recovery_scores(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``recovery_scores``."""
+    from sparseconn.tasks import run_recovery_scores
+
+    with FIGURE_LOCK:
+        run_job(
+            run_recovery_scores,
+            input.group,
+            list(input.graph_lasso),
+            list(input.timeseries),
+            list(input.truths),
+            output.tsv,
+            output.figure,
+            log=log[0],
+        )
+
+
+# -------------------------------------------------------------- description
+
+
+def dataset_description(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``dataset_description``."""
+    from sparseconn.tasks import run_dataset_description
+
+    run_job(
+        run_dataset_description,
+        output.json,
+        output.bidsignore,
+        name=params.name,
+        version=params.version,
+        links={name: path for name, path in params.links.items() if name},
+        log=log[0],
+    )
