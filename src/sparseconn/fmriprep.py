@@ -836,17 +836,13 @@ def exclusion_reason(
     n_kept: int,
     n_regressors: int,
     t_r: float,
-    *,
-    high_pass: float | None,
-    low_pass: float | None,
-    detrend: bool,
-    min_kept_fraction: float,
-    min_degrees_of_freedom: int,
+    cleaning: CleaningSettings,
 ) -> str | None:
     """Why a run is left out of the group stage, or None.
 
-    Too few volumes kept after censoring (``min_kept_fraction``), or fewer than
-    ``min_degrees_of_freedom`` left once ``n_regressors`` confound columns, the
+    Too few volumes kept after censoring (``cleaning.min_kept_fraction``), or
+    fewer than ``cleaning.min_degrees_of_freedom`` left once ``n_regressors``
+    confound columns, the
     filter and detrending have taken theirs from the kept volumes. Counting
     columns (not their rank) errs on the side of exclusion: cleaning can only
     leave as many degrees of freedom or more. Decided from the confounds file
@@ -854,22 +850,22 @@ def exclusion_reason(
     """
     from sparseconn.signals import filter_degrees_of_freedom
 
-    if n_kept == 0 or n_kept < min_kept_fraction * n_volumes:
+    if n_kept == 0 or n_kept < cleaning.min_kept_fraction * n_volumes:
         return (
             f"{n_kept} of {n_volumes} volumes kept after censoring, fewer than "
-            f"min_volumes {min_kept_fraction:.0%}"
+            f"min_volumes {cleaning.min_kept_fraction:.0%}"
         )
     remaining = (
         n_kept
-        - (2 if detrend else 1)
-        - filter_degrees_of_freedom(n_kept, t_r, high_pass, low_pass)
+        - (2 if cleaning.detrend else 1)
+        - filter_degrees_of_freedom(n_kept, t_r, cleaning.high_pass, cleaning.low_pass)
         - n_regressors
     )
-    if remaining < min_degrees_of_freedom:
+    if remaining < cleaning.min_degrees_of_freedom:
         return (
             f"{n_regressors} confound regressors for {n_kept} kept volumes leave "
             f"{remaining} degrees of freedom, fewer than min_degrees_of_freedom "
-            f"{min_degrees_of_freedom}"
+            f"{cleaning.min_degrees_of_freedom}"
         )
     return None
 
@@ -921,14 +917,9 @@ def clean_scan_signals(
     strategy: str = "simple",
     confound_columns: Sequence[str] = (),
     t_r: float | None = None,
-    high_pass: float | None = 0.01,
-    low_pass: float | None = None,
-    detrend: bool = True,
-    standardize: str | None = "zscore_sample",
+    cleaning: CleaningSettings | None = None,
     n_high_variance_confounds: int = 5,
     high_variance_percentile: float = 2.0,
-    min_kept_fraction: float = 0.5,
-    min_degrees_of_freedom: int = 10,
 ) -> ScanSignals:
     """Extract and clean one signal per atlas map of one fMRIPrep scan.
 
@@ -956,18 +947,17 @@ def clean_scan_signals(
         File columns added to the high-variance confounds (``highvariance``).
     t_r : float, optional
         Repetition time (s); default the BOLD JSON sidecar, else the header.
-    high_pass, low_pass, detrend, standardize
-        Cleaning, as :func:`sparseconn.signals.clean`.
-    n_high_variance_confounds, high_variance_percentile
-        ``highvariance`` only.
-    min_kept_fraction, min_degrees_of_freedom
-        A scan keeping fewer than this fraction of its volumes after censoring,
-        or fewer degrees of freedom (see :func:`exclusion_reason`), is left out
+    cleaning : CleaningSettings, optional
+        How to clean (default: the config's defaults), and the minimum fraction
+        of volumes and degrees of freedom a scan must keep: a scan keeping fewer
+        (see :func:`exclusion_reason`) is left out
         of the group stage (``excluded`` says why); its signals are still
         computed, for inspection (uncensored when its kept volumes are too few).
         Constant volumes (dropouts) are censored too; if that alone pushes a
         scan below either minimum, it is an error (the workflow decided the
         group before any job ran).
+    n_high_variance_confounds, high_variance_percentile
+        ``highvariance`` only.
 
     Returns
     -------
@@ -982,12 +972,11 @@ def clean_scan_signals(
     from sparseconn.atlas import load_atlas
     from sparseconn.signals import CleaningSettings, clean_scan, extract_map_signals
 
-    if not 0 <= min_kept_fraction <= 1:
-        raise ValueError(f"min_kept_fraction={min_kept_fraction} must be in [0, 1]")
-    settings = CleaningSettings(
-        high_pass, low_pass, detrend, standardize, min_kept_fraction,
-        min_degrees_of_freedom,
-    )  # fmt: skip
+    settings = cleaning or CleaningSettings()
+    if not 0 <= settings.min_kept_fraction <= 1:
+        raise ValueError(
+            f"min_kept_fraction={settings.min_kept_fraction} must be in [0, 1]"
+        )
     info = read_func_info(bold)
     repetition, t_r_source = bold_t_r(
         bold, info.t_r, t_r, unitless_header_t_r=info.unitless_t_r
@@ -1000,15 +989,7 @@ def clean_scan_signals(
     if strategy == "highvariance":
         n_regressors += n_high_variance_confounds
     excluded = exclusion_reason(
-        n_volumes,
-        denoising.kept.size,
-        n_regressors,
-        repetition,
-        high_pass=high_pass,
-        low_pass=low_pass,
-        detrend=detrend,
-        min_kept_fraction=min_kept_fraction,
-        min_degrees_of_freedom=min_degrees_of_freedom,
+        n_volumes, denoising.kept.size, n_regressors, repetition, settings
     )
     atlas = load_atlas(maps, labels)
     signals, coverage, constant = extract_map_signals(info, atlas)

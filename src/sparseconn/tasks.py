@@ -28,6 +28,7 @@ from sparseconn.io import (
     write_npz,
     write_tsv,
 )
+from sparseconn.signals import CleaningSettings
 from sparseconn.subjects import resolve_t_r_with_source
 
 if TYPE_CHECKING:
@@ -130,12 +131,7 @@ def run_extract_timeseries(
     atlas_name: str,
     sheet_t_r: float | None = None,
     config_t_r: float | None = None,
-    high_pass: float | None = 0.01,
-    low_pass: float | None = None,
-    detrend: bool = True,
-    standardize: str | None = "zscore_sample",
-    min_kept_fraction: float = 0.5,
-    min_degrees_of_freedom: int = 10,
+    cleaning: CleaningSettings | None = None,
     links: dict[str, str] | None = None,
 ) -> None:
     """Extract and clean one signal per atlas map; write the TSV and its JSON sidecar.
@@ -144,16 +140,13 @@ def run_extract_timeseries(
     all regressed out, typically the high-variance confounds then the subject's
     confounds file. The repetition time comes from ``sheet_t_r``, else
     ``config_t_r``, else the NIfTI header; a disagreement is an error. Constant
-    volumes (dropouts) are censored; a scan left with fewer than
-    ``min_kept_fraction`` of its volumes, or whose cleaning leaves fewer than
-    ``min_degrees_of_freedom``, is an error.
+    volumes (dropouts) are censored; a scan left with fewer than the
+    ``cleaning`` settings' ``min_kept_fraction`` of its volumes, or whose cleaning
+    leaves fewer than ``min_degrees_of_freedom``, is an error.
     """
-    from sparseconn.signals import CleaningSettings, clean_scan, extract_map_signals
+    from sparseconn.signals import clean_scan, extract_map_signals
 
-    settings = CleaningSettings(
-        high_pass, low_pass, detrend, standardize, min_kept_fraction,
-        min_degrees_of_freedom,
-    )  # fmt: skip
+    settings = cleaning or CleaningSettings()
     info = read_func_info(func)
     t_r, t_r_source = resolve_t_r_with_source(
         func, info.t_r, sheet_t_r, config_t_r, unitless_header_t_r=info.unitless_t_r
@@ -220,14 +213,9 @@ def run_fmriprep_timeseries(
     strategy: str,
     confound_columns: Sequence[str] = (),
     t_r: float | None = None,
-    high_pass: float | None = 0.01,
-    low_pass: float | None = None,
-    detrend: bool = True,
-    standardize: str | None = "zscore_sample",
+    cleaning: CleaningSettings | None = None,
     n_high_variance_confounds: int = 5,
     high_variance_percentile: float = 2.0,
-    min_kept_fraction: float = 0.5,
-    min_degrees_of_freedom: int = 10,
     links: dict[str, str] | None = None,
 ) -> None:
     """One fMRIPrep run: denoise by ``strategy``, censor, extract and clean.
@@ -249,14 +237,9 @@ def run_fmriprep_timeseries(
         strategy=strategy,
         confound_columns=confound_columns,
         t_r=t_r,
-        high_pass=high_pass,
-        low_pass=low_pass,
-        detrend=detrend,
-        standardize=standardize,
+        cleaning=cleaning,
         n_high_variance_confounds=n_high_variance_confounds,
         high_variance_percentile=high_variance_percentile,
-        min_kept_fraction=min_kept_fraction,
-        min_degrees_of_freedom=min_degrees_of_freedom,
     )
     write_tsv(pd.DataFrame(result.signals, columns=result.regions), out_tsv)
     quality = quality_fields(

@@ -20,7 +20,12 @@ from sparseconn.fmriprep import (
     find_scans,
     parse_bold_name,
 )
-from sparseconn.signals import check_sample_mask, clean, filtered_volumes
+from sparseconn.signals import (
+    CleaningSettings,
+    check_sample_mask,
+    clean,
+    filtered_volumes,
+)
 from sparseconn.tasks import run_fmriprep_timeseries
 from tests.fmriprep_tree import make_fmriprep_tree
 
@@ -426,11 +431,11 @@ def test_min_kept_fraction_excludes(shared_tree):
         scan.confounds,
         labels=shared_tree.labels,
         strategy="scrubbing",
-        low_pass=None,
-        high_pass=None,
         # 30 volumes leave scrubbing's regressors no degrees of freedom; this
         # test is about the censoring fraction alone.
-        min_degrees_of_freedom=-100,
+        cleaning=CleaningSettings(
+            low_pass=None, high_pass=None, min_degrees_of_freedom=-100
+        ),
     )
     assert kept.excluded is None and kept.signals.shape == (24, 6)
     assert kept.t_r == 2.0 and kept.regions == [f"R{i:02d}" for i in range(1, 7)]
@@ -439,8 +444,7 @@ def test_min_kept_fraction_excludes(shared_tree):
         shared_tree.maps,
         scan.confounds,
         strategy="scrubbing",
-        min_kept_fraction=0.9,
-        min_degrees_of_freedom=-100,
+        cleaning=CleaningSettings(min_kept_fraction=0.9, min_degrees_of_freedom=-100),
     )
     assert excluded.n_kept == 24 and excluded.censoring_applied
     assert excluded.signals.shape == (24, 6)
@@ -536,7 +540,10 @@ def test_sidecar_t_r_wins_over_a_header_without_time_unit(tree, shared_tree):
         nib.Nifti1Image(np.asarray(image.dataobj), image.affine, header), scan.bold
     )
     result = clean_scan_signals(
-        scan.bold, shared_tree.maps, scan.confounds, high_pass=None
+        scan.bold,
+        shared_tree.maps,
+        scan.confounds,
+        cleaning=CleaningSettings(high_pass=None),
     )
     assert result.t_r == 2.0
     assert result.t_r_source == (

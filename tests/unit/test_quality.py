@@ -20,6 +20,7 @@ from sparseconn.errors import InputError
 from sparseconn.fmriprep import exclusion_reason
 from sparseconn.io import read_func_info
 from sparseconn.signals import (
+    CleaningSettings,
     clean,
     clean_with_report,
     extract_map_signals,
@@ -164,18 +165,12 @@ def test_degenerate_confound_columns_are_listed_in_the_sidecar(scan, tmp_path, r
 
 
 def test_exclusion_reason_by_censoring_and_by_degrees_of_freedom():
-    limits = {
-        "high_pass": 0.01,
-        "low_pass": None,
-        "detrend": True,
-        "min_kept_fraction": 0.5,
-        "min_degrees_of_freedom": 10,
-    }
-    assert exclusion_reason(176, 170, 20, 2.5, **limits) is None
-    assert "fewer than min_volumes 50%" in exclusion_reason(176, 80, 20, 2.5, **limits)
+    limits = CleaningSettings(high_pass=0.01, low_pass=None, detrend=True)
+    assert exclusion_reason(176, 170, 20, 2.5, limits) is None
+    assert "fewer than min_volumes 50%" in exclusion_reason(176, 80, 20, 2.5, limits)
     # 158 kept volumes at TR 2 (316 s): 2 detrending, 6 filter (k / 316 s < 0.01
     # Hz for k = 1..3), 150 regressors
-    reason = exclusion_reason(158, 158, 150, 2.0, **limits)
+    reason = exclusion_reason(158, 158, 150, 2.0, limits)
     assert "leave 0 degrees of freedom" in reason
     assert "min_degrees_of_freedom 10" in reason
 

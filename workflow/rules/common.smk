@@ -3,6 +3,8 @@
 # functions the rules call; a rule's code hash is rule_code("<rule>"). The names
 # here are read by every .smk file.
 
+import dataclasses
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -44,6 +46,9 @@ ATLAS_NAME = INPUTS.atlas.name
 # excluded subjects left out; dataset fmriprep: its units); the plotted one.
 SUBJECTS, GROUP_SUBJECTS = list(INPUTS.subjects), list(INPUTS.group_units)
 PLOT_SUBJECT = INPUTS.plot_unit
+# How every scan is cleaned, passed whole as a param; a dict, which Snakemake
+# compares on reruns (a dataclass it would ignore).
+CLEANING = dataclasses.asdict(INPUTS.cleaning)
 
 
 def get_func(wildcards):

@@ -48,12 +48,7 @@ rule extract_timeseries:
         atlas_name=ATLAS_NAME,
         sheet_t_r=get_sheet_t_r,
         config_t_r=get_config_t_r,
-        high_pass=config["high_pass"],
-        low_pass=config["low_pass"],
-        detrend=config["detrend"],
-        standardize=config["standardize"],
-        min_kept_fraction=INPUTS.min_kept_fraction,
-        min_degrees_of_freedom=config["min_degrees_of_freedom"],
+        cleaning=CLEANING,
         links=INPUTS.dataset_links,
         code=rule_code("extract_timeseries"),
     message:

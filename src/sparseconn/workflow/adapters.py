@@ -268,6 +268,7 @@ def extract_timeseries(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``extract_timeseries``."""
+    from sparseconn.signals import CleaningSettings
     from sparseconn.tasks import run_extract_timeseries
 
     run_job(
@@ -279,7 +280,8 @@ def extract_timeseries(
         output.tsv,
         output.json,
         subject=wildcards.subject,
-        **task_params(params),
+        **task_params(params, drop=("code", "cleaning")),
+        cleaning=CleaningSettings(**params.cleaning),
         log=log[0],
     )
 
@@ -294,6 +296,7 @@ def fmriprep_timeseries(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``fmriprep_timeseries``."""
+    from sparseconn.signals import CleaningSettings
     from sparseconn.tasks import run_fmriprep_timeseries
 
     run_job(
@@ -309,14 +312,9 @@ def fmriprep_timeseries(
         strategy=params.strategy,
         confound_columns=list(params.confound_columns),
         t_r=params.t_r,
-        high_pass=params.high_pass,
-        low_pass=params.low_pass,
-        detrend=params.detrend,
-        standardize=params.standardize,
+        cleaning=CleaningSettings(**params.cleaning),
         n_high_variance_confounds=params.n_high_variance_confounds,
         high_variance_percentile=params.high_variance_percentile,
-        min_kept_fraction=params.min_kept_fraction,
-        min_degrees_of_freedom=params.min_degrees_of_freedom,
         links=dict(params.links),
         log=log[0],
     )

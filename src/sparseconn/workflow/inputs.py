@@ -28,6 +28,7 @@ import yaml
 
 from sparseconn import fetch
 from sparseconn.errors import InputError
+from sparseconn.signals import CleaningSettings
 from sparseconn.subjects import Subject, check_subject_id, match_label
 from sparseconn.workflow.paths import Paths
 
@@ -179,9 +180,9 @@ class RunInputs:
         return self.config["denoise_strategy"] or "highvariance"
 
     @property
-    def min_kept_fraction(self) -> float:
-        """Config ``min_volumes`` (``"50%"``) as a fraction."""
-        return float(self.config["min_volumes"].rstrip("%")) / 100.0
+    def cleaning(self) -> CleaningSettings:
+        """How every scan is cleaned (config ``high_pass``... ``min_volumes``)."""
+        return CleaningSettings.from_config(self.config)
 
     def func(self, subject: str) -> str:
         """The subject's 4D image."""
@@ -588,7 +589,7 @@ class FmriprepInputs(RunInputs):
                 source,
                 "graph_lasso.per_subject is not available with dataset 'fmriprep'",
             )
-        minimum = float(config["min_volumes"].rstrip("%")) / 100.0
+        cleaning = CleaningSettings.from_config(config)
         excluded: dict[str, str] = {}
         by_subject: dict[str, list[Any]] = {}
         for scan in found:
@@ -614,11 +615,7 @@ class FmriprepInputs(RunInputs):
                     config["t_r"],
                     unitless_header_t_r=info.unitless_t_r,
                 ).seconds,
-                high_pass=config["high_pass"],
-                low_pass=config["low_pass"],
-                detrend=config["detrend"],
-                min_kept_fraction=minimum,
-                min_degrees_of_freedom=config["min_degrees_of_freedom"],
+                cleaning,
             )
             if reason is not None:
                 excluded[scan.name] = reason
