@@ -1,7 +1,7 @@
 """Region signals: resample onto the atlas grid, least-squares map signals, cleaning.
 
 The reference is nilearn's ``NiftiMapsMasker(resampling_target="maps")`` followed by
-``signal.clean`` (see ``ALGORITHMS.md``). The chain resample → least squares is
+``signal.clean`` (see ``docs/algorithms.md``). The chain resample → least squares is
 linear in the data, so it is computed in one streaming pass over the functional
 file: when the func→atlas voxel mapping is axis-aligned (the usual case, flips
 included) the cubic-spline resampling factorises into three small 1D operators

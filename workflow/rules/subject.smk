@@ -1,6 +1,6 @@
 # Per-subject rules: high-variance confounds, then the atlas's region signals,
-# extracted and cleaned (ALGORITHMS.md). Outputs follow the file contract of
-# DESIGN.md under {results_dir}/sub-{subject}/func/. The science settings are
+# extracted and cleaned (docs/algorithms.md). Outputs are named in
+# src/sparseconn/workflow/paths.py, under {results_dir}/sub-{subject}/func/. The science settings are
 # params, so that changing one reruns exactly the jobs it feeds.
 
 

@@ -151,6 +151,27 @@ class RunInputs:
         """The inputs of this kind of dataset described by ``config``."""
         raise NotImplementedError
 
+    @classmethod
+    def _every_subject(
+        cls,
+        common: dict[str, Any],
+        paths: Paths,
+        atlas: Mapping[str, str],
+        name: str,
+        subjects: tuple[str, ...],
+    ) -> RunInputs:
+        """Inputs whose every subject enters the group stage (files we make)."""
+        inputs = cls(
+            **common,
+            paths=paths,
+            atlas=AtlasFiles(atlas["maps"], atlas["labels"], name),
+            subjects=subjects,
+            group_units=subjects,
+            excluded=MappingProxyType({}),
+            plot_unit="",
+        )
+        return _with_plot_unit(inputs)
+
     @staticmethod
     def _common(
         config: Mapping[str, Any], source: str, basedir: str | Path, kind: str
@@ -320,6 +341,7 @@ def _atlas_from_config(config: Mapping[str, Any], source: str, kind: str) -> Atl
 
 
 def _with_plot_unit(inputs: RunInputs) -> RunInputs:
+    """``inputs`` with its plotted unit (chosen from its group units)."""
     return dataclasses.replace(inputs, plot_unit=inputs._plotted(inputs.group_units))
 
 
@@ -346,16 +368,7 @@ class SyntheticInputs(RunInputs):
                 check_subject_id(s, source) for s in subject_ids(config["n_subjects"])
             )
         )
-        inputs = cls(
-            **common,
-            paths=paths,
-            atlas=AtlasFiles(atlas["maps"], atlas["labels"], name),
-            subjects=subjects,
-            group_units=subjects,
-            excluded=MappingProxyType({}),
-            plot_unit="",
-        )
-        return _with_plot_unit(inputs)
+        return cls._every_subject(common, paths, atlas, name, subjects)
 
     def func(self, subject: str) -> str:
         return self.paths.synthetic_subject["func"].format(subject=subject)
@@ -387,16 +400,7 @@ class AdhdInputs(RunInputs):
             raise InputError(source, str(error)) from None
         subjects = tuple(sorted(check_subject_id(s, source) for s in ids))
         atlas = paths.adhd_atlas
-        inputs = cls(
-            **common,
-            paths=paths,
-            atlas=AtlasFiles(atlas["maps"], atlas["labels"], name),
-            subjects=subjects,
-            group_units=subjects,
-            excluded=MappingProxyType({}),
-            plot_unit="",
-        )
-        return _with_plot_unit(inputs)
+        return cls._every_subject(common, paths, atlas, name, subjects)
 
     def func(self, subject: str) -> str:
         return self.paths.adhd_subject["func"].format(subject=subject)

@@ -1,8 +1,9 @@
 """Every file the workflow reads or writes, by name: the output contract in one place.
 
 Patterns hold Snakemake wildcards in braces (``{subject}``, ``{estimate}``,
-``{stem}``...). Results follow the BIDS-derivatives layout of DESIGN.md (xcp_d's
-names); generated and downloaded inputs live under ``resources_dir``.
+``{stem}``...). Results follow the BIDS-derivatives layout of the README's
+"Outputs" (xcp_d's names); generated and downloaded inputs live under
+``resources_dir``.
 """
 
 from __future__ import annotations
