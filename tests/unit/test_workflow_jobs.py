@@ -174,8 +174,7 @@ def test_run_job_turns_bad_input_into_one_line_and_job_failed(
         run_job(bad_input, "data/x.nii.gz", log=log)
     assert "sparseconn: error" not in str(raised.value)
     err = capfd.readouterr().err.splitlines()
-    # a newline first ends whatever Snakemake's threads left unfinished on stderr
-    assert err == ["", "sparseconn: error: data/x.nii.gz: truncated gzip stream"]
+    assert err == ["sparseconn: error: data/x.nii.gz: truncated gzip stream"]
     assert "data/x.nii.gz: truncated gzip stream" in log.read_text()
 
 
