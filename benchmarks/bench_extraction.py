@@ -39,13 +39,13 @@ import nibabel as nib
 import numpy as np
 
 from sparseconn import synthetic
-from sparseconn.tasks import run_extract_timeseries, run_high_variance_confounds
+from sparseconn.steps.subject import run_extract_timeseries, run_high_variance_confounds
 
 # Peak RSS read from /proc (VmHWM): ru_maxrss of a forked child would include the
 # pages of this (large) parent process.
 JOB = """
 import re, sys
-from sparseconn.tasks import run_extract_timeseries, run_high_variance_confounds
+from sparseconn.steps.subject import run_extract_timeseries, run_high_variance_confounds
 folder = sys.argv[2]
 if sys.argv[1] == "confounds":
     run_high_variance_confounds(f"{folder}/func.nii.gz", f"{folder}/hv_job.tsv")

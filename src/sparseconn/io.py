@@ -12,7 +12,7 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -376,3 +376,54 @@ def _is_number(cell: str) -> bool:
 def _not_nan_text(cell: str) -> bool:
     """True when ``cell`` is text that is not a spelling of NaN/missing."""
     return cell.lower() not in {"nan", "n/a", "na", ""} and not _is_number(cell)
+
+
+# ------------------------------------------------------------- result files
+
+
+def read_timeseries(path: PathLike) -> pd.DataFrame:
+    """Read a cleaned time-series TSV (header = region names, one row per volume)."""
+    frame = pd.read_csv(path, sep="\t")
+    if frame.empty or frame.shape[1] == 0:
+        raise InputError(path, "empty time series")
+    return frame
+
+
+def write_relmat(matrix: np.ndarray, regions: Sequence[str], path: PathLike) -> None:
+    """Write a region x region matrix as xcp_d's ``relmat`` TSV (first column Node)."""
+    frame = pd.DataFrame(matrix, columns=list(regions))
+    frame.insert(0, "Node", list(regions))
+    write_tsv(frame, path)
+
+
+def _same_regions(
+    tables: Sequence[pd.DataFrame], paths: Sequence[PathLike]
+) -> list[str]:
+    regions = list(tables[0].columns)
+    for table, path in zip(tables[1:], paths[1:], strict=True):
+        if list(table.columns) != regions:
+            raise InputError(
+                path, f"regions differ from those of {paths[0]} (same atlas expected)"
+            )
+    return regions
+
+
+def read_unit_timeseries(
+    units: Sequence[PathLike | Sequence[PathLike]],
+) -> tuple[list[np.ndarray], list[str]]:
+    """Signals of each group element, runs concatenated in time, and the regions.
+
+    Each element is a time-series TSV or a list of them (the runs of one subject
+    or session, each cleaned on its own, stacked in the given order). All files
+    must have the same regions.
+    """
+    groups = [[u] if isinstance(u, str | Path) else list(u) for u in units]
+    paths = [path for group in groups for path in group]
+    tables = [read_timeseries(path) for path in paths]
+    regions = _same_regions(tables, paths)
+    arrays, start = [], 0
+    for group in groups:
+        chunk = tables[start : start + len(group)]
+        arrays.append(np.vstack([table.to_numpy() for table in chunk]))
+        start += len(group)
+    return arrays, regions

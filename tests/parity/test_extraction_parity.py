@@ -17,7 +17,7 @@ import pytest
 from scipy import linalg
 
 from sparseconn import synthetic
-from sparseconn.tasks import run_extract_timeseries, run_high_variance_confounds
+from sparseconn.steps.subject import run_extract_timeseries, run_high_variance_confounds
 
 nilearn = pytest.importorskip("nilearn")
 from nilearn.image import high_variance_confounds as nilearn_hv  # noqa: E402

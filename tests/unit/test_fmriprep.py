@@ -26,7 +26,7 @@ from sparseconn.signals import (
     clean,
     filtered_volumes,
 )
-from sparseconn.tasks import run_fmriprep_timeseries
+from sparseconn.steps.subject import run_fmriprep_timeseries
 from tests.fmriprep_tree import make_fmriprep_tree
 
 pytest.importorskip("nilearn")  # the tree's confounds tables come with nilearn

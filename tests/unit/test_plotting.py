@@ -11,13 +11,6 @@ import pandas as pd
 import pytest
 
 from sparseconn.errors import InputError
-from sparseconn.figure_tasks import (
-    load_estimate,
-    run_plot_connectome,
-    run_plot_cv_curve,
-    run_plot_matrices,
-    run_plot_subject_qc,
-)
 from sparseconn.plotting import (
     brain_mask,
     connectome_edges,
@@ -31,6 +24,13 @@ from sparseconn.plotting import (
     qc_region_indices,
     region_coordinates,
     save_figure,
+)
+from sparseconn.steps.figures import (
+    load_estimate,
+    run_plot_connectome,
+    run_plot_cv_curve,
+    run_plot_matrices,
+    run_plot_subject_qc,
 )
 
 SHAPE = (12, 14, 10)

@@ -26,7 +26,8 @@ from sparseconn.signals import (
     extract_map_signals,
     filter_degrees_of_freedom,
 )
-from sparseconn.tasks import run_extract_timeseries, run_scan_qc
+from sparseconn.steps.describe import run_scan_qc
+from sparseconn.steps.subject import run_extract_timeseries
 from tests.helpers import make_func, make_maps, write_table
 
 N_VOLUMES = 80

@@ -246,7 +246,7 @@ def high_variance_confounds(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``high_variance_confounds``."""
-    from sparseconn.tasks import run_high_variance_confounds
+    from sparseconn.steps.subject import run_high_variance_confounds
 
     run_job(
         run_high_variance_confounds,
@@ -269,7 +269,7 @@ def extract_timeseries(
 ) -> None:
     """Rule ``extract_timeseries``."""
     from sparseconn.signals import CleaningSettings
-    from sparseconn.tasks import run_extract_timeseries
+    from sparseconn.steps.subject import run_extract_timeseries
 
     run_job(
         run_extract_timeseries,
@@ -297,7 +297,7 @@ def fmriprep_timeseries(
 ) -> None:
     """Rule ``fmriprep_timeseries``."""
     from sparseconn.signals import CleaningSettings
-    from sparseconn.tasks import run_fmriprep_timeseries
+    from sparseconn.steps.subject import run_fmriprep_timeseries
 
     run_job(
         run_fmriprep_timeseries,
@@ -340,7 +340,7 @@ def group_sparse_covariance(
     files of each subject: runs, concatenated), ``settings``
     (GroupSparseCovarianceCV parameters).
     """
-    from sparseconn.tasks import run_group_sparse_covariance, split_sizes
+    from sparseconn.steps.group import run_group_sparse_covariance, split_sizes
 
     run_job(
         run_group_sparse_covariance,
@@ -369,7 +369,7 @@ def graph_lasso(
     ``covariance``, ``precision`` (``relmat`` TSVs) and the group ``npz``;
     param ``subject``.
     """
-    from sparseconn.tasks import run_graph_lasso
+    from sparseconn.steps.group import run_graph_lasso
 
     run_job(
         run_graph_lasso,
@@ -395,7 +395,7 @@ def graph_lasso_subject(
 
     As rule ``graph_lasso``, without the ``.npz``.
     """
-    from sparseconn.tasks import run_graph_lasso
+    from sparseconn.steps.group import run_graph_lasso
 
     run_job(
         run_graph_lasso,
@@ -421,7 +421,7 @@ def plot_connectome(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``plot_connectome``."""
-    from sparseconn.figure_tasks import run_plot_connectome
+    from sparseconn.steps.figures import run_plot_connectome
 
     with FIGURE_LOCK:
         run_job(
@@ -449,7 +449,7 @@ def plot_matrices(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``plot_matrices``."""
-    from sparseconn.figure_tasks import run_plot_matrices
+    from sparseconn.steps.figures import run_plot_matrices
 
     with FIGURE_LOCK:
         run_job(
@@ -476,7 +476,7 @@ def plot_cv_curve(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``plot_cv_curve``."""
-    from sparseconn.figure_tasks import run_plot_cv_curve
+    from sparseconn.steps.figures import run_plot_cv_curve
 
     with FIGURE_LOCK:
         run_job(
@@ -500,7 +500,7 @@ def plot_subject_qc(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``plot_subject_qc``."""
-    from sparseconn.figure_tasks import run_plot_subject_qc
+    from sparseconn.steps.figures import run_plot_subject_qc
 
     with FIGURE_LOCK:
         run_job(
@@ -526,7 +526,7 @@ def scan_qc(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``scan_qc``."""
-    from sparseconn.tasks import run_scan_qc
+    from sparseconn.steps.describe import run_scan_qc
 
     run_job(
         run_scan_qc,
@@ -557,7 +557,8 @@ def model_comparison(
     ``sizes``, ``n_blocks``, ``group_sparse`` (GroupSparseCovarianceCV
     parameters). The folds run on ``threads`` processes.
     """
-    from sparseconn.tasks import run_model_comparison, split_sizes
+    from sparseconn.steps.group import split_sizes
+    from sparseconn.steps.science import run_model_comparison
 
     run_job(
         run_model_comparison,
@@ -582,7 +583,7 @@ def recovery_scores(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``recovery_scores``."""
-    from sparseconn.tasks import run_recovery_scores
+    from sparseconn.steps.science import run_recovery_scores
 
     with FIGURE_LOCK:
         run_job(
@@ -610,7 +611,7 @@ def dataset_description(
     config: Mapping[str, Any] | None = None,
 ) -> None:
     """Rule ``dataset_description``."""
-    from sparseconn.tasks import run_dataset_description
+    from sparseconn.steps.describe import run_dataset_description
 
     run_job(
         run_dataset_description,

@@ -1,4 +1,4 @@
-"""One function per figure rule: result files in, figures out.
+"""Figure steps: result files in, figures out, one function per figure rule.
 
 The rules' adapters (:mod:`sparseconn.workflow.adapters`) call these with the
 paths and params of a job; everything here runs without Snakemake. Figures are drawn by

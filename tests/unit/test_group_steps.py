@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from sparseconn.errors import InputError
-from sparseconn.tasks import (
-    read_unit_timeseries,
+from sparseconn.io import read_unit_timeseries
+from sparseconn.steps.group import (
     run_graph_lasso,
     run_group_sparse_covariance,
     split_sizes,

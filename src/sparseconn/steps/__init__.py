@@ -1,0 +1,1 @@
+"""Steps: one "paths in, files out" function per rule, one module per stage."""

@@ -1,0 +1,142 @@
+"""Group steps: the group-sparse inverse covariance of all subjects, the graph lasso.
+
+One function per rule, paths in, files out; outputs are written atomically.
+BLAS runs on one thread, so that the bytes written do not depend on the machine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sparseconn.errors import InputError
+from sparseconn.io import (
+    PathLike,
+    read_unit_timeseries,
+    write_npz,
+    write_relmat,
+)
+
+if TYPE_CHECKING:
+    pass
+
+logger = logging.getLogger(__name__)
+
+
+def split_sizes(paths: Sequence[PathLike], sizes: Sequence[int] | None) -> list:
+    """Group a flat list of files into consecutive runs of ``sizes`` files.
+
+    ``sizes=None`` is one file per group. Each group is returned as a path (one
+    file) or a list of paths (runs to concatenate).
+    """
+    paths = list(paths)
+    if sizes is None:
+        return paths
+    if sum(sizes) != len(paths) or min(sizes, default=1) < 1:
+        raise ValueError(f"sizes {list(sizes)} do not split {len(paths)} files")
+    groups, start = [], 0
+    for size in sizes:
+        chunk = paths[start : start + size]
+        groups.append(chunk[0] if size == 1 else chunk)
+        start += size
+    return groups
+
+
+def run_group_sparse_covariance(
+    timeseries: Sequence[PathLike | Sequence[PathLike]],
+    subjects: Sequence[str],
+    out_npz: PathLike,
+    covariance_relmats: Sequence[PathLike],
+    precision_relmats: Sequence[PathLike],
+    *,
+    alphas: int = 4,
+    n_refinements: int = 4,
+    tol_cv: float = 1e-2,
+    max_iter_cv: int = 50,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+) -> None:
+    """Cross-validated group-sparse inverse covariance of all subjects.
+
+    ``timeseries`` has one element per subject: a TSV, or a list of TSVs (runs,
+    concatenated). Writes the group ``.npz`` (covariances and precisions of shape
+    (n_subjects, p, p), alpha, cv_alphas, cv_scores, subjects, regions) and each
+    subject's covariance and precision as ``relmat`` TSVs, in ``subjects`` order.
+    BLAS runs on one thread: the bytes written do not depend on the machine's
+    core count (multi-threaded BLAS sums in a different order).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from sparseconn.covariance import GroupSparseCovarianceCV
+
+    signals, regions = read_unit_timeseries(timeseries)
+    estimator = GroupSparseCovarianceCV(
+        alphas=alphas,
+        n_refinements=n_refinements,
+        tol_cv=tol_cv,
+        max_iter_cv=max_iter_cv,
+        tol=tol,
+        max_iter=max_iter,
+    )
+    try:
+        with threadpool_limits(limits=1):
+            estimator.fit(signals)
+    except ValueError as error:
+        raise InputError(", ".join(map(str, timeseries)), str(error)) from error
+    covariances = np.moveaxis(estimator.covariances_, 2, 0)
+    precisions = np.moveaxis(estimator.precisions_, 2, 0)
+    write_npz(
+        out_npz,
+        covariances=covariances,
+        precisions=precisions,
+        alpha=np.float64(estimator.alpha_),
+        cv_alphas=np.asarray(estimator.cv_alphas_, dtype=np.float64),
+        cv_scores=np.asarray(estimator.cv_scores_, dtype=np.float64),
+        cv_refinements=np.asarray(estimator.cv_refinements_, dtype=np.int64),
+        subjects=np.asarray(subjects, dtype=str),
+        regions=np.asarray(regions, dtype=str),
+    )
+    for index in range(len(subjects)):
+        write_relmat(covariances[index], regions, covariance_relmats[index])
+        write_relmat(precisions[index], regions, precision_relmats[index])
+
+
+def run_graph_lasso(
+    timeseries: PathLike | Sequence[PathLike],
+    covariance_relmat: PathLike,
+    precision_relmat: PathLike,
+    out_npz: PathLike | None = None,
+    *,
+    subject: str,
+) -> None:
+    """scikit-learn ``GraphicalLassoCV()`` (defaults) on one subject's signals.
+
+    Writes the covariance and precision ``relmat`` TSVs, and when ``out_npz`` is
+    given the ``.npz`` (covariance, precision, alpha, cv_alphas, cv_scores, subject,
+    regions). BLAS runs on one thread, for the same bytes on any machine.
+    ``timeseries``: a TSV, or a list of them (runs, concatenated in time).
+    """
+    from sklearn.covariance import GraphicalLassoCV
+    from threadpoolctl import threadpool_limits
+
+    (signals,), regions = read_unit_timeseries([timeseries])
+    with threadpool_limits(limits=1):
+        estimator = GraphicalLassoCV().fit(signals)
+    write_relmat(estimator.covariance_, regions, covariance_relmat)
+    write_relmat(estimator.precision_, regions, precision_relmat)
+    if out_npz is not None:
+        write_npz(
+            out_npz,
+            covariance=estimator.covariance_,
+            precision=estimator.precision_,
+            alpha=np.float64(estimator.alpha_),
+            cv_alphas=np.asarray(estimator.cv_results_["alphas"], dtype=np.float64),
+            cv_scores=np.asarray(
+                estimator.cv_results_["mean_test_score"], dtype=np.float64
+            ),
+            subject=np.asarray(subject, dtype=str),
+            regions=np.asarray(regions, dtype=str),
+        )

@@ -1,0 +1,278 @@
+"""Per-scan steps: high-variance confounds, then region signals extracted and cleaned.
+
+One function per rule, paths in, files out (called by the rules' adapters,
+:mod:`sparseconn.workflow.adapters`); outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from sparseconn import __version__
+from sparseconn.atlas import load_atlas
+from sparseconn.confounds import high_variance_confounds
+from sparseconn.io import (
+    PathLike,
+    read_confounds,
+    read_func_info,
+    write_json,
+    write_tsv,
+)
+from sparseconn.signals import CleaningSettings
+from sparseconn.subjects import resolve_t_r_with_source
+
+if TYPE_CHECKING:
+    from sparseconn.signals import Cleaned
+
+logger = logging.getLogger(__name__)
+
+
+def run_high_variance_confounds(
+    func: PathLike,
+    out_tsv: PathLike,
+    *,
+    n_confounds: int = 5,
+    percentile: float = 2.0,
+) -> None:
+    """Compute the high-variance confounds of ``func`` and write them as a TSV.
+
+    Output columns are ``highvariance01`` ... one row per volume.
+    """
+    info = read_func_info(func)
+    logger.info("%s: %s volumes of shape %s", func, info.n_volumes, info.shape[:3])
+    confounds = high_variance_confounds(info, n_confounds, percentile)
+    columns = [f"highvariance{i + 1:02d}" for i in range(confounds.shape[1])]
+    write_tsv(pd.DataFrame(confounds, columns=columns), out_tsv)
+
+
+def source_uris(paths: Sequence[PathLike], links: dict[str, str] | None) -> list[str]:
+    """The files a result comes from, as BIDS URIs of the ``DatasetLinks`` datasets.
+
+    ``links`` maps a dataset name (``""``: the results themselves) to its folder;
+    None keeps the paths as given.
+    """
+    from sparseconn.bids import bids_uri
+
+    return [str(path) if links is None else bids_uri(path, links) for path in paths]
+
+
+def low_dof_warning(dof: dict[str, int]) -> str | None:
+    """A warning when regressors and filters leave under half the volumes' freedom."""
+    if dof["Remaining"] >= dof["Volumes"] / 2:
+        return None
+    return (
+        f"cleaning leaves {dof['Remaining']} of {dof['Volumes']} degrees of "
+        f"freedom ({dof['Confounds']} confounds, {dof['Filter']} filter, "
+        f"{dof['Detrending']} detrending)"
+    )
+
+
+def quality_fields(
+    cleaned: Cleaned,
+    confound_names: Sequence[str],
+    regions: Sequence[str],
+    coverage: np.ndarray,
+    warnings: Sequence[str] = (),
+) -> dict:
+    """Sidecar fields saying what cleaning took and what a reader should know.
+
+    ``DegreesOfFreedom`` (see :class:`sparseconn.signals.Cleaned`),
+    ``ConfoundsDropped`` (columns that were numerical noise after detrending),
+    ``RegionsOutsideFieldOfView`` and ``Warnings``: every caveat of the scan in
+    one list, also logged.
+    """
+    dropped = [str(confound_names[i]) for i in cleaned.degenerate_confounds]
+    uncovered = [
+        name for name, fraction in zip(regions, coverage, strict=True) if fraction == 0
+    ]
+    notes = list(warnings)
+    if dropped:
+        notes.append(
+            f"{len(dropped)} confound column(s) constant or linear in time, "
+            f"dropped (detrending removes them): {', '.join(dropped)}"
+        )
+    if uncovered:
+        notes.append(
+            f"{len(uncovered)} region(s) outside the field of view, their signals "
+            f"are zero: {', '.join(uncovered)}"
+        )
+    low = low_dof_warning(cleaned.degrees_of_freedom)
+    if low:
+        notes.append(low)
+    for note in notes:
+        logger.warning("%s", note)
+    return {
+        "DegreesOfFreedom": cleaned.degrees_of_freedom,
+        "ConfoundsDropped": dropped,
+        "RegionsOutsideFieldOfView": uncovered,
+        "Warnings": notes,
+    }
+
+
+def run_extract_timeseries(
+    func: PathLike,
+    maps: PathLike,
+    labels: PathLike | None,
+    confounds: Sequence[PathLike],
+    out_tsv: PathLike,
+    out_json: PathLike,
+    *,
+    subject: str,
+    atlas_name: str,
+    sheet_t_r: float | None = None,
+    config_t_r: float | None = None,
+    cleaning: CleaningSettings | None = None,
+    links: dict[str, str] | None = None,
+) -> None:
+    """Extract and clean one signal per atlas map; write the TSV and its JSON sidecar.
+
+    ``confounds`` lists tables (header row, one row per volume) whose columns are
+    all regressed out, typically the high-variance confounds then the subject's
+    confounds file. The repetition time comes from ``sheet_t_r``, else
+    ``config_t_r``, else the NIfTI header; a disagreement is an error. Constant
+    volumes (dropouts) are censored; a scan left with fewer than the
+    ``cleaning`` settings' ``min_kept_fraction`` of its volumes, or whose cleaning
+    leaves fewer than ``min_degrees_of_freedom``, is an error.
+    """
+    from sparseconn.signals import clean_scan, extract_map_signals
+
+    settings = cleaning or CleaningSettings()
+    info = read_func_info(func)
+    t_r, t_r_source = resolve_t_r_with_source(
+        func, info.t_r, sheet_t_r, config_t_r, unitless_header_t_r=info.unitless_t_r
+    )
+    tables = [read_confounds(path, info.n_volumes) for path in confounds]
+    atlas = load_atlas(maps, labels)
+    signals, coverage, constant = extract_map_signals(info, atlas)
+    confound_matrix = (
+        np.hstack([table.to_numpy() for table in tables]) if tables else None
+    )
+    scan = clean_scan(
+        signals,
+        constant,
+        confound_matrix,
+        t_r,
+        settings,
+        source=str(func),
+        remedy="exclude the subject (subjects sheet column exclude) or regress "
+        "fewer confounds",
+    )
+    cleaned = scan.cleaned
+    warnings = scan.warnings
+    confound_names = [name for table in tables for name in table.columns]
+    quality = quality_fields(cleaned, confound_names, atlas.names, coverage, warnings)
+    write_tsv(pd.DataFrame(cleaned.signals, columns=atlas.names), out_tsv)
+    sidecar = {
+        "RepetitionTime": t_r,
+        "RepetitionTimeSource": t_r_source,
+        "NumberOfVolumes": info.n_volumes,
+        "Subject": subject,
+        "Atlas": atlas_name,
+        "Regions": atlas.names,
+        "RegionsOutsideFieldOfView": quality.pop("RegionsOutsideFieldOfView"),
+        "Sources": source_uris([func, maps, *([labels] if labels else [])], links),
+        "Confounds": {
+            uri: list(table.columns)
+            for uri, table in zip(source_uris(confounds, links), tables, strict=True)
+        },
+        "Extraction": {
+            "Method": "least squares on maps, func resampled to the maps grid "
+            "(cubic spline, clipped to the data range)",
+        },
+        "Cleaning": settings.sidecar(),
+        **quality,
+        "SoftwareVersion": f"sparseconn {__version__}",
+    }
+    if scan.censored:
+        sidecar["NumberOfVolumesKept"] = int(scan.kept.size)
+        sidecar["CensoredVolumes"] = scan.censored
+        sidecar["CensoringReasons"] = scan.reasons
+    write_json(sidecar, Path(out_json))
+
+
+def run_fmriprep_timeseries(
+    bold: PathLike,
+    confounds: PathLike,
+    maps: PathLike,
+    labels: PathLike | None,
+    out_tsv: PathLike,
+    out_json: PathLike,
+    *,
+    scan: str,
+    atlas_name: str,
+    strategy: str,
+    confound_columns: Sequence[str] = (),
+    t_r: float | None = None,
+    cleaning: CleaningSettings | None = None,
+    n_high_variance_confounds: int = 5,
+    high_variance_percentile: float = 2.0,
+    links: dict[str, str] | None = None,
+) -> None:
+    """One fMRIPrep run: denoise by ``strategy``, censor, extract and clean.
+
+    Writes the kept volumes' cleaned signals (header = region names, one row per
+    kept volume) and the JSON sidecar: repetition time, strategy and its
+    parameters, censored volumes (number, indices, why), sources, cleaning,
+    degrees of freedom, warnings, and ``ExcludedFromGroup``: why the run is left
+    out of the group stage (too much censoring, too few degrees of freedom), or
+    null. Excluded runs are written too, so that they can be inspected.
+    """
+    from sparseconn.fmriprep import clean_scan_signals
+
+    result = clean_scan_signals(
+        bold,
+        maps,
+        confounds,
+        labels=labels,
+        strategy=strategy,
+        confound_columns=confound_columns,
+        t_r=t_r,
+        cleaning=cleaning,
+        n_high_variance_confounds=n_high_variance_confounds,
+        high_variance_percentile=high_variance_percentile,
+    )
+    write_tsv(pd.DataFrame(result.signals, columns=result.regions), out_tsv)
+    quality = quality_fields(
+        result.cleaning,
+        result.confound_names,
+        result.regions,
+        result.coverage,
+        result.warnings,
+    )
+    sidecar = {
+        "RepetitionTime": result.t_r,
+        "RepetitionTimeSource": result.t_r_source,
+        "NumberOfVolumes": result.n_volumes,
+        "NumberOfVolumesKept": result.n_kept,
+        "NumberOfVolumesCensored": len(result.censored),
+        "CensoredVolumes": [int(i) for i in result.censored],
+        "CensoringReasons": {
+            key: [int(i) for i in value] for key, value in result.outliers.items()
+        },
+        "Scan": scan,
+        "Atlas": atlas_name,
+        "Regions": result.regions,
+        "RegionsOutsideFieldOfView": quality.pop("RegionsOutsideFieldOfView"),
+        "DenoiseStrategy": result.denoising.parameters,
+        "Confounds": result.confound_names,
+        "Sources": source_uris(
+            [bold, confounds, maps, *([labels] if labels else [])], links
+        ),
+        "Cleaning": result.settings.sidecar(),
+        **quality,
+        "ExcludedFromGroup": result.excluded,
+        "SoftwareVersion": f"sparseconn {__version__}",
+    }
+    if not result.censoring_applied:
+        sidecar["CensoringApplied"] = False
+        sidecar["Warnings"].append(
+            "left out of the group stage; its kept volumes are too few to clean, "
+            "so every volume is written uncensored, for inspection only"
+        )
+    write_json(sidecar, Path(out_json))
