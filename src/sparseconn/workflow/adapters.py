@@ -1,13 +1,14 @@
-"""One adapter per rule, named like the rule: Snakemake's lists in, a task call.
+"""One adapter per rule, named like the rule: Snakemake's lists in, a step call.
 
 Every adapter has the same signature, ``(input, output, params, wildcards, log,
 threads=1, config=None)``: a ``run:`` block calls it with its own names (the job
 runs in a thread of the Snakemake process), a ``script:`` shim with
 ``run_script(<adapter>, snakemake)`` (the job runs in a process of its own). The
-adapter turns the named lists into the task's arguments and runs the task with
+adapter turns the named lists into the arguments of its step
+(:mod:`sparseconn.steps`) and runs it with
 :func:`~sparseconn.workflow.jobs.run_job` (log file, one-line errors). The
 ``code`` param of a rule is the hash of its adapter and of the code it runs
-(:mod:`sparseconn.workflow.provenance`); it is not passed on to the task.
+(:mod:`sparseconn.workflow.provenance`); it is not passed on to the step.
 Imports are inside the functions: reading the workflow stays cheap, and each
 rule's hash counts only the code it runs.
 """
