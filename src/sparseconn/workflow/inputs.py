@@ -18,6 +18,7 @@ import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -679,7 +680,7 @@ class FmriprepInputs(RunInputs):
             )
         return matches[0]
 
-    @property
+    @cached_property
     def scan_of_stem(self) -> dict[str, str]:
         """Time-series stem (rule fmriprep_timeseries's wildcard) -> scan name."""
         return {self.paths.timeseries_stem(name): name for name in self.scans}
