@@ -28,14 +28,15 @@ PROFILE = ROOT / "profiles" / "slurm"
 ROOT_CONFIG = ROOT / "config" / "config.yaml"
 SETTINGS = {"n_subjects": 2, "synthetic": {"n_volumes": 100}}
 #: Jobs SLURM must run, by SLURM log folder: one per subject for the group
-#: "subject" (synthetic_subject, high_variance_confounds, extract_timeseries and
-#: the subject's QC figure), one job for the group "figures" (all group-level
-#: figures) when the workflow draws figures.
+#: "subject" (synthetic_subject, high_variance_confounds, extract_timeseries),
+#: one drawing every group-level figure and one every subject's QC figure.
 SUBMITTED = {
     "synthetic_atlas": 1,
     "subject": 2,
     "group_sparse_covariance": 1,
     "graph_lasso": 1,
+    "plot_group_figures": 1,
+    "plot_subjects_qc": 1,
 }
 #: Local rules of the workflow (run on the submit host).
 LOCAL_RULES = {

@@ -50,8 +50,13 @@ FIGURE_RULES = {
 
 
 def test_the_rules_are_found() -> None:
-    assert {"extract_timeseries", "plot_connectome", "fetch_atlas"} <= set(RULES)
-    assert {"plot_connectome", "model_comparison", "recovery_scores"} <= FIGURE_RULES
+    assert {"extract_timeseries", "plot_group_figures", "fetch_atlas"} <= set(RULES)
+    assert {
+        "plot_group_figures",
+        "plot_subjects_qc",
+        "model_comparison",
+        "recovery_scores",
+    } <= FIGURE_RULES
 
 
 def test_every_rule_has_one_adapter_named_like_it_and_no_adapter_is_left() -> None:
@@ -152,10 +157,19 @@ def test_plotting_changes_the_figure_rules_only(package: Path) -> None:
     assert changed_by(package, lambda: add_statement(path)) == FIGURE_RULES
 
 
-def test_one_plotting_function_changes_its_figure_only(package: Path) -> None:
+@pytest.mark.parametrize(
+    ("function", "rule"),
+    [
+        ("plot_connectome", "plot_group_figures"),
+        ("plot_subject_qc", "plot_subjects_qc"),
+    ],
+)
+def test_one_plotting_function_changes_its_figure_only(
+    package: Path, function: str, rule: str
+) -> None:
     path = package / "plotting.py"
-    edit = lambda: add_statement(path, {"plot_connectome"})  # noqa: E731
-    assert changed_by(package, edit) == {"plot_connectome"}
+    edit = lambda: add_statement(path, {function})  # noqa: E731
+    assert changed_by(package, edit) == {rule}
 
 
 def test_covariance_changes_the_rules_that_fit_the_group_sparse_model(

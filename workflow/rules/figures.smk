@@ -25,150 +25,163 @@ wildcard_constraints:
     estimate="|".join(ESTIMATES),
 
 
-rule plot_connectome:
+# The files of one figure kind, one estimate after the other: the PNGs (each a
+# report item) and, when figures.svg, their SVG copies.
+def estimate_files(pattern, suffix):
+    return [
+        f"{pattern}{suffix}".replace("{estimate}", estimate) for estimate in ESTIMATES
+    ]
+
+
+# Every group-level figure of both estimates in one job of its own process: one
+# matplotlib import, and no figure drawn beside another in a thread.
+rule plot_group_figures:
     input:
-        npz=GROUP_NPZ,
+        npz=expand(GROUP_NPZ, estimate=ESTIMATES),
         maps=INPUTS.atlas.maps,
         labels=get_atlas_labels,
     output:
-        png=report(
-            f"{CONNECTOME_FIGURE}.png",
-            caption="../report/connectome.rst",
-            category="1. Connectomes",
-            labels={"estimate": "{estimate}", "subject": PLOT_SUBJECT},
-        ),
-        svg=[f"{CONNECTOME_FIGURE}.{ext}" for ext in FIGURE_EXTRA],
-    log:
-        f"{LOGS}/plot_connectome/{{estimate}}.log",
-    benchmark:
-        f"{BENCHMARKS}/plot_connectome/{{estimate}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=800,
-        runtime=5,
-    params:
-        subject=PLOT_SUBJECT,
-        edge_threshold=FIGURE_SETTINGS["edge_threshold"],
-        dpi=FIGURE_SETTINGS["dpi"],
-        code=rule_code("plot_connectome"),
-    message:
-        "Connectome figure of sub-{params.subject} ({wildcards.estimate})"
-    run:
-        adapters.plot_connectome(input, output, params, wildcards, log)
-
-
-rule plot_matrices:
-    input:
-        npz=GROUP_NPZ,
-        labels=get_atlas_labels,
-    output:
-        # each: the PNG (in the report), then its SVG when configured
+        connectome=[
+            report(
+                png,
+                caption="../report/connectome.rst",
+                category="1. Connectomes",
+                labels={"estimate": estimate, "subject": PLOT_SUBJECT},
+            )
+            for estimate, png in zip(
+                ESTIMATES, estimate_files(CONNECTOME_FIGURE, ".png")
+            )
+        ],
+        connectome_svg=[
+            file
+            for ext in FIGURE_EXTRA
+            for file in estimate_files(CONNECTOME_FIGURE, f".{ext}")
+        ],
         covariance=[
             report(
-                f"{MATRIX_FIGURE['covariance']}.png",
+                png,
                 caption="../report/matrix_covariance.rst",
                 category="2. Matrices",
-                subcategory="{estimate}",
-                labels={"estimate": "{estimate}", "matrix": "covariance"},
-            ),
-            *[f"{MATRIX_FIGURE['covariance']}.{ext}" for ext in FIGURE_EXTRA],
+                subcategory=estimate,
+                labels={"estimate": estimate, "matrix": "covariance"},
+            )
+            for estimate, png in zip(
+                ESTIMATES, estimate_files(MATRIX_FIGURE["covariance"], ".png")
+            )
+        ],
+        covariance_svg=[
+            file
+            for ext in FIGURE_EXTRA
+            for file in estimate_files(MATRIX_FIGURE["covariance"], f".{ext}")
         ],
         sparsity=[
             report(
-                f"{MATRIX_FIGURE['sparsity']}.png",
+                png,
                 caption="../report/matrix_sparsity.rst",
                 category="2. Matrices",
-                subcategory="{estimate}",
-                labels={"estimate": "{estimate}", "matrix": "sparsity"},
-            ),
-            *[f"{MATRIX_FIGURE['sparsity']}.{ext}" for ext in FIGURE_EXTRA],
+                subcategory=estimate,
+                labels={"estimate": estimate, "matrix": "sparsity"},
+            )
+            for estimate, png in zip(
+                ESTIMATES, estimate_files(MATRIX_FIGURE["sparsity"], ".png")
+            )
+        ],
+        sparsity_svg=[
+            file
+            for ext in FIGURE_EXTRA
+            for file in estimate_files(MATRIX_FIGURE["sparsity"], f".{ext}")
         ],
         precision=[
             report(
-                f"{MATRIX_FIGURE['precision']}.png",
+                png,
                 caption="../report/matrix_precision.rst",
                 category="2. Matrices",
-                subcategory="{estimate}",
-                labels={"estimate": "{estimate}", "matrix": "precision"},
-            ),
-            *[f"{MATRIX_FIGURE['precision']}.{ext}" for ext in FIGURE_EXTRA],
+                subcategory=estimate,
+                labels={"estimate": estimate, "matrix": "precision"},
+            )
+            for estimate, png in zip(
+                ESTIMATES, estimate_files(MATRIX_FIGURE["precision"], ".png")
+            )
+        ],
+        precision_svg=[
+            file
+            for ext in FIGURE_EXTRA
+            for file in estimate_files(MATRIX_FIGURE["precision"], f".{ext}")
+        ],
+        cv=[
+            report(
+                png,
+                caption="../report/cv_curve.rst",
+                category="3. Cross-validation",
+                labels={"estimate": estimate},
+            )
+            for estimate, png in zip(ESTIMATES, estimate_files(CV_FIGURE, ".png"))
+        ],
+        cv_svg=[
+            file
+            for ext in FIGURE_EXTRA
+            for file in estimate_files(CV_FIGURE, f".{ext}")
         ],
     log:
-        f"{LOGS}/plot_matrices/{{estimate}}.log",
+        f"{LOGS}/plot_group_figures/plot_group_figures.log",
     benchmark:
-        f"{BENCHMARKS}/plot_matrices/{{estimate}}.tsv"
+        f"{BENCHMARKS}/plot_group_figures/plot_group_figures.tsv"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=800,
+        runtime=10,
     params:
+        estimates=ESTIMATES,
         subject=PLOT_SUBJECT,
+        edge_threshold=FIGURE_SETTINGS["edge_threshold"],
         dpi=FIGURE_SETTINGS["dpi"],
-        code=rule_code("plot_matrices"),
+        code=rule_code("plot_group_figures"),
     message:
-        "Covariance, sparsity and precision figures of sub-{params.subject} "
-        "({wildcards.estimate})"
-    run:
-        adapters.plot_matrices(input, output, params, wildcards, log)
+        "Connectome, matrix and cross-validation figures (sub-{params.subject})"
+    script:
+        "../../scripts/plot_group_figures.py"
 
 
-rule plot_cv_curve:
+# Subjects with a quality-control figure (none when figures.subject_qc is false).
+QC_SUBJECTS = SUBJECTS if FIGURE_SETTINGS["subject_qc"] else []
+
+
+# Every subject's quality-control figure in one job of its own process.
+rule plot_subjects_qc:
     input:
-        npz=GROUP_NPZ,
+        confounds=expand(PATHS.high_variance_confounds, subject=QC_SUBJECTS),
+        timeseries=expand(PATHS.subject_timeseries(), subject=QC_SUBJECTS),
+        sidecar=expand(PATHS.subject_timeseries("json"), subject=QC_SUBJECTS),
     output:
-        png=report(
-            f"{CV_FIGURE}.png",
-            caption="../report/cv_curve.rst",
-            category="3. Cross-validation",
-            labels={"estimate": "{estimate}"},
-        ),
-        svg=[f"{CV_FIGURE}.{ext}" for ext in FIGURE_EXTRA],
+        png=[
+            report(
+                png,
+                caption="../report/subject_qc.rst",
+                category="4. Subject quality control",
+                labels={"subject": subject},
+            )
+            for subject, png in zip(
+                QC_SUBJECTS, expand(f"{QC_FIGURE}.png", subject=QC_SUBJECTS)
+            )
+        ],
     log:
-        f"{LOGS}/plot_cv_curve/{{estimate}}.log",
+        f"{LOGS}/plot_subjects_qc/plot_subjects_qc.log",
     benchmark:
-        f"{BENCHMARKS}/plot_cv_curve/{{estimate}}.tsv"
+        f"{BENCHMARKS}/plot_subjects_qc/plot_subjects_qc.tsv"
     threads: 1
     resources:
-        mem_mb=300,
-        runtime=5,
+        mem_mb=400,
+        # about 0.3 s a figure; 2 s a subject leaves a wide margin
+        runtime=5 + len(QC_SUBJECTS) // 30,
     params:
-        dpi=FIGURE_SETTINGS["dpi"],
-        code=rule_code("plot_cv_curve"),
-    message:
-        "Cross-validation curve ({wildcards.estimate})"
-    run:
-        adapters.plot_cv_curve(input, output, params, wildcards, log)
-
-
-rule plot_subject_qc:
-    input:
-        confounds=PATHS.high_variance_confounds,
-        timeseries=PATHS.subject_timeseries(),
-        sidecar=PATHS.subject_timeseries("json"),
-    output:
-        png=report(
-            f"{QC_FIGURE}.png",
-            caption="../report/subject_qc.rst",
-            category="4. Subject quality control",
-            labels={"subject": "{subject}"},
-        ),
-    log:
-        f"{LOGS}/plot_subject_qc/{{subject}}.log",
-    benchmark:
-        f"{BENCHMARKS}/plot_subject_qc/{{subject}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=300,
-        runtime=5,
-    params:
-        subject="{subject}",
+        subjects=QC_SUBJECTS,
         n_regions=FIGURE_SETTINGS["qc_regions"],
         dpi=FIGURE_SETTINGS["dpi"],
-        code=rule_code("plot_subject_qc"),
+        code=rule_code("plot_subjects_qc"),
     message:
-        "sub-{wildcards.subject}: quality-control figure"
-    run:
-        adapters.plot_subject_qc(input, output, params, wildcards, log)
+        f"Quality-control figures of {len(QC_SUBJECTS)} subjects"
+    script:
+        "../../scripts/plot_subjects_qc.py"
 
 
 # Every figure of a complete run (rule all).
@@ -183,9 +196,7 @@ FIGURE_FILES = expand(
         *[f"{CV_FIGURE}.{ext}" for ext in ["png", *FIGURE_EXTRA]],
     ],
     estimate=ESTIMATES,
-) + expand(
-    f"{QC_FIGURE}.png", subject=SUBJECTS if FIGURE_SETTINGS["subject_qc"] else []
-)
+) + expand(f"{QC_FIGURE}.png", subject=QC_SUBJECTS)
 
 
 rule scan_qc:

@@ -1,4 +1,4 @@
-"""Figure steps: result files in, figures out, one function per figure rule.
+"""Figure steps: result files in, figures out, one function per figure (and per rule).
 
 The rules' adapters (:mod:`sparseconn.workflow.adapters`) call these with the
 paths and params of a job; everything here runs without Snakemake. Figures are drawn by
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -249,3 +249,83 @@ def run_plot_subject_qc(
         title=f"Subject {subject}: confounds and region signals",
     )
     save_figure(figure, out_png, dpi=dpi)
+
+
+#: The group-level figure kinds of :func:`run_plot_group_figures`.
+GROUP_FIGURE_KINDS = ("connectome", "covariance", "sparsity", "precision", "cv")
+
+
+def run_plot_group_figures(
+    npzs: Sequence[PathLike],
+    maps: PathLike,
+    labels: PathLike | None,
+    files: Mapping[str, Sequence[Sequence[PathLike]]],
+    *,
+    estimates: Sequence[str],
+    subject: str,
+    edge_threshold: str | float = "80%",
+    dpi: int = 100,
+) -> None:
+    """Every group-level figure of every estimate, one after the other.
+
+    ``npzs`` holds one group ``.npz`` per estimate of ``estimates``; ``files``
+    maps each of :data:`GROUP_FIGURE_KINDS` to, per estimate in the same order,
+    the files of that figure (its PNG, then its SVG when wanted).
+    """
+    missing = [kind for kind in GROUP_FIGURE_KINDS if kind not in files]
+    if missing:
+        raise ValueError(f"no files for the figure kinds {missing}")
+    for kind in GROUP_FIGURE_KINDS:
+        if len(files[kind]) != len(estimates):
+            raise ValueError(
+                f"{len(files[kind])} {kind} figures for {len(estimates)} estimates"
+            )
+    if len(npzs) != len(estimates):
+        raise ValueError(f"{len(npzs)} group files for {len(estimates)} estimates")
+    for index, (estimate, npz) in enumerate(zip(estimates, npzs, strict=True)):
+        figure = {kind: list(files[kind][index]) for kind in GROUP_FIGURE_KINDS}
+        run_plot_connectome(
+            npz,
+            maps,
+            labels,
+            *figure["connectome"],
+            estimate=estimate,
+            subject=subject,
+            edge_threshold=edge_threshold,
+            dpi=dpi,
+        )
+        run_plot_matrices(
+            npz,
+            labels,
+            figure["covariance"],
+            figure["sparsity"],
+            figure["precision"],
+            estimate=estimate,
+            subject=subject,
+            dpi=dpi,
+        )
+        run_plot_cv_curve(npz, *figure["cv"], estimate=estimate, dpi=dpi)
+
+
+def run_plot_subjects_qc(
+    confounds: Sequence[PathLike],
+    timeseries: Sequence[PathLike],
+    sidecars: Sequence[PathLike],
+    out_pngs: Sequence[PathLike],
+    *,
+    subjects: Sequence[str],
+    n_regions: int = 5,
+    dpi: int = 100,
+) -> None:
+    """The quality-control figure of each subject (the lists in the same order)."""
+    sizes = {len(confounds), len(timeseries), len(sidecars), len(out_pngs)}
+    if sizes != {len(subjects)}:
+        raise ValueError(
+            f"{len(subjects)} subjects but {len(confounds)} confounds, "
+            f"{len(timeseries)} time series, {len(sidecars)} sidecars and "
+            f"{len(out_pngs)} figures"
+        )
+    for subject, *paths in zip(
+        subjects, confounds, timeseries, sidecars, out_pngs, strict=True
+    ):
+        run_plot_subject_qc(*paths, subject=subject, n_regions=n_regions, dpi=dpi)

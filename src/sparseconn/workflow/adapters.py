@@ -15,16 +15,10 @@ rule's hash counts only the code it runs.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sparseconn.workflow.jobs import run_job
-
-# matplotlib is not thread-safe (its font cache, for one, is shared): figure
-# jobs running in threads of one process draw one at a time, or their bytes
-# could depend on which other figure was drawn beside them.
-FIGURE_LOCK = threading.Lock()
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str]:
@@ -412,7 +406,7 @@ def graph_lasso_subject(
 # ------------------------------------------------------------------ figures
 
 
-def plot_connectome(
+def plot_group_figures(
     input: Any,
     output: Any,
     params: Any,
@@ -421,26 +415,38 @@ def plot_connectome(
     threads: int = 1,
     config: Mapping[str, Any] | None = None,
 ) -> None:
-    """Rule ``plot_connectome``."""
-    from sparseconn.steps.figures import run_plot_connectome
+    """Rule ``plot_group_figures``: every group-level figure of every estimate.
 
-    with FIGURE_LOCK:
-        run_job(
-            run_plot_connectome,
-            input.npz,
-            input.maps,
-            first_or_none(input.labels),
-            output.png,
-            first_or_none(output.svg),
-            estimate=wildcards.estimate,
-            subject=params.subject,
-            edge_threshold=params.edge_threshold,
-            dpi=params.dpi,
-            log=log[0],
-        )
+    Inputs ``npz`` (one group ``.npz`` per estimate of params ``estimates``),
+    ``maps``, ``labels``; outputs per figure kind (``connectome``,
+    ``covariance``, ``sparsity``, ``precision``, ``cv``) the PNGs, one per
+    estimate in the same order, and ``<kind>_svg`` their SVG copies (empty
+    when no SVG is wanted).
+    """
+    from sparseconn.steps.figures import GROUP_FIGURE_KINDS, run_plot_group_figures
+
+    estimates = list(params.estimates)
+    files = {}
+    for kind in GROUP_FIGURE_KINDS:
+        pngs, svgs = as_list(output[kind]), as_list(output[f"{kind}_svg"])
+        files[kind] = [
+            [png, *([svgs[index]] if svgs else [])] for index, png in enumerate(pngs)
+        ]
+    run_job(
+        run_plot_group_figures,
+        as_list(input.npz),
+        input.maps,
+        first_or_none(input.labels),
+        files,
+        estimates=estimates,
+        subject=params.subject,
+        edge_threshold=params.edge_threshold,
+        dpi=params.dpi,
+        log=log[0],
+    )
 
 
-def plot_matrices(
+def plot_subjects_qc(
     input: Any,
     output: Any,
     params: Any,
@@ -449,72 +455,24 @@ def plot_matrices(
     threads: int = 1,
     config: Mapping[str, Any] | None = None,
 ) -> None:
-    """Rule ``plot_matrices``."""
-    from sparseconn.steps.figures import run_plot_matrices
+    """Rule ``plot_subjects_qc``: the QC figure of every subject of params ``subjects``.
 
-    with FIGURE_LOCK:
-        run_job(
-            run_plot_matrices,
-            input.npz,
-            first_or_none(input.labels),
-            as_list(output.covariance),
-            as_list(output.sparsity),
-            as_list(output.precision),
-            estimate=wildcards.estimate,
-            subject=params.subject,
-            dpi=params.dpi,
-            log=log[0],
-        )
+    Inputs ``confounds``, ``timeseries``, ``sidecar`` and output ``png`` list
+    one file per subject, in the order of ``subjects``.
+    """
+    from sparseconn.steps.figures import run_plot_subjects_qc
 
-
-def plot_cv_curve(
-    input: Any,
-    output: Any,
-    params: Any,
-    wildcards: Any,
-    log: Any,
-    threads: int = 1,
-    config: Mapping[str, Any] | None = None,
-) -> None:
-    """Rule ``plot_cv_curve``."""
-    from sparseconn.steps.figures import run_plot_cv_curve
-
-    with FIGURE_LOCK:
-        run_job(
-            run_plot_cv_curve,
-            input.npz,
-            output.png,
-            first_or_none(output.svg),
-            estimate=wildcards.estimate,
-            dpi=params.dpi,
-            log=log[0],
-        )
-
-
-def plot_subject_qc(
-    input: Any,
-    output: Any,
-    params: Any,
-    wildcards: Any,
-    log: Any,
-    threads: int = 1,
-    config: Mapping[str, Any] | None = None,
-) -> None:
-    """Rule ``plot_subject_qc``."""
-    from sparseconn.steps.figures import run_plot_subject_qc
-
-    with FIGURE_LOCK:
-        run_job(
-            run_plot_subject_qc,
-            input.confounds,
-            input.timeseries,
-            input.sidecar,
-            output.png,
-            subject=params.subject,
-            n_regions=params.n_regions,
-            dpi=params.dpi,
-            log=log[0],
-        )
+    run_job(
+        run_plot_subjects_qc,
+        as_list(input.confounds),
+        as_list(input.timeseries),
+        as_list(input.sidecar),
+        as_list(output.png),
+        subjects=list(params.subjects),
+        n_regions=params.n_regions,
+        dpi=params.dpi,
+        log=log[0],
+    )
 
 
 def scan_qc(
@@ -586,17 +544,18 @@ def recovery_scores(
     """Rule ``recovery_scores``."""
     from sparseconn.steps.science import run_recovery_scores
 
-    with FIGURE_LOCK:
-        run_job(
-            run_recovery_scores,
-            input.group,
-            list(input.graph_lasso),
-            list(input.timeseries),
-            list(input.truths),
-            output.tsv,
-            output.figure,
-            log=log[0],
-        )
+    # The only figure drawn in a thread of the Snakemake process (matplotlib is
+    # not thread-safe): every other figure rule runs in a process of its own.
+    run_job(
+        run_recovery_scores,
+        input.group,
+        list(input.graph_lasso),
+        list(input.timeseries),
+        list(input.truths),
+        output.tsv,
+        output.figure,
+        log=log[0],
+    )
 
 
 # -------------------------------------------------------------- description
