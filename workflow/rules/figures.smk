@@ -25,14 +25,6 @@ wildcard_constraints:
     estimate="|".join(ESTIMATES),
 
 
-# The files of one figure kind, one estimate after the other: the PNGs (each a
-# report item) and, when figures.svg, their SVG copies.
-def estimate_files(pattern, suffix):
-    return [
-        f"{pattern}{suffix}".replace("{estimate}", estimate) for estimate in ESTIMATES
-    ]
-
-
 # Every group-level figure of both estimates in one job of its own process: one
 # matplotlib import, and no figure drawn beside another in a thread.
 rule plot_group_figures:
@@ -49,13 +41,13 @@ rule plot_group_figures:
                 labels={"estimate": estimate, "subject": PLOT_SUBJECT},
             )
             for estimate, png in zip(
-                ESTIMATES, estimate_files(CONNECTOME_FIGURE, ".png")
+                ESTIMATES, expand(f"{CONNECTOME_FIGURE}.png", estimate=ESTIMATES)
             )
         ],
         connectome_svg=[
             file
             for ext in FIGURE_EXTRA
-            for file in estimate_files(CONNECTOME_FIGURE, f".{ext}")
+            for file in expand(f"{CONNECTOME_FIGURE}.{ext}", estimate=ESTIMATES)
         ],
         covariance=[
             report(
@@ -66,13 +58,16 @@ rule plot_group_figures:
                 labels={"estimate": estimate, "matrix": "covariance"},
             )
             for estimate, png in zip(
-                ESTIMATES, estimate_files(MATRIX_FIGURE["covariance"], ".png")
+                ESTIMATES,
+                expand(f"{MATRIX_FIGURE['covariance']}.png", estimate=ESTIMATES),
             )
         ],
         covariance_svg=[
             file
             for ext in FIGURE_EXTRA
-            for file in estimate_files(MATRIX_FIGURE["covariance"], f".{ext}")
+            for file in expand(
+                f"{MATRIX_FIGURE['covariance']}.{ext}", estimate=ESTIMATES
+            )
         ],
         sparsity=[
             report(
@@ -83,13 +78,16 @@ rule plot_group_figures:
                 labels={"estimate": estimate, "matrix": "sparsity"},
             )
             for estimate, png in zip(
-                ESTIMATES, estimate_files(MATRIX_FIGURE["sparsity"], ".png")
+                ESTIMATES,
+                expand(f"{MATRIX_FIGURE['sparsity']}.png", estimate=ESTIMATES),
             )
         ],
         sparsity_svg=[
             file
             for ext in FIGURE_EXTRA
-            for file in estimate_files(MATRIX_FIGURE["sparsity"], f".{ext}")
+            for file in expand(
+                f"{MATRIX_FIGURE['sparsity']}.{ext}", estimate=ESTIMATES
+            )
         ],
         precision=[
             report(
@@ -100,13 +98,16 @@ rule plot_group_figures:
                 labels={"estimate": estimate, "matrix": "precision"},
             )
             for estimate, png in zip(
-                ESTIMATES, estimate_files(MATRIX_FIGURE["precision"], ".png")
+                ESTIMATES,
+                expand(f"{MATRIX_FIGURE['precision']}.png", estimate=ESTIMATES),
             )
         ],
         precision_svg=[
             file
             for ext in FIGURE_EXTRA
-            for file in estimate_files(MATRIX_FIGURE["precision"], f".{ext}")
+            for file in expand(
+                f"{MATRIX_FIGURE['precision']}.{ext}", estimate=ESTIMATES
+            )
         ],
         cv=[
             report(
@@ -115,17 +116,21 @@ rule plot_group_figures:
                 category="3. Cross-validation",
                 labels={"estimate": estimate},
             )
-            for estimate, png in zip(ESTIMATES, estimate_files(CV_FIGURE, ".png"))
+            for estimate, png in zip(
+                ESTIMATES, expand(f"{CV_FIGURE}.png", estimate=ESTIMATES)
+            )
         ],
         cv_svg=[
             file
             for ext in FIGURE_EXTRA
-            for file in estimate_files(CV_FIGURE, f".{ext}")
+            for file in expand(f"{CV_FIGURE}.{ext}", estimate=ESTIMATES)
         ],
     log:
         f"{LOGS}/plot_group_figures/plot_group_figures.log",
     benchmark:
         f"{BENCHMARKS}/plot_group_figures/plot_group_figures.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=800,
@@ -168,6 +173,8 @@ rule plot_subjects_qc:
         f"{LOGS}/plot_subjects_qc/plot_subjects_qc.log",
     benchmark:
         f"{BENCHMARKS}/plot_subjects_qc/plot_subjects_qc.tsv"
+    conda:
+        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=400,
