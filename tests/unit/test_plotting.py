@@ -29,8 +29,10 @@ from sparseconn.steps.figures import (
     load_estimate,
     run_plot_connectome,
     run_plot_cv_curve,
+    run_plot_group_figures,
     run_plot_matrices,
     run_plot_subject_qc,
+    run_plot_subjects_qc,
 )
 
 SHAPE = (12, 14, 10)
@@ -495,3 +497,103 @@ def test_subject_qc_task_leaves_out_the_censored_volumes(tmp_path, rng):
     )
     run_plot_subject_qc(confounds, series, sidecar, tmp_path / "qc.png", subject="01")
     _assert_not_blank(_png(tmp_path / "qc.png"))
+
+
+def test_group_figures_task_writes_each_figure_as_its_own_task(group_files, tmp_path):
+    # One job draws every group-level figure of both estimates: the bytes are
+    # those of each figure drawn alone.
+    alone, batch = tmp_path / "alone", tmp_path / "batch"
+    estimates = {
+        "groupsparse": group_files["group"],
+        "graphlasso": group_files["lasso"],
+    }
+    kinds = ("connectome", "covariance", "sparsity", "precision", "cv")
+    files = {
+        kind: [
+            [batch / f"{kind}_{e}.png", batch / f"{kind}_{e}.svg"] for e in estimates
+        ]
+        for kind in kinds
+    }
+    run_plot_group_figures(
+        list(estimates.values()),
+        group_files["maps"],
+        group_files["labels"],
+        files,
+        estimates=list(estimates),
+        subject="02",
+        dpi=50,
+    )
+    for estimate, npz in estimates.items():
+        single = {
+            kind: [alone / f"{kind}_{estimate}.{ext}" for ext in ("png", "svg")]
+            for kind in kinds
+        }
+        common = {"estimate": estimate, "subject": "02", "dpi": 50}
+        run_plot_connectome(
+            npz,
+            group_files["maps"],
+            group_files["labels"],
+            *single["connectome"],
+            **common,
+        )
+        run_plot_matrices(
+            npz,
+            group_files["labels"],
+            single["covariance"],
+            single["sparsity"],
+            single["precision"],
+            **common,
+        )
+        run_plot_cv_curve(npz, *single["cv"], estimate=estimate, dpi=50)
+    written = sorted(p.name for p in batch.iterdir())
+    assert written == sorted(p.name for p in alone.iterdir())
+    assert len(written) == 20
+    for name in written:
+        assert (batch / name).read_bytes() == (alone / name).read_bytes(), name
+
+
+def test_group_figures_task_wants_the_files_of_every_estimate(group_files, tmp_path):
+    files = {
+        kind: [[tmp_path / f"{kind}.png"]]
+        for kind in ("connectome", "covariance", "sparsity", "precision", "cv")
+    }
+    with pytest.raises(ValueError, match="1 connectome figures for 2 estimates"):
+        run_plot_group_figures(
+            [group_files["group"], group_files["lasso"]],
+            group_files["maps"],
+            None,
+            files,
+            estimates=["groupsparse", "graphlasso"],
+            subject="02",
+        )
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_subjects_qc_task_draws_each_subject(tmp_path, rng):
+    inputs = []
+    for subject in ("01", "02"):
+        confounds = tmp_path / f"{subject}_confounds.tsv"
+        series = tmp_path / f"{subject}_series.tsv"
+        sidecar = tmp_path / f"{subject}_series.json"
+        pd.DataFrame(rng.standard_normal((30, 5))).add_prefix("hv").to_csv(
+            confounds, sep="\t", index=False
+        )
+        pd.DataFrame(rng.standard_normal((30, 8))).add_prefix("R").to_csv(
+            series, sep="\t", index=False
+        )
+        sidecar.write_text(json.dumps({"RepetitionTime": 2.5}))
+        inputs.append((confounds, series, sidecar))
+    outputs = [tmp_path / "qc_01.png", tmp_path / "qc_02.png"]
+    confounds, series, sidecars = (list(files) for files in zip(*inputs, strict=True))
+    run_plot_subjects_qc(
+        confounds, series, sidecars, outputs, subjects=["01", "02"], dpi=50
+    )
+    for subject, paths, png in zip(("01", "02"), inputs, outputs, strict=True):
+        alone = tmp_path / f"alone_{subject}.png"
+        run_plot_subject_qc(*paths, alone, subject=subject, dpi=50)
+        assert png.read_bytes() == alone.read_bytes()
+    assert outputs[0].read_bytes() != outputs[1].read_bytes()
+    with pytest.raises(ValueError, match="2 subjects but 1 confounds"):
+        run_plot_subjects_qc(
+            confounds[:1], series, sidecars, outputs, subjects=["01", "02"]
+        )
