@@ -176,7 +176,7 @@ def job_counts(stdout: str) -> dict[str, int]:
     [
         ({}, set()),
         ({"science_check": False}, {"model_comparison", "recovery_scores"}),
-        ({"figures": {"subject_qc": False}}, {"plot_subject_qc"}),
+        ({"figures": {"subject_qc": False}}, {"plot_subjects_qc"}),
     ],
 )
 def test_optional_parts_are_planned_only_when_enabled(
@@ -186,9 +186,9 @@ def test_optional_parts_are_planned_only_when_enabled(
     result = dry_run(run_snakemake, workdir, config, "--quiet", "rules")
     assert result.returncode == 0, result.stderr
     planned = set(job_counts(result.stdout))
-    optional = {"model_comparison", "recovery_scores", "plot_subject_qc"}
+    optional = {"model_comparison", "recovery_scores", "plot_subjects_qc"}
     assert planned & optional == optional - absent
-    assert {"group_sparse_covariance", "graph_lasso", "plot_connectome"} <= planned
+    assert {"group_sparse_covariance", "graph_lasso", "plot_group_figures"} <= planned
 
 
 # --- config values as people type them ------------------------------------------
