@@ -3,13 +3,14 @@
 Generates one synthetic subject with the real data's geometry (61x73x61x176,
 gzipped) and the 39-map atlas, then prints, each the best of ``--repeat`` runs:
 
-- ours: high-variance confounds + extraction and cleaning (the two rules' task
-  functions, TSV writing included);
+- ours: high-variance confounds + extraction and cleaning, from one streamed
+  read of the image (rule ``extract_timeseries``'s step, files written);
 - nilearn: ``high_variance_confounds`` + ``NiftiMapsMasker(...).fit_transform``;
 - floor: ``nibabel.load(func).get_fdata(dtype=float32)``;
 
-and the peak RSS of each of our per-subject jobs run as a fresh process, against
-the size of the image as float32.
+and the peak RSS of that job run as a fresh process, against the size of the
+image as float32. Targets: ours <= 2x the floor, >= 10x nilearn, peak RSS <= 1.5x
+the float32 image.
 
 BLAS runs on one thread (``--threads``), as in a one-thread Snakemake job.
 
@@ -39,23 +40,19 @@ import nibabel as nib
 import numpy as np
 
 from sparseconn import synthetic
-from sparseconn.steps.subject import run_extract_timeseries, run_high_variance_confounds
+from sparseconn.steps.subject import run_extract_timeseries
 
 # Peak RSS read from /proc (VmHWM): ru_maxrss of a forked child would include the
 # pages of this (large) parent process.
 JOB = """
 import re, sys
-from sparseconn.steps.subject import run_extract_timeseries, run_high_variance_confounds
-folder = sys.argv[2]
-if sys.argv[1] == "confounds":
-    run_high_variance_confounds(f"{folder}/func.nii.gz", f"{folder}/hv_job.tsv")
-else:
-    run_extract_timeseries(
-        f"{folder}/func.nii.gz", f"{folder}/maps.nii.gz", f"{folder}/labels.csv",
-        [f"{folder}/hv.tsv", f"{folder}/confounds.tsv"],
-        f"{folder}/ts_job.tsv", f"{folder}/ts_job.json",
-        subject="01", atlas_name="synthetic",
-    )
+from sparseconn.steps.subject import run_extract_timeseries
+folder = sys.argv[1]
+run_extract_timeseries(
+    f"{folder}/func.nii.gz", f"{folder}/maps.nii.gz", f"{folder}/labels.csv",
+    [f"{folder}/confounds.tsv"], f"{folder}/ts_job.tsv", f"{folder}/ts_job.json",
+    f"{folder}/hv_job.tsv", subject="01", atlas_name="synthetic",
+)
 status = open("/proc/self/status").read()
 print(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
 """
@@ -108,14 +105,14 @@ def main() -> None:
         )
 
         def ours() -> None:
-            run_high_variance_confounds(func, folder / "hv.tsv")
             run_extract_timeseries(
                 func,
                 maps,
                 labels,
-                [folder / "hv.tsv", folder / "confounds.tsv"],
+                [folder / "confounds.tsv"],
                 folder / "ts.tsv",
                 folder / "ts.json",
+                folder / "hv.tsv",
                 subject="01",
                 atlas_name="synthetic",
             )
@@ -148,18 +145,17 @@ def main() -> None:
             f"speed-up vs nilearn: {t_nilearn / t_ours:5.1f}x   "
             f"ours / floor: {t_ours / t_floor:4.2f}x"
         )
-        for job in ("confounds", "extraction"):
-            out = subprocess.run(
-                [sys.executable, "-c", JOB, job, str(folder)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            peak_mb = int(out.stdout.split()[-1]) / 1024
-            print(
-                f"peak RSS {job:10s} job: {peak_mb:6.0f} MB = "
-                f"{peak_mb / float32_mb:4.2f} x the float32 image"
-            )
+        out = subprocess.run(
+            [sys.executable, "-c", JOB, str(folder)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        peak_mb = int(out.stdout.split()[-1]) / 1024
+        print(
+            f"peak RSS of the job: {peak_mb:6.0f} MB = "
+            f"{peak_mb / float32_mb:4.2f} x the float32 image"
+        )
 
 
 if __name__ == "__main__":

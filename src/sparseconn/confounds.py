@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import linalg
 
 from sparseconn.errors import InputError
@@ -94,59 +95,103 @@ def _top_eigenvectors(selected: np.ndarray, n_confounds: int) -> np.ndarray:
     return eigenvectors[:, order]
 
 
+class HighVarianceCollector:
+    """High-variance confounds of a 4D image, fed by a pass that streams it.
+
+    Give :meth:`add` every chunk of raw stored volumes (as
+    :func:`sparseconn.io.iter_volume_chunks` yields them), in order; then
+    :meth:`confounds` returns what :func:`high_variance_confounds` returns, so
+    that one decompression of the file serves the confounds and whatever else
+    the pass computes (the region signals). Images stored on at most 4 bytes per
+    voxel are kept at their stored precision (an int16 image takes half the size
+    of a float32 copy); 8-byte ones only accumulate each voxel's detrended mean of
+    squares, and :meth:`confounds` reads the file a second time for the kept voxels.
+    """
+
+    def __init__(
+        self, info: FuncInfo, n_confounds: int = 5, percentile: float = 2.0
+    ) -> None:
+        try:
+            _check_parameters(info.n_volumes, n_confounds, percentile)
+        except ValueError as error:
+            raise InputError(info.path, str(error)) from error
+        self.info = info
+        self.n_confounds = n_confounds
+        self.percentile = percentile
+        self.n_added = 0
+        self.stored: np.ndarray | None = None
+        if info.dtype.itemsize <= 4:
+            self.stored = np.empty((info.n_volumes, info.n_voxels), dtype=info.dtype)
+        else:
+            self._ramp = _centred_ramp(info.n_volumes)
+            self._first: np.ndarray | None = None
+            self._sums = np.zeros(info.n_voxels)
+            self._trend = np.zeros(info.n_voxels)
+            self._squares = np.zeros(info.n_voxels)
+
+    def add(self, start: int, raw: np.ndarray) -> None:
+        """Take the raw volumes ``start`` to ``start + len(raw)``."""
+        self.n_added += len(raw)
+        if self.stored is not None:
+            self.stored[start : start + len(raw)] = raw
+            return
+        block = self.info.to_float(raw).astype(np.float64)
+        if self._first is None:
+            self._first = block[0].copy()
+        # Shifting by the first volume keeps the sums small: no cancellation below.
+        block -= self._first
+        self._sums += block.sum(axis=0)
+        self._trend += self._ramp[start : start + len(block)] @ block
+        self._squares += np.einsum("ij,ij->j", block, block)
+
+    def confounds(self) -> np.ndarray:
+        """The confounds, shape (n_volumes, n_confounds), once every volume is in."""
+        info = self.info
+        if self.n_added != info.n_volumes:
+            raise RuntimeError(
+                f"{self.n_added} of the {info.n_volumes} volumes were added"
+            )
+        try:
+            if self.stored is not None:
+                return high_variance_confounds_from_array(
+                    self.stored,
+                    self.n_confounds,
+                    self.percentile,
+                    to_float=info.to_float,
+                )
+            n_samples = info.n_volumes
+            mean_squares = (
+                self._squares - self._sums**2 / n_samples - self._trend**2
+            ) / n_samples
+            kept = _kept_voxels(mean_squares, self.n_confounds, self.percentile)
+            selected = np.empty((n_samples, kept.size))
+            for start, raw in iter_volume_chunks(info):
+                selected[start : start + len(raw)] = info.to_float(raw[:, kept])
+            return _top_eigenvectors(_detrended(selected, self._ramp), self.n_confounds)
+        except ValueError as error:
+            raise InputError(info.path, str(error)) from error
+
+
 def high_variance_confounds(
     info: FuncInfo, n_confounds: int = 5, percentile: float = 2.0
 ) -> np.ndarray:
     """High-variance confounds of a 4D image read from disk (no mask).
 
-    Equivalent to ``nilearn.image.high_variance_confounds(img)``. Images stored on
-    at most 2 bytes per voxel are read once and kept at their stored precision
-    (half the size of a float32 copy, or less); wider ones are read twice, the
-    first pass accumulating each voxel's detrended mean of squares, the second
-    gathering the kept voxels, so memory stays far below the image size.
+    Equivalent to ``nilearn.image.high_variance_confounds(img)``; the image is
+    streamed into a :class:`HighVarianceCollector`.
 
     Returns
     -------
     ndarray, shape (n_volumes, n_confounds)
     """
-    try:
-        if info.dtype.itemsize <= 2:
-            stored = np.empty((info.n_volumes, info.n_voxels), dtype=info.dtype)
-            for start, raw in iter_volume_chunks(info):
-                check_finite(info, start, raw)
-                stored[start : start + raw.shape[0]] = raw
-            return high_variance_confounds_from_array(
-                stored, n_confounds, percentile, to_float=info.to_float
-            )
-        return _two_pass(info, n_confounds, percentile)
-    except ValueError as error:
-        if isinstance(error, InputError):
-            raise
-        raise InputError(info.path, str(error)) from error
-
-
-def _two_pass(info: FuncInfo, n_confounds: int, percentile: float) -> np.ndarray:
-    """Streamed version of :func:`high_variance_confounds_from_array`."""
-    n_samples = info.n_volumes
-    _check_parameters(n_samples, n_confounds, percentile)
-    ramp = _centred_ramp(n_samples)
-    first = None
-    sums = np.zeros(info.n_voxels)
-    trend = np.zeros(info.n_voxels)
-    squares = np.zeros(info.n_voxels)
+    collector = HighVarianceCollector(info, n_confounds, percentile)
     for start, raw in iter_volume_chunks(info):
         check_finite(info, start, raw)
-        block = info.to_float(raw).astype(np.float64)
-        if first is None:
-            first = block[0].copy()
-        # Shifting by the first volume keeps the sums small: no cancellation below.
-        block -= first
-        sums += block.sum(axis=0)
-        trend += ramp[start : start + len(block)] @ block
-        squares += np.einsum("ij,ij->j", block, block)
-    mean_squares = (squares - sums**2 / n_samples - trend**2) / n_samples
-    kept = _kept_voxels(mean_squares, n_confounds, percentile)
-    selected = np.empty((n_samples, kept.size))
-    for start, raw in iter_volume_chunks(info):
-        selected[start : start + len(raw)] = info.to_float(raw[:, kept])
-    return _top_eigenvectors(_detrended(selected, ramp), n_confounds)
+        collector.add(start, raw)
+    return collector.confounds()
+
+
+def high_variance_table(confounds: np.ndarray) -> pd.DataFrame:
+    """The confounds as a table: columns ``highvariance01``..., one row a volume."""
+    columns = [f"highvariance{i + 1:02d}" for i in range(confounds.shape[1])]
+    return pd.DataFrame(confounds, columns=columns)

@@ -16,6 +16,8 @@ from sklearn.covariance import GraphicalLassoCV, LedoitWolf, empirical_covarianc
 
 #: Estimators compared, in display order.
 ESTIMATORS = ("group_sparse", "graph_lasso", "ledoit_wolf", "empirical")
+#: Columns of the held-out log-likelihood tables.
+COMPARISON_COLUMNS = ["subject", "estimator", "fold", "log_likelihood"]
 
 
 def off_diagonal_support(matrix: np.ndarray) -> np.ndarray:
@@ -112,41 +114,115 @@ def graph_lasso_precision(signals: np.ndarray) -> np.ndarray:
         return GraphicalLassoCV().fit(signals).precision_
 
 
-def _fit_all(
-    train: Sequence[np.ndarray], group_cv_options: dict | None, n_jobs: int = 1
-) -> dict[str, list[np.ndarray | None]]:
-    """Precision of every subject's training data for every estimator.
+def _split(x: np.ndarray, n_blocks: int, fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training (every block but ``fold``, 1-based) and held-out samples of ``x``."""
+    blocks = contiguous_folds(x.shape[0], n_blocks)
+    train = np.concatenate([b for i, b in enumerate(blocks, 1) if i != fold])
+    return x[train], x[blocks[fold - 1]]
 
-    With ``n_jobs > 1`` the per-subject graph lassos run in ``n_jobs`` worker
-    processes while this one fits the group-sparse model (same results).
+
+def _check_fold(fold: int, n_blocks: int) -> None:
+    if not 1 <= fold <= n_blocks:
+        raise ValueError(f"fold={fold} must be in 1..{n_blocks}")
+
+
+def heldout_group_sparse(
+    series: Sequence[np.ndarray],
+    subjects: Sequence[str],
+    fold: int,
+    n_blocks: int = 2,
+    group_cv_options: dict | None = None,
+) -> pd.DataFrame:
+    """Held-out log-likelihood of the group-sparse fit of one fold, per subject.
+
+    Every subject's block ``fold`` (1-based, of ``n_blocks`` contiguous blocks) is
+    held out; ``GroupSparseCovarianceCV(**group_cv_options)`` is fitted on the
+    other blocks of all subjects together (alpha chosen by its cross-validation).
+
+    Returns
+    -------
+    DataFrame with columns subject, estimator (``group_sparse``), fold,
+    log_likelihood; one row per subject.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
     from sparseconn.covariance import GroupSparseCovarianceCV
 
-    pool = ProcessPoolExecutor(n_jobs) if n_jobs > 1 else None
-    try:
-        pending = [pool.submit(graph_lasso_precision, x) for x in train] if pool else []
-        group = GroupSparseCovarianceCV(**(group_cv_options or {})).fit(list(train))
-        graph_lasso = (
-            [future.result() for future in pending]
-            if pool
-            else [graph_lasso_precision(x) for x in train]
+    _check_fold(fold, n_blocks)
+    parts = [_split(x, n_blocks, fold) for x in series]
+    group = GroupSparseCovarianceCV(**(group_cv_options or {})).fit(
+        [train for train, _ in parts]
+    )
+    rows = [
+        (
+            subject,
+            "group_sparse",
+            fold,
+            gaussian_log_likelihood(test, group.precisions_[..., k]),
         )
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    fits: dict[str, list[np.ndarray | None]] = {
-        "group_sparse": [group.precisions_[..., k] for k in range(len(train))],
-        "graph_lasso": graph_lasso,
-        "ledoit_wolf": [LedoitWolf().fit(x).precision_ for x in train],
-        "empirical": [],
+        for k, (subject, (_, test)) in enumerate(zip(subjects, parts, strict=True))
+    ]
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def heldout_single_subject(
+    x: np.ndarray, subject: str, n_blocks: int = 2
+) -> pd.DataFrame:
+    """Held-out log-likelihood of the per-subject estimators, every fold.
+
+    For each fold, the subject's block is held out and fitted on the others: the
+    graph lasso (:func:`graph_lasso_precision`, its own cross-validation),
+    Ledoit-Wolf shrinkage and the empirical covariance (NaN where it is not
+    invertible).
+
+    Returns
+    -------
+    DataFrame with columns subject, estimator, fold, log_likelihood.
+    """
+    rows = []
+    for fold in range(1, n_blocks + 1):
+        train, test = _split(x, n_blocks, fold)
+        covariance = empirical_covariance(train)
+        invertible = (
+            train.shape[0] > train.shape[1] and np.linalg.cond(covariance) < 1e12
+        )
+        precisions = {
+            "graph_lasso": graph_lasso_precision(train),
+            "ledoit_wolf": LedoitWolf().fit(train).precision_,
+            "empirical": np.linalg.inv(covariance) if invertible else None,
+        }
+        for estimator, precision in precisions.items():
+            score = (
+                np.nan
+                if precision is None
+                else gaussian_log_likelihood(test, precision)
+            )
+            rows.append((subject, estimator, fold, score))
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def single_subject_precisions(x: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-subject estimators' precisions on a subject's whole series.
+
+    ``graph_lasso`` (:func:`graph_lasso_precision`), ``ledoit_wolf`` and
+    ``empirical`` (the inverse of the empirical covariance), as scored against
+    the truth by :func:`recovery_scores`.
+    """
+    return {
+        "graph_lasso": graph_lasso_precision(x),
+        "ledoit_wolf": LedoitWolf().fit(x).precision_,
+        "empirical": np.linalg.inv(empirical_covariance(x)),
     }
-    for x in train:
-        covariance = empirical_covariance(x)
-        invertible = x.shape[0] > x.shape[1] and np.linalg.cond(covariance) < 1e12
-        fits["empirical"].append(np.linalg.inv(covariance) if invertible else None)
-    return fits
+
+
+def sorted_comparison(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The held-out tables as one, sorted by subject, estimator order, fold."""
+    table = pd.concat(list(tables), ignore_index=True)
+    order = {name: i for i, name in enumerate(ESTIMATORS)}
+    return (
+        table.assign(_order=table["estimator"].map(order))
+        .sort_values(["subject", "_order", "fold"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
 
 
 def compare_models(
@@ -160,9 +236,11 @@ def compare_models(
 
     For each fold ``f``, every subject's block ``f`` is held out and the
     estimators are fitted on the other blocks: group-sparse (alpha chosen by
-    cross-validation on the training parts of all subjects), per-subject graph
-    lasso (its own cross-validation), Ledoit-Wolf shrinkage and the empirical
-    covariance (only where invertible); each is scored on the held-out block.
+    cross-validation on the training parts of all subjects,
+    :func:`heldout_group_sparse`), and per subject the graph lasso (its own
+    cross-validation), Ledoit-Wolf shrinkage and the empirical covariance (only
+    where invertible, :func:`heldout_single_subject`); each is scored on the
+    held-out block. The workflow runs these pieces as separate jobs.
 
     Parameters
     ----------
@@ -173,7 +251,7 @@ def compare_models(
     group_cv_options : dict, optional
         Parameters of the ``GroupSparseCovarianceCV``.
     n_jobs : int
-        Worker processes for the per-subject graph lassos (results do not
+        Worker processes for the per-subject estimators (results do not
         depend on it).
 
     Returns
@@ -182,34 +260,27 @@ def compare_models(
     by subject, estimator order of ``ESTIMATORS``, fold); the empirical estimator
     has NaN where the covariance is not invertible.
     """
-    blocks = [contiguous_folds(x.shape[0], n_blocks) for x in series]
-    rows = []
-    for fold in range(n_blocks):
-        train = [
-            x[np.concatenate([b for i, b in enumerate(bl) if i != fold])]
-            for x, bl in zip(series, blocks, strict=True)
-        ]
-        test = [x[bl[fold]] for x, bl in zip(series, blocks, strict=True)]
-        fits = _fit_all(train, group_cv_options, n_jobs)
-        for estimator in ESTIMATORS:
-            for k, subject in enumerate(subjects):
-                precision = fits[estimator][k]
-                score = (
-                    np.nan
-                    if precision is None
-                    else gaussian_log_likelihood(test[k], precision)
+    from concurrent.futures import ProcessPoolExecutor
+
+    for x in series:
+        contiguous_folds(x.shape[0], n_blocks)
+    group = [
+        heldout_group_sparse(series, subjects, fold, n_blocks, group_cv_options)
+        for fold in range(1, n_blocks + 1)
+    ]
+    if n_jobs > 1:
+        with ProcessPoolExecutor(n_jobs) as pool:
+            single = list(
+                pool.map(
+                    heldout_single_subject, series, subjects, [n_blocks] * len(series)
                 )
-                rows.append((subject, estimator, fold + 1, score))
-    table = pd.DataFrame(
-        rows, columns=["subject", "estimator", "fold", "log_likelihood"]
-    )
-    order = {name: i for i, name in enumerate(ESTIMATORS)}
-    return (
-        table.assign(_order=table["estimator"].map(order))
-        .sort_values(["subject", "_order", "fold"], kind="stable")
-        .drop(columns="_order")
-        .reset_index(drop=True)
-    )
+            )
+    else:
+        single = [
+            heldout_single_subject(x, s, n_blocks)
+            for x, s in zip(series, subjects, strict=True)
+        ]
+    return sorted_comparison([*group, *single])
 
 
 def recovery_scores(

@@ -992,16 +992,20 @@ def clean_scan_signals(
         n_volumes, denoising.kept.size, n_regressors, repetition, settings
     )
     atlas = load_atlas(maps, labels)
-    signals, coverage, constant = extract_map_signals(info, atlas)
-    tables = [denoising.confounds]
+    collector = None
     if strategy == "highvariance":
-        from sparseconn.confounds import high_variance_confounds
+        from sparseconn.confounds import HighVarianceCollector, high_variance_table
 
-        hv = high_variance_confounds(
+        collector = HighVarianceCollector(
             info, n_high_variance_confounds, high_variance_percentile
         )
-        names = [f"highvariance{i + 1:02d}" for i in range(hv.shape[1])]
-        tables.insert(0, pd.DataFrame(hv, columns=names))
+    # One decompression of the image for the region signals and the confounds.
+    signals, coverage, constant = extract_map_signals(
+        info, atlas, on_chunk=None if collector is None else collector.add
+    )
+    tables = [denoising.confounds]
+    if collector is not None:
+        tables.insert(0, high_variance_table(collector.confounds()))
     confound_frame = pd.concat(tables, axis=1)
     matrix = confound_frame.to_numpy(dtype=np.float64)
     scan = clean_scan(

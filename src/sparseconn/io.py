@@ -68,6 +68,14 @@ def write_tsv(frame: pd.DataFrame, path: PathLike, index: bool = False) -> None:
         )
 
 
+def as_written(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each float rounded as :func:`write_tsv` writes it.
+
+    Computing from these values gives what a reader of the file would compute.
+    """
+    return frame.map(lambda value: float(TSV_FLOAT_FORMAT % value))
+
+
 def write_json(obj: Any, path: PathLike) -> None:
     """Write ``obj`` as indented JSON with sorted keys, atomically."""
     with atomic_output(path) as tmp:

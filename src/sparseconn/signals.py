@@ -12,6 +12,7 @@ applied as matrix products; otherwise each volume is resampled with
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -165,7 +166,10 @@ class MapSignals(NamedTuple):
 
 
 def extract_map_signals(
-    info: FuncInfo, atlas: Atlas, chunk_volumes: int = 8
+    info: FuncInfo,
+    atlas: Atlas,
+    chunk_volumes: int = 8,
+    on_chunk: Callable[[int, np.ndarray], None] | None = None,
 ) -> MapSignals:
     """Least-squares signal of each atlas map, from the func resampled on its grid.
 
@@ -180,6 +184,10 @@ def extract_map_signals(
         The 4D functional image (streamed once from disk).
     atlas : Atlas
         Maps of shape (x, y, z, n_regions) and their affine.
+    on_chunk : callable, optional
+        Called with ``(start, raw)`` for every chunk of the pass (stored values,
+        checked finite), so that other per-scan results share the one
+        decompression: e.g. :meth:`sparseconn.confounds.HighVarianceCollector.add`.
 
     Returns
     -------
@@ -214,6 +222,8 @@ def extract_map_signals(
     for start, raw in iter_volume_chunks(info, chunk_volumes):
         volumes = info.to_float(raw)
         check_finite(info, start, volumes)
+        if on_chunk is not None:
+            on_chunk(start, raw)
         flat = np.flatnonzero(volumes.min(axis=1) == volumes.max(axis=1))
         constant.extend(int(start + i) for i in flat)
         data_min = min(data_min, float(volumes.min()))

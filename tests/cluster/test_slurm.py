@@ -28,7 +28,7 @@ PROFILE = ROOT / "profiles" / "slurm"
 ROOT_CONFIG = ROOT / "config" / "config.yaml"
 SETTINGS = {"n_subjects": 2, "synthetic": {"n_volumes": 100}}
 #: Jobs SLURM must run, by SLURM log folder: one per subject for the group
-#: "subject" (synthetic_subject, high_variance_confounds, extract_timeseries),
+#: "subject" (synthetic_subject, extract_timeseries),
 #: one drawing every group-level figure and one every subject's QC figure.
 SUBMITTED = {
     "synthetic_atlas": 1,

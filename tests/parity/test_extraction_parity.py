@@ -17,7 +17,7 @@ import pytest
 from scipy import linalg
 
 from sparseconn import synthetic
-from sparseconn.steps.subject import run_extract_timeseries, run_high_variance_confounds
+from sparseconn.steps.subject import run_extract_timeseries
 
 nilearn = pytest.importorskip("nilearn")
 from nilearn.image import high_variance_confounds as nilearn_hv  # noqa: E402
@@ -89,14 +89,14 @@ def test_signals_and_confounds_equal_nilearn(tmp_path, atlas, case):
         **options,
     )
     hv_file, out_tsv = tmp_path / "hv.tsv", tmp_path / "ts.tsv"
-    run_high_variance_confounds(func, hv_file)
     run_extract_timeseries(
         func,
         atlas["maps"],
         atlas["labels"],
-        [hv_file, confounds_file],
+        [confounds_file],
         out_tsv,
         tmp_path / "ts.json",
+        hv_file,
         subject="01",
         atlas_name="synthetic",
         config_t_r=options["t_r"],
@@ -152,14 +152,14 @@ def test_float32_maps_are_solved_in_double_precision(tmp_path, atlas):
         n_volumes=100,
     )
     hv_file, out_tsv = tmp_path / "hv.tsv", tmp_path / "ts.tsv"
-    run_high_variance_confounds(func, hv_file)
     run_extract_timeseries(
         func,
         maps32,
         None,
-        [hv_file],
+        [],
         out_tsv,
         tmp_path / "ts.json",
+        hv_file,
         subject="01",
         atlas_name="synthetic",
     )

@@ -6,12 +6,16 @@ import numpy as np
 import pytest
 from scipy import linalg
 
+from sparseconn import io
+from sparseconn.atlas import load_atlas
 from sparseconn.confounds import (
+    HighVarianceCollector,
     high_variance_confounds,
     high_variance_confounds_from_array,
 )
 from sparseconn.io import read_func_info
-from tests.helpers import make_func
+from sparseconn.signals import extract_map_signals
+from tests.helpers import make_func, make_maps
 
 
 def _brute_force(series, n_confounds=5, percentile=2.0):
@@ -46,12 +50,14 @@ def test_confounds_are_orthogonal_to_mean_and_trend(rng):
     assert np.abs(design.T @ got).max() < 1e-10
 
 
-@pytest.mark.parametrize("dtype", ["int16", "float32"])  # one pass / two passes
+# int16, float32: kept at stored precision; float64: a second pass for the kept voxels
+@pytest.mark.parametrize("dtype", ["int16", "float32", "float64"])
 def test_from_file_equals_from_array(tmp_path, rng, dtype):
     data = make_func(tmp_path / "func.nii.gz", rng, dtype=dtype, n_volumes=30)
     info = read_func_info(tmp_path / "func.nii.gz")
     got = high_variance_confounds(info, n_confounds=4, percentile=10)
-    series = data.reshape(-1, data.shape[3], order="F").T
+    # voxel values are read as float32 (as the extraction reads them)
+    series = data.reshape(-1, data.shape[3], order="F").T.astype(np.float32)
     expected = high_variance_confounds_from_array(series, 4, 10)
     assert linalg.subspace_angles(got, expected).max() < 1e-8
 
@@ -67,3 +73,43 @@ def test_from_file_equals_from_array(tmp_path, rng, dtype):
 def test_rejects_bad_parameters(rng, kwargs, message):
     with pytest.raises(ValueError, match=message):
         high_variance_confounds_from_array(rng.standard_normal((20, 600)), **kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32", "float64"])
+def test_one_read_gives_confounds_and_signals(tmp_path, rng, monkeypatch, dtype):
+    """The extraction's pass feeds the collector: the file is decompressed once."""
+    make_func(tmp_path / "func.nii.gz", rng, dtype=dtype, n_volumes=30)
+    make_maps(tmp_path / "maps.nii.gz", rng)
+    info = read_func_info(tmp_path / "func.nii.gz")
+    atlas = load_atlas(tmp_path / "maps.nii.gz")
+    expected_confounds = high_variance_confounds(info, n_confounds=4, percentile=10)
+    expected_signals = extract_map_signals(info, atlas).signals
+
+    reads = []
+    original = io.iter_volume_chunks
+
+    def counted(*args, **kwargs):
+        reads.append(args[0].path)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(io, "iter_volume_chunks", counted)
+    monkeypatch.setattr("sparseconn.signals.iter_volume_chunks", counted)
+    monkeypatch.setattr("sparseconn.confounds.iter_volume_chunks", counted)
+    collector = HighVarianceCollector(info, n_confounds=4, percentile=10)
+    signals = extract_map_signals(info, atlas, on_chunk=collector.add).signals
+    confounds = collector.confounds()
+    # 8-byte images keep no copy: a second read gathers the kept voxels only
+    assert len(reads) == (2 if dtype == "float64" else 1)
+    np.testing.assert_array_equal(signals, expected_signals)
+    np.testing.assert_allclose(confounds, expected_confounds, rtol=0, atol=1e-12)
+
+
+def test_collector_needs_every_volume(tmp_path, rng):
+    make_func(tmp_path / "func.nii.gz", rng, n_volumes=20)
+    info = read_func_info(tmp_path / "func.nii.gz")
+    collector = HighVarianceCollector(info, n_confounds=3, percentile=10)
+    for start, raw in io.iter_volume_chunks(info, 8):
+        if start == 0:
+            collector.add(start, raw)
+    with pytest.raises(RuntimeError, match="8 of the 20 volumes"):
+        collector.confounds()

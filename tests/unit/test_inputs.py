@@ -47,7 +47,6 @@ def test_synthetic():
     assert inputs.plot_unit == "01" and inputs.excluded == {}
     assert inputs.func("02") == "res/synthetic/sub-02_bold.nii.gz"
     assert inputs.confounds("02") == [
-        "out/sub-02/func/sub-02_desc-highvariance_confounds.tsv",
         "res/synthetic/sub-02_desc-confounds_timeseries.tsv",
     ]
     assert inputs.atlas.name == "synthetic"
@@ -134,8 +133,8 @@ def test_sheet(tmp_path):
     assert inputs.excluded == {"sub-03": "excluded in the subjects sheet"}
     assert inputs.plot_unit == "02"
     assert inputs.func("01") == f"{tmp_path}/a.nii.gz"
-    assert inputs.confounds("01")[1] == f"{tmp_path}/a.tsv"
-    assert len(inputs.confounds("02")) == 1
+    assert inputs.confounds("01") == [f"{tmp_path}/a.tsv"]
+    assert inputs.confounds("02") == []
     # repetition time: the sheet's, else the config's
     assert (inputs.sheet_t_r("02"), inputs.config_t_r("02")) == (2.0, None)
     assert (inputs.sheet_t_r("01"), inputs.config_t_r("01")) == (None, 2.5)

@@ -180,7 +180,7 @@ def test_covariance_changes_the_rules_that_fit_the_group_sparse_model(
     path = package / "covariance.py"
     assert changed_by(package, lambda: add_statement(path)) == {
         "group_sparse_covariance",
-        "model_comparison",
+        "heldout_group_sparse",
     }
 
 
@@ -210,6 +210,7 @@ def test_the_npz_writer_of_io_changes_the_rules_writing_npz_only(
         # one function (run_graph_lasso) serves both graph-lasso rules; only
         # graph_lasso passes it an .npz path
         "graph_lasso_subject",
+        "heldout_subjects",  # the whole-series precisions of the recovery scores
     }
 
 

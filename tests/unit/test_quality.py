@@ -48,6 +48,10 @@ def scan(tmp_path, rng):
     return func, maps, confounds
 
 
+#: High-variance confounds the extraction computes and regresses (its default).
+HIGH_VARIANCE = 5
+
+
 def _extract(scan, tmp_path, confounds=None, **settings):
     func, maps, default_confounds = scan
     out_tsv, out_json = tmp_path / "out.tsv", tmp_path / "out.json"
@@ -58,6 +62,7 @@ def _extract(scan, tmp_path, confounds=None, **settings):
         [default_confounds] if confounds is None else confounds,
         out_tsv,
         out_json,
+        tmp_path / "hv.tsv",
         subject="01",
         atlas_name="test",
         **settings,
@@ -137,8 +142,9 @@ def test_the_sidecar_records_degrees_of_freedom_and_warns_when_low(scan, tmp_pat
     table, sidecar = _extract(scan, tmp_path)
     dof = sidecar["DegreesOfFreedom"]
     assert dof["Volumes"] == N_VOLUMES == len(table)
-    assert dof["Confounds"] == 6 and dof["Detrending"] == 2
-    assert dof["Remaining"] == N_VOLUMES - 2 - dof["Filter"] - 6
+    # the 5 high-variance confounds of the image, then the file's 6 columns
+    assert dof["Confounds"] == HIGH_VARIANCE + 6 and dof["Detrending"] == 2
+    assert dof["Remaining"] == N_VOLUMES - 2 - dof["Filter"] - HIGH_VARIANCE - 6
     assert sidecar["Warnings"] == []
     # 40 regressors for 80 volumes: allowed, but the sidecar says so.
     forty = pd.DataFrame(
@@ -146,7 +152,7 @@ def test_the_sidecar_records_degrees_of_freedom_and_warns_when_low(scan, tmp_pat
     )
     path = write_table(tmp_path / "forty.tsv", forty)
     _, sidecar = _extract(scan, tmp_path, confounds=[path])
-    assert sidecar["DegreesOfFreedom"]["Confounds"] == 40
+    assert sidecar["DegreesOfFreedom"]["Confounds"] == HIGH_VARIANCE + 40
     assert any("degrees of freedom" in w for w in sidecar["Warnings"])
 
 
@@ -161,7 +167,7 @@ def test_degenerate_confound_columns_are_listed_in_the_sidecar(scan, tmp_path, r
     path = write_table(tmp_path / "regressors.tsv", frame)
     _, sidecar = _extract(scan, tmp_path, confounds=[path])
     assert sidecar["ConfoundsDropped"] == ["constant", "linearTrend"]
-    assert sidecar["DegreesOfFreedom"]["Confounds"] == 1
+    assert sidecar["DegreesOfFreedom"]["Confounds"] == HIGH_VARIANCE + 1
     assert any("constant, linearTrend" in w for w in sidecar["Warnings"])
 
 
@@ -209,9 +215,12 @@ def test_dropout_volumes_are_censored_and_said(scan, tmp_path, rng):
     # Equal to cleaning the raw signals with those volumes censored.
     info = read_func_info(dropped)
     signals, _, _ = extract_map_signals(info, load_atlas(maps))
+    regressors = [
+        pd.read_csv(path, sep="\t") for path in (tmp_path / "hv.tsv", confounds)
+    ]
     expected = clean(
         signals,
-        pd.read_csv(confounds, sep="\t").to_numpy(),
+        np.hstack([table.to_numpy() for table in regressors]),
         2.5,
         sample_mask=kept,
     )

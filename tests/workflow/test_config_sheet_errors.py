@@ -149,7 +149,6 @@ def test_valid_sheet_plans_every_subject(run_snakemake, workdir: Path) -> None:
         plans.append(job_counts(result.stdout))
     expected = {
         "dataset_description": 1,
-        "high_variance_confounds": 2,
         "extract_timeseries": 2,
         "group_sparse_covariance": 1,
         "graph_lasso": 1,
@@ -171,11 +170,20 @@ def job_counts(stdout: str) -> dict[str, int]:
     raise AssertionError(stdout)
 
 
+#: The science check's rules.
+SCIENCE_RULES = {
+    "heldout_group_sparse",
+    "heldout_subjects",
+    "model_comparison",
+    "recovery_scores",
+}
+
+
 @pytest.mark.parametrize(
     ("settings", "absent"),
     [
         ({}, set()),
-        ({"science_check": False}, {"model_comparison", "recovery_scores"}),
+        ({"science_check": False}, SCIENCE_RULES),
         ({"figures": {"subject_qc": False}}, {"plot_subjects_qc"}),
     ],
 )
@@ -186,7 +194,7 @@ def test_optional_parts_are_planned_only_when_enabled(
     result = dry_run(run_snakemake, workdir, config, "--quiet", "rules")
     assert result.returncode == 0, result.stderr
     planned = set(job_counts(result.stdout))
-    optional = {"model_comparison", "recovery_scores", "plot_subjects_qc"}
+    optional = {*SCIENCE_RULES, "plot_subjects_qc"}
     assert planned & optional == optional - absent
     assert {"group_sparse_covariance", "graph_lasso", "plot_group_figures"} <= planned
 
@@ -269,4 +277,4 @@ def test_boolean_typed_on_the_command_line(run_snakemake, workdir, typed) -> Non
     assert result.returncode == 0, result.stderr
     planned = set(job_counts(result.stdout))
     assert "group_sparse_covariance" in planned
-    assert not planned & {"model_comparison", "recovery_scores"}
+    assert not planned & SCIENCE_RULES

@@ -29,7 +29,6 @@ SETTINGS = {"n_subjects": len(SUBJECTS), "synthetic": {"n_volumes": 100}}
 UPSTREAM = {
     "synthetic_atlas",
     "synthetic_subject",
-    "high_variance_confounds",
     "dataset_description",
 }
 

@@ -87,21 +87,33 @@ def test_group_stage_outputs(two_runs):
             assert relmat.shape == (39, 40) and relmat.columns[0] == "Node"
 
 
-def test_graph_lasso_of_every_subject_plotted_one_by_rule_graph_lasso(two_runs):
-    # On synthetic data the recovery scores need every subject's graph lasso; the
-    # plotted subject's comes with the group .npz (rule graph_lasso), the others
-    # from one graph_lasso_subject job each.
+def test_science_check_fits_each_subject_in_batches_not_graph_lasso_subject(two_runs):
+    # The recovery scores need every subject's graph lasso: the science check's
+    # batch jobs fit it (with the held-out folds); graph_lasso_subject runs only
+    # with graph_lasso: {per_subject: true}, so only the plotted subject's
+    # relmats are written (rule graph_lasso).
     folder, _ = two_runs
-    for subject in ("01", "02"):
-        name = f"sub-{subject}_atlas-synthetic_stat-precision_desc-graphlasso_relmat"
-        assert (
-            folder / "results" / f"sub-{subject}" / "func" / f"{name}.tsv"
-        ).is_file()
+    names = {
+        subject: f"sub-{subject}_atlas-synthetic_stat-precision_desc-graphlasso_relmat"
+        for subject in ("01", "02")
+    }
+    func = folder / "results" / "sub-{}" / "func"
+    assert (Path(str(func).format("01")) / f"{names['01']}.tsv").is_file()
+    assert not (Path(str(func).format("02")) / f"{names['02']}.tsv").exists()
     logs = folder / "results" / "logs"
-    assert (logs / "graph_lasso" / "graph_lasso.log").is_file()
-    assert sorted(p.name for p in (logs / "graph_lasso_subject").iterdir()) == [
-        "02.log"
+    assert not (logs / "graph_lasso_subject").exists()
+    assert sorted(p.name for p in (logs / "heldout_subjects").iterdir()) == [
+        "batch-1.log"
     ]
+    with np.load(
+        folder
+        / "results"
+        / "group"
+        / "heldout"
+        / "atlas-synthetic_batch-1_desc-single_precisions.npz"
+    ) as fits:
+        assert list(fits["subjects"]) == ["01", "02"]
+        assert fits["graph_lasso"].shape == (2, 39, 39)
 
 
 def test_science_check_outputs(two_runs):

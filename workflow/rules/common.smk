@@ -46,6 +46,8 @@ ATLAS_NAME = INPUTS.atlas.name
 # excluded subjects left out; dataset fmriprep: its units); the plotted one.
 SUBJECTS, GROUP_SUBJECTS = list(INPUTS.subjects), list(INPUTS.group_units)
 PLOT_SUBJECT = INPUTS.plot_unit
+# Science check: per-subject fits in batches, numbered from 1.
+SCIENCE_BATCHES = range(1, len(INPUTS.science_batches) + 1)
 # How every scan is cleaned, passed whole as a param; a dict, which Snakemake
 # compares on reruns (a dataclass it would ignore).
 CLEANING = dataclasses.asdict(INPUTS.cleaning)
@@ -70,6 +72,18 @@ def get_sheet_t_r(wildcards):
 
 def get_config_t_r(wildcards):
     return INPUTS.config_t_r(wildcards.subject)
+
+
+def get_batch_units(wildcards):
+    return list(INPUTS.science_batches[int(wildcards.batch) - 1])
+
+
+def get_batch_timeseries(wildcards):
+    return INPUTS.units_timeseries(get_batch_units(wildcards))[0]
+
+
+def get_batch_sizes(wildcards):
+    return INPUTS.units_timeseries(get_batch_units(wildcards))[1]
 
 
 def get_scan_name(wildcards):

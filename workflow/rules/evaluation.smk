@@ -3,9 +3,70 @@
 # recovery of the known precision structure.
 
 
-rule model_comparison:
+rule heldout_group_sparse:
     input:
         timeseries=GROUP_TIMESERIES,
+    output:
+        tsv=PATHS.heldout_group_sparse,
+    log:
+        f"{LOGS}/heldout_group_sparse/fold-{{fold}}.log",
+    benchmark:
+        f"{BENCHMARKS}/heldout_group_sparse/fold-{{fold}}.tsv"
+    wildcard_constraints:
+        fold="[0-9]+",
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=30,
+    params:
+        subjects=GROUP_SUBJECTS,
+        sizes=GROUP_SIZES,
+        n_blocks=config["model_comparison"]["n_blocks"],
+        group_sparse=config["group_sparse"],
+        code=rule_code("heldout_group_sparse"),
+    message:
+        "Held-out log-likelihood of the group-sparse fit, fold {wildcards.fold}"
+    script:
+        "../../scripts/heldout_group_sparse.py"
+
+
+rule heldout_subjects:
+    input:
+        timeseries=get_batch_timeseries,
+    output:
+        **PATHS.heldout_batch_outputs(INPUTS.has_ground_truth),
+    log:
+        f"{LOGS}/heldout_subjects/batch-{{batch}}.log",
+    benchmark:
+        f"{BENCHMARKS}/heldout_subjects/batch-{{batch}}.tsv"
+    wildcard_constraints:
+        batch="[0-9]+",
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        mem_mb=400,
+        runtime=20,
+    params:
+        subjects=get_batch_units,
+        sizes=get_batch_sizes,
+        n_blocks=config["model_comparison"]["n_blocks"],
+        code=rule_code("heldout_subjects"),
+    message:
+        "Held-out log-likelihood of graph lasso, Ledoit-Wolf, empirical: subjects {params.subjects}"
+    script:
+        "../../scripts/heldout_subjects.py"
+
+
+rule model_comparison:
+    input:
+        group_sparse=expand(
+            PATHS.heldout_group_sparse,
+            fold=range(1, config["model_comparison"]["n_blocks"] + 1),
+        ),
+        subjects=expand(PATHS.heldout_batch(), batch=SCIENCE_BATCHES),
     output:
         tsv=report(
             PATHS.heldout_loglikelihood,
@@ -25,15 +86,11 @@ rule model_comparison:
         f"{BENCHMARKS}/model_comparison/model_comparison.tsv"
     conda:
         "../../envs/sparseconn.yaml"
-    threads: 2
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=60,
+        mem_mb=500,
+        runtime=5,
     params:
-        subjects=GROUP_SUBJECTS,
-        sizes=GROUP_SIZES,
-        n_blocks=config["model_comparison"]["n_blocks"],
-        group_sparse=config["group_sparse"],
         code=rule_code("model_comparison"),
     message:
         "Held-out log-likelihood: group-sparse vs graph lasso, Ledoit-Wolf, empirical"
@@ -44,13 +101,7 @@ rule model_comparison:
 rule recovery_scores:
     input:
         group=rules.group_sparse_covariance.output.npz,
-        graph_lasso=expand(
-            PATHS.relmat("precision", "graphlasso"), subject=GROUP_SUBJECTS
-        ),
-        timeseries=expand(
-            PATHS.subject_timeseries(),
-            subject=GROUP_SUBJECTS,
-        ),
+        single=expand(PATHS.heldout_batch("npz"), batch=SCIENCE_BATCHES),
         truths=expand(PATHS.synthetic_subject["truth"], subject=GROUP_SUBJECTS),
     output:
         tsv=report(

@@ -13,73 +13,119 @@ import pandas as pd
 
 from sparseconn.io import (
     PathLike,
-    read_timeseries,
     read_unit_timeseries,
+    write_npz,
     write_tsv,
 )
 
 logger = logging.getLogger(__name__)
 
 
-def run_model_comparison(
+def run_heldout_group_sparse(
     timeseries: Sequence[PathLike | Sequence[PathLike]],
     subjects: Sequence[str],
     out_tsv: PathLike,
-    out_figure: PathLike,
     *,
+    fold: int,
     n_blocks: int = 2,
     group_sparse: dict | None = None,
-    n_jobs: int = 1,
 ) -> None:
-    """Held-out log-likelihood of group-sparse, graph lasso, Ledoit-Wolf, empirical.
+    """Held-out log-likelihood of the group-sparse fit of one fold (every subject).
 
-    Writes the tidy table (subject, estimator, fold, log_likelihood) and a
-    figure of paired per-subject lines.
+    See :func:`sparseconn.evaluation.heldout_group_sparse`.
     """
     from threadpoolctl import threadpool_limits
 
-    from sparseconn.evaluation import compare_models
-    from sparseconn.plotting import plot_model_comparison
+    from sparseconn.evaluation import heldout_group_sparse
 
     signals, _ = read_unit_timeseries(timeseries)
     with threadpool_limits(limits=1):
-        table = compare_models(signals, subjects, n_blocks, group_sparse, n_jobs)
+        table = heldout_group_sparse(signals, subjects, fold, n_blocks, group_sparse)
+    write_tsv(table, out_tsv)
+
+
+def run_heldout_subjects(
+    timeseries: Sequence[PathLike | Sequence[PathLike]],
+    subjects: Sequence[str],
+    out_tsv: PathLike,
+    out_npz: PathLike | None = None,
+    *,
+    n_blocks: int = 2,
+) -> None:
+    """Held-out log-likelihood of each subject's own estimators, every fold.
+
+    ``timeseries``: one element per subject (a file, or its runs to concatenate).
+    See :func:`sparseconn.evaluation.heldout_single_subject`. With ``out_npz``,
+    also each estimator's precision on the whole series (``subjects`` and one
+    stacked array per estimator), for the ground-truth recovery.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from sparseconn.evaluation import heldout_single_subject, single_subject_precisions
+
+    signals, _ = read_unit_timeseries(timeseries)
+    with threadpool_limits(limits=1):
+        tables = [
+            heldout_single_subject(x, subject, n_blocks)
+            for x, subject in zip(signals, subjects, strict=True)
+        ]
+        fits = [single_subject_precisions(x) for x in signals] if out_npz else []
+    write_tsv(pd.concat(tables, ignore_index=True), out_tsv)
+    if out_npz:
+        arrays = {name: np.stack([fit[name] for fit in fits]) for name in fits[0]}
+        write_npz(out_npz, subjects=np.asarray(subjects), **arrays)
+
+
+def run_model_comparison(
+    tables: Sequence[PathLike],
+    out_tsv: PathLike,
+    out_figure: PathLike,
+) -> None:
+    """Gather the held-out tables: the tidy table (subject, estimator, fold,
+    log_likelihood) and a figure of paired per-subject lines.
+    """
+    from sparseconn.evaluation import sorted_comparison
+    from sparseconn.plotting import plot_model_comparison
+
+    table = sorted_comparison(
+        [pd.read_csv(path, sep="\t", dtype={"subject": str}) for path in tables]
+    )
     write_tsv(table, out_tsv)
     plot_model_comparison(table, out_figure)
 
 
 def run_recovery_scores(
     group_npz: PathLike,
-    graph_lasso_relmats: Sequence[PathLike],
-    timeseries: Sequence[PathLike],
+    single_npzs: Sequence[PathLike],
     truths: Sequence[PathLike],
     out_tsv: PathLike,
     out_figure: PathLike,
 ) -> None:
     """Support precision/recall/F1 and relative Frobenius error against the truth.
 
-    Estimates: the group-sparse precisions (group ``.npz``), each subject's graph
-    lasso precision (``relmat`` TSVs), and Ledoit-Wolf and empirical precisions of
-    the subject's signals; truths: the synthetic subjects' ``precision``.
+    Estimates: the group-sparse precisions (group ``.npz``) and each subject's
+    own estimators on its whole series (graph lasso, Ledoit-Wolf, empirical: the
+    ``single_npzs`` of :func:`run_heldout_subjects`, in the group's order);
+    truths: the synthetic subjects' ``precision``, in the same order.
     """
-    from sklearn.covariance import LedoitWolf, empirical_covariance
-
-    from sparseconn.evaluation import recovery_scores
+    from sparseconn.evaluation import ESTIMATORS, recovery_scores
     from sparseconn.plotting import plot_recovery
 
     with np.load(group_npz) as group:
         subjects = [str(s) for s in group["subjects"]]
-        group_sparse = list(group["precisions"])
-    series = [read_timeseries(path).to_numpy() for path in timeseries]
-    estimates = {
-        "group_sparse": group_sparse,
-        "graph_lasso": [
-            pd.read_csv(path, sep="\t", index_col=0).to_numpy()
-            for path in graph_lasso_relmats
-        ],
-        "ledoit_wolf": [LedoitWolf().fit(x).precision_ for x in series],
-        "empirical": [np.linalg.inv(empirical_covariance(x)) for x in series],
-    }
+        estimates = {"group_sparse": list(group["precisions"])}
+    single_subjects: list[str] = []
+    for path in single_npzs:
+        with np.load(path) as batch:
+            single_subjects += [str(s) for s in batch["subjects"]]
+            for name in batch.files:
+                if name != "subjects":
+                    estimates.setdefault(name, []).extend(batch[name])
+    if single_subjects != subjects:
+        raise ValueError(
+            f"the per-subject fits cover {single_subjects}, the group {subjects}"
+        )
+    estimates = {name: estimates[name] for name in ESTIMATORS}
     true_precisions = []
     for path in truths:
         with np.load(path) as truth:

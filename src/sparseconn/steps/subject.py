@@ -16,9 +16,10 @@ import pandas as pd
 
 from sparseconn import __version__
 from sparseconn.atlas import load_atlas
-from sparseconn.confounds import high_variance_confounds
+from sparseconn.confounds import HighVarianceCollector, high_variance_table
 from sparseconn.io import (
     PathLike,
+    as_written,
     read_confounds,
     read_func_info,
     write_json,
@@ -31,24 +32,6 @@ if TYPE_CHECKING:
     from sparseconn.signals import Cleaned
 
 logger = logging.getLogger(__name__)
-
-
-def run_high_variance_confounds(
-    func: PathLike,
-    out_tsv: PathLike,
-    *,
-    n_confounds: int = 5,
-    percentile: float = 2.0,
-) -> None:
-    """Compute the high-variance confounds of ``func`` and write them as a TSV.
-
-    Output columns are ``highvariance01`` ... one row per volume.
-    """
-    info = read_func_info(func)
-    logger.info("%s: %s volumes of shape %s", func, info.n_volumes, info.shape[:3])
-    confounds = high_variance_confounds(info, n_confounds, percentile)
-    columns = [f"highvariance{i + 1:02d}" for i in range(confounds.shape[1])]
-    write_tsv(pd.DataFrame(confounds, columns=columns), out_tsv)
 
 
 def source_uris(paths: Sequence[PathLike], links: dict[str, str] | None) -> list[str]:
@@ -122,6 +105,7 @@ def run_extract_timeseries(
     confounds: Sequence[PathLike],
     out_tsv: PathLike,
     out_json: PathLike,
+    out_high_variance: PathLike,
     *,
     subject: str,
     atlas_name: str,
@@ -129,12 +113,17 @@ def run_extract_timeseries(
     config_t_r: float | None = None,
     cleaning: CleaningSettings | None = None,
     links: dict[str, str] | None = None,
+    n_high_variance_confounds: int = 5,
+    high_variance_percentile: float = 2.0,
 ) -> None:
     """Extract and clean one signal per atlas map; write the TSV and its JSON sidecar.
 
-    ``confounds`` lists tables (header row, one row per volume) whose columns are
-    all regressed out, typically the high-variance confounds then the subject's
-    confounds file. The repetition time comes from ``sheet_t_r``, else
+    One streamed decompression of ``func`` gives both its high-variance confounds
+    (written to ``out_high_variance``, see
+    :class:`sparseconn.confounds.HighVarianceCollector`) and the region signals.
+    Regressed out: the high-variance confounds, then every column of the tables
+    ``confounds`` (header row, one row per volume: the subject's confounds
+    file). The repetition time comes from ``sheet_t_r``, else
     ``config_t_r``, else the NIfTI header; a disagreement is an error. Constant
     volumes (dropouts) are censored; a scan left with fewer than the
     ``cleaning`` settings' ``min_kept_fraction`` of its volumes, or whose cleaning
@@ -147,9 +136,18 @@ def run_extract_timeseries(
     t_r, t_r_source = resolve_t_r_with_source(
         func, info.t_r, sheet_t_r, config_t_r, unitless_header_t_r=info.unitless_t_r
     )
-    tables = [read_confounds(path, info.n_volumes) for path in confounds]
+    file_tables = [read_confounds(path, info.n_volumes) for path in confounds]
     atlas = load_atlas(maps, labels)
-    signals, coverage, constant = extract_map_signals(info, atlas)
+    collector = HighVarianceCollector(
+        info, n_high_variance_confounds, high_variance_percentile
+    )
+    signals, coverage, constant = extract_map_signals(
+        info, atlas, on_chunk=collector.add
+    )
+    # Regressed as written in their file, so that the file reproduces the result.
+    high_variance = as_written(high_variance_table(collector.confounds()))
+    tables = [high_variance, *file_tables]
+    confound_files = [out_high_variance, *confounds]
     confound_matrix = (
         np.hstack([table.to_numpy() for table in tables]) if tables else None
     )
@@ -167,6 +165,7 @@ def run_extract_timeseries(
     warnings = scan.warnings
     confound_names = [name for table in tables for name in table.columns]
     quality = quality_fields(cleaned, confound_names, atlas.names, coverage, warnings)
+    write_tsv(high_variance, out_high_variance)
     write_tsv(pd.DataFrame(cleaned.signals, columns=atlas.names), out_tsv)
     sidecar = {
         "RepetitionTime": t_r,
@@ -179,7 +178,9 @@ def run_extract_timeseries(
         "Sources": source_uris([func, maps, *([labels] if labels else [])], links),
         "Confounds": {
             uri: list(table.columns)
-            for uri, table in zip(source_uris(confounds, links), tables, strict=True)
+            for uri, table in zip(
+                source_uris(confound_files, links), tables, strict=True
+            )
         },
         "Extraction": {
             "Method": "least squares on maps, func resampled to the maps grid "

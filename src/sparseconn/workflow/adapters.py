@@ -231,28 +231,6 @@ def synthetic_subject(
 # ------------------------------------------------------------------ subject
 
 
-def high_variance_confounds(
-    input: Any,
-    output: Any,
-    params: Any,
-    wildcards: Any,
-    log: Any,
-    threads: int = 1,
-    config: Mapping[str, Any] | None = None,
-) -> None:
-    """Rule ``high_variance_confounds``."""
-    from sparseconn.steps.subject import run_high_variance_confounds
-
-    run_job(
-        run_high_variance_confounds,
-        input.func,
-        output.tsv,
-        n_confounds=params.n_confounds,
-        percentile=params.percentile,
-        log=log[0],
-    )
-
-
 def extract_timeseries(
     input: Any,
     output: Any,
@@ -274,6 +252,7 @@ def extract_timeseries(
         as_list(input.confounds),
         output.tsv,
         output.json,
+        output.high_variance_confounds,
         subject=wildcards.subject,
         **task_params(params, drop=("code", "cleaning")),
         cleaning=CleaningSettings(**params.cleaning),
@@ -500,6 +479,65 @@ def scan_qc(
 # ------------------------------------------------------------ science check
 
 
+def heldout_group_sparse(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``heldout_group_sparse``: one fold's group-sparse held-out scores.
+
+    Input ``timeseries`` (every group subject's TSVs); output ``tsv``; wildcard
+    ``fold``; params ``subjects``, ``sizes``, ``n_blocks``, ``group_sparse``
+    (GroupSparseCovarianceCV parameters).
+    """
+    from sparseconn.steps.group import split_sizes
+    from sparseconn.steps.science import run_heldout_group_sparse
+
+    run_job(
+        run_heldout_group_sparse,
+        split_sizes(input.timeseries, params.sizes),
+        list(params.subjects),
+        output.tsv,
+        fold=int(wildcards.fold),
+        n_blocks=params.n_blocks,
+        group_sparse=dict(params.group_sparse),
+        log=log[0],
+    )
+
+
+def heldout_subjects(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``heldout_subjects``: a batch of subjects' own estimators, every fold.
+
+    Input ``timeseries`` (the batch's TSVs); outputs ``tsv`` and, when the run
+    has a ground truth, ``npz`` (whole-series precisions); params ``subjects``,
+    ``sizes``, ``n_blocks``.
+    """
+    from sparseconn.steps.group import split_sizes
+    from sparseconn.steps.science import run_heldout_subjects
+
+    run_job(
+        run_heldout_subjects,
+        split_sizes(input.timeseries, params.sizes),
+        list(params.subjects),
+        output.tsv,
+        output.get("npz"),
+        n_blocks=params.n_blocks,
+        log=log[0],
+    )
+
+
 def model_comparison(
     input: Any,
     output: Any,
@@ -509,25 +547,14 @@ def model_comparison(
     threads: int = 1,
     config: Mapping[str, Any] | None = None,
 ) -> None:
-    """Rule ``model_comparison``: held-out log-likelihood of four estimators.
-
-    Input ``timeseries`` (every group subject's TSVs); outputs ``tsv`` (subject,
-    estimator, fold, log_likelihood) and ``figure``; params ``subjects``,
-    ``sizes``, ``n_blocks``, ``group_sparse`` (GroupSparseCovarianceCV
-    parameters). The folds run on ``threads`` processes.
-    """
-    from sparseconn.steps.group import split_sizes
+    """Rule ``model_comparison``: the held-out tables gathered, and their figure."""
     from sparseconn.steps.science import run_model_comparison
 
     run_job(
         run_model_comparison,
-        split_sizes(input.timeseries, params.sizes),
-        list(params.subjects),
+        [*as_list(input.group_sparse), *as_list(input.subjects)],
         output.tsv,
         output.figure,
-        n_blocks=params.n_blocks,
-        group_sparse=dict(params.group_sparse),
-        n_jobs=threads,
         log=log[0],
     )
 
@@ -549,9 +576,8 @@ def recovery_scores(
     run_job(
         run_recovery_scores,
         input.group,
-        list(input.graph_lasso),
-        list(input.timeseries),
-        list(input.truths),
+        as_list(input.single),
+        as_list(input.truths),
         output.tsv,
         output.figure,
         log=log[0],

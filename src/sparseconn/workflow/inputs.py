@@ -215,10 +215,9 @@ class RunInputs:
         return None
 
     def confounds(self, subject: str) -> list[str]:
-        """Confounds tables regressed out: the high-variance ones, then the file's."""
-        hv = self.paths.high_variance_confounds.format(subject=subject)
+        """Confounds files regressed out after the high-variance confounds (0 or 1)."""
         own = self.file_confounds(subject)
-        return [hv] if own is None else [hv, own]
+        return [] if own is None else [own]
 
     def sheet_t_r(self, subject: str) -> float | None:
         """The repetition time the subjects sheet gives the subject, or None."""
@@ -248,6 +247,16 @@ class RunInputs:
     def unit_label(self, unit: str) -> str:
         """A group element as named in figure file names."""
         return f"sub-{unit}"
+
+    @cached_property
+    def science_batches(self) -> tuple[tuple[str, ...], ...]:
+        """The group elements in runs of ``model_comparison.subjects_per_job``.
+
+        Each run is one job fitting its elements' own estimators (science check).
+        """
+        size = self.config["model_comparison"]["subjects_per_job"]
+        units = tuple(self.group_units)
+        return tuple(units[i : i + size] for i in range(0, len(units), size))
 
     def unit_timeseries(self, unit: str) -> list[str]:
         """Time-series TSVs of a group element (several runs when concatenated)."""

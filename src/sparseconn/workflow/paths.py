@@ -124,6 +124,33 @@ class Paths:
         return f"{self.group}/atlas-{self.atlas}_desc-heldout_loglikelihood.tsv"
 
     @property
+    def heldout_group_sparse(self) -> str:
+        """One fold's group-sparse held-out table (a ``{fold}`` pattern)."""
+        return (
+            f"{self.group}/heldout/atlas-{self.atlas}_fold-{{fold}}"
+            "_desc-groupsparse_loglikelihood.tsv"
+        )
+
+    def heldout_batch(self, ext: str = "tsv") -> str:
+        """Per-subject estimators of a batch of subjects (a ``{batch}`` pattern).
+
+        ``tsv``: their held-out log-likelihoods; ``npz``: their precisions on the
+        whole series (ground-truth recovery).
+        """
+        suffix = "loglikelihood.tsv" if ext == "tsv" else "precisions.npz"
+        return (
+            f"{self.group}/heldout/atlas-{self.atlas}_batch-{{batch}}"
+            f"_desc-single_{suffix}"
+        )
+
+    def heldout_batch_outputs(self, with_precisions: bool) -> dict[str, str]:
+        """Outputs of rule heldout_subjects: the table, and the precisions if asked."""
+        outputs = {"tsv": self.heldout_batch()}
+        if with_precisions:
+            outputs["npz"] = self.heldout_batch("npz")
+        return outputs
+
+    @property
     def recovery_scores(self) -> str:
         return f"{self.group}/atlas-{self.atlas}_desc-recovery_scores.tsv"
 
