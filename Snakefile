@@ -2,8 +2,9 @@
 # connectomes (nilearn's example "computation of covariance matrix between brain
 # regions", ADHD + MSDL). Rules wire (here and workflow/rules/*.smk); each rule
 # calls its adapter in src/sparseconn/workflow/adapters.py (from a run: block, in a
-# thread of this process, or from a three-line scripts/<rule>.py shim, in a process
-# of its own); src/sparseconn computes.
+# thread of this process or a child forked from it, or, for the downloads, from a
+# three-line scripts/<rule>.py shim, in a process of its own); src/sparseconn
+# computes.
 #
 #   snakemake --cores all                        # the default: a synthetic dataset
 #   snakemake --cores all --config dataset=sheet atlas_maps=...   # your own data

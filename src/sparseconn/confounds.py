@@ -98,14 +98,16 @@ def _top_eigenvectors(selected: np.ndarray, n_confounds: int) -> np.ndarray:
 class HighVarianceCollector:
     """High-variance confounds of a 4D image, fed by a pass that streams it.
 
-    Give :meth:`add` every chunk of raw stored volumes (as
-    :func:`sparseconn.io.iter_volume_chunks` yields them), in order; then
-    :meth:`confounds` returns what :func:`high_variance_confounds` returns, so
-    that one decompression of the file serves the confounds and whatever else
-    the pass computes (the region signals). Images stored on at most 4 bytes per
-    voxel are kept at their stored precision (an int16 image takes half the size
-    of a float32 copy); 8-byte ones only accumulate each voxel's detrended mean of
-    squares, and :meth:`confounds` reads the file a second time for the kept voxels.
+    Give :meth:`add` every chunk of volumes (as
+    :func:`sparseconn.io.iter_volume_chunks` yields them, with their float32
+    values), in order; then :meth:`confounds` returns what
+    :func:`high_variance_confounds` returns, so that one decompression of the
+    file serves the confounds and whatever else the pass computes (the region
+    signals). Each voxel's detrended mean of squares is accumulated on the way
+    (float64 sums, shifted by the first volume against cancellation); the kept
+    voxels' series are then taken from a copy of the image at its stored
+    precision (an int16 image: half the size of a float32 copy) when it is
+    stored on at most 4 bytes per voxel, else read from the file a second time.
     """
 
     def __init__(
@@ -122,24 +124,26 @@ class HighVarianceCollector:
         self.stored: np.ndarray | None = None
         if info.dtype.itemsize <= 4:
             self.stored = np.empty((info.n_volumes, info.n_voxels), dtype=info.dtype)
-        else:
-            self._ramp = _centred_ramp(info.n_volumes)
-            self._first: np.ndarray | None = None
-            self._sums = np.zeros(info.n_voxels)
-            self._trend = np.zeros(info.n_voxels)
-            self._squares = np.zeros(info.n_voxels)
+        self._ramp = _centred_ramp(info.n_volumes)
+        self._first: np.ndarray | None = None
+        self._sums = np.zeros(info.n_voxels)
+        self._trend = np.zeros(info.n_voxels)
+        self._squares = np.zeros(info.n_voxels)
 
-    def add(self, start: int, raw: np.ndarray) -> None:
-        """Take the raw volumes ``start`` to ``start + len(raw)``."""
+    def add(
+        self, start: int, raw: np.ndarray, volumes: np.ndarray | None = None
+    ) -> None:
+        """Take the volumes ``start`` to ``start + len(raw)`` (stored values, and
+        ``volumes``: the same as float (as ``FuncInfo.to_float`` gives them,
+        possibly then cast to float64), computed from ``raw`` if not given)."""
         self.n_added += len(raw)
         if self.stored is not None:
             self.stored[start : start + len(raw)] = raw
-            return
-        block = self.info.to_float(raw).astype(np.float64)
+        if volumes is None:
+            volumes = self.info.to_float(raw)
         if self._first is None:
-            self._first = block[0].copy()
-        # Shifting by the first volume keeps the sums small: no cancellation below.
-        block -= self._first
+            self._first = volumes[0].astype(np.float64)
+        block = volumes - self._first  # float64
         self._sums += block.sum(axis=0)
         self._trend += self._ramp[start : start + len(block)] @ block
         self._squares += np.einsum("ij,ij->j", block, block)
@@ -151,25 +155,21 @@ class HighVarianceCollector:
             raise RuntimeError(
                 f"{self.n_added} of the {info.n_volumes} volumes were added"
             )
+        n_samples = info.n_volumes
+        mean_squares = (
+            self._squares - self._sums**2 / n_samples - self._trend**2
+        ) / n_samples
         try:
-            if self.stored is not None:
-                return high_variance_confounds_from_array(
-                    self.stored,
-                    self.n_confounds,
-                    self.percentile,
-                    to_float=info.to_float,
-                )
-            n_samples = info.n_volumes
-            mean_squares = (
-                self._squares - self._sums**2 / n_samples - self._trend**2
-            ) / n_samples
             kept = _kept_voxels(mean_squares, self.n_confounds, self.percentile)
+        except ValueError as error:
+            raise InputError(info.path, str(error)) from error
+        if self.stored is not None:
+            selected = info.to_float(self.stored[:, kept]).astype(np.float64)
+        else:
             selected = np.empty((n_samples, kept.size))
             for start, raw in iter_volume_chunks(info):
                 selected[start : start + len(raw)] = info.to_float(raw[:, kept])
-            return _top_eigenvectors(_detrended(selected, self._ramp), self.n_confounds)
-        except ValueError as error:
-            raise InputError(info.path, str(error)) from error
+        return _top_eigenvectors(_detrended(selected, self._ramp), self.n_confounds)
 
 
 def high_variance_confounds(
@@ -186,8 +186,9 @@ def high_variance_confounds(
     """
     collector = HighVarianceCollector(info, n_confounds, percentile)
     for start, raw in iter_volume_chunks(info):
-        check_finite(info, start, raw)
-        collector.add(start, raw)
+        volumes = info.to_float(raw)
+        check_finite(info, start, volumes)
+        collector.add(start, raw, volumes)
     return collector.confounds()
 
 

@@ -169,7 +169,7 @@ def extract_map_signals(
     info: FuncInfo,
     atlas: Atlas,
     chunk_volumes: int = 8,
-    on_chunk: Callable[[int, np.ndarray], None] | None = None,
+    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> MapSignals:
     """Least-squares signal of each atlas map, from the func resampled on its grid.
 
@@ -185,9 +185,11 @@ def extract_map_signals(
     atlas : Atlas
         Maps of shape (x, y, z, n_regions) and their affine.
     on_chunk : callable, optional
-        Called with ``(start, raw)`` for every chunk of the pass (stored values,
-        checked finite), so that other per-scan results share the one
-        decompression: e.g. :meth:`sparseconn.confounds.HighVarianceCollector.add`.
+        Called with ``(start, raw, volumes)`` for every chunk of the pass (the
+        stored values, and the same as float64 after the header's scaling in
+        float32, checked finite), so that other
+        per-scan results share the one decompression: e.g.
+        :meth:`sparseconn.confounds.HighVarianceCollector.add`.
 
     Returns
     -------
@@ -216,23 +218,29 @@ def extract_map_signals(
             info.path,
             f"field of view does not overlap any map of the atlas {atlas.maps_path}",
         )
-    resampled = np.empty((info.n_volumes, maps.shape[0]), dtype=np.float32)
+    # Atlas voxels where every map is 0 add nothing to the least-squares problem:
+    # only the maps' support is kept (a quarter of the grid for MSDL-like maps).
+    support = np.flatnonzero(np.any(maps != 0, axis=1))
+    resampled = np.empty((info.n_volumes, support.size), dtype=np.float32)
     data_min, data_max = 0.0, 0.0
     constant = []
     for start, raw in iter_volume_chunks(info, chunk_volumes):
         volumes = info.to_float(raw)
         check_finite(info, start, volumes)
+        # float64 once, for the resampling's products and the other consumers
+        volumes = volumes.astype(np.float64)
         if on_chunk is not None:
-            on_chunk(start, raw)
-        flat = np.flatnonzero(volumes.min(axis=1) == volumes.max(axis=1))
-        constant.extend(int(start + i) for i in flat)
-        data_min = min(data_min, float(volumes.min()))
-        data_max = max(data_max, float(volumes.max()))
-        resampled[start : start + len(volumes)] = resampler.apply(volumes)
+            on_chunk(start, raw, volumes)
+        lows, highs = volumes.min(axis=1), volumes.max(axis=1)
+        constant.extend(int(start + i) for i in np.flatnonzero(lows == highs))
+        data_min = min(data_min, float(lows.min()))
+        data_max = max(data_max, float(highs.max()))
+        resampled[start : start + len(volumes)] = resampler.apply(volumes)[:, support]
     np.clip(resampled, data_min, data_max, out=resampled)
     # Same minimum-norm least-squares solution as lstsq(maps, resampled.T), with the
-    # pseudo-inverse of the (voxels x regions) maps computed once for all volumes.
-    pseudo_inverse = linalg.pinv(maps, check_finite=False).T
+    # pseudo-inverse of the (voxels x regions) maps computed once for all volumes
+    # (numpy's SVD: scipy's wheel takes 5x longer on this tall, thin matrix).
+    pseudo_inverse = np.linalg.pinv(maps[support]).T
     signals = np.empty((info.n_volumes, atlas.n_regions))
     for start in range(0, info.n_volumes, chunk_volumes):
         block = slice(start, start + chunk_volumes)

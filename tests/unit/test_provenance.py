@@ -7,6 +7,7 @@ the ``Snakefile`` and ``workflow/rules/*.smk``.
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 import shutil
 import textwrap
@@ -65,7 +66,7 @@ def test_every_rule_has_one_adapter_named_like_it_and_no_adapter_is_left() -> No
         for name, value in vars(adapters).items()
         if callable(value)
         and getattr(value, "__module__", "") == adapters.__name__
-        and list(getattr(value, "__code__", None).co_varnames[:5])
+        and list(inspect.unwrap(value).__code__.co_varnames[:5])
         == ["input", "output", "params", "wildcards", "log"]
     }
     assert functions == set(RULES)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 from pathlib import Path
 
 import jsonschema
@@ -11,7 +14,7 @@ import pytest
 from sparseconn.errors import InputError
 from sparseconn.workflow.adapters import as_list
 from sparseconn.workflow.errors import exit_on_input_error, schema_error
-from sparseconn.workflow.jobs import JobFailed, run_job, run_script
+from sparseconn.workflow.jobs import JobFailed, in_child, run_job, run_script
 
 
 @pytest.fixture(autouse=True)
@@ -217,3 +220,83 @@ def test_run_script_passes_every_name_of_the_job_to_the_adapter(tmp_path) -> Non
     assert seen == [
         (job.input, job.output, job.params, job.wildcards, job.log, 1, job.config)
     ]
+
+
+# ------------------------------------------------------------ forked jobs
+
+
+@in_child
+def forked_writer(input, output, params, wildcards, log, threads=1, config=None):
+    """Writes its pid (a child's) to output[0]."""
+
+    def write(path):
+        Path(path).write_text(str(os.getpid()))
+
+    run_job(write, output[0], log=log[0])
+
+
+@in_child
+def forked_bad_input(input, output, params, wildcards, log, threads=1, config=None):
+    run_job(bad_input, "data/f.nii.gz", log=log[0])
+
+
+@in_child
+def forked_broken(input, output, params, wildcards, log, threads=1, config=None):
+    run_job(lambda: 1 / 0, log=log[0])
+
+
+def test_in_child_runs_the_adapter_in_another_process(tmp_path: Path) -> None:
+    out, log = tmp_path / "out.txt", tmp_path / "job.log"
+    forked_writer([], [str(out)], {}, {}, [str(log)])
+    assert int(out.read_text()) != os.getpid()
+    assert "done in" in log.read_text()
+    assert forked_writer.__name__ == "forked_writer"
+
+
+def test_in_child_bad_input_is_one_line_and_job_failed(tmp_path: Path, capfd) -> None:
+    log = tmp_path / "job.log"
+    with pytest.raises(JobFailed, match="forked_bad_input: bad input"):
+        forked_bad_input([], [], {}, {}, [str(log)])
+    err = capfd.readouterr().err
+    assert err.count("sparseconn: error:") == 1
+    assert "data/f.nii.gz: truncated gzip stream" in err
+    assert "truncated gzip stream" in log.read_text()
+
+
+def test_in_child_other_errors_fail_the_job_with_their_traceback(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "job.log"
+    with pytest.raises(RuntimeError, match="forked_broken: the job's process failed"):
+        forked_broken([], [], {}, {}, [str(log)])
+    assert "ZeroDivisionError" in log.read_text()
+
+
+def test_in_child_works_from_a_thread_while_others_hold_stderr(tmp_path: Path) -> None:
+    # Snakemake forks from its job threads while its main thread logs: the child
+    # must not wait for a lock another thread held at the fork.
+    stop = threading.Event()
+
+    def chatter():
+        while not stop.is_set():
+            sys.stderr.write("")
+
+    talker = threading.Thread(target=chatter)
+    talker.start()
+    try:
+        outs = [tmp_path / f"out{i}.txt" for i in range(20)]
+        workers = [
+            threading.Thread(
+                target=forked_writer,
+                args=([], [str(out)], {}, {}, [str(tmp_path / f"{i}.log")]),
+            )
+            for i, out in enumerate(outs)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert all(out.is_file() for out in outs)
+    finally:
+        stop.set()
+        talker.join()

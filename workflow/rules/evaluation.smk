@@ -14,8 +14,6 @@ rule heldout_group_sparse:
         f"{BENCHMARKS}/heldout_group_sparse/fold-{{fold}}.tsv"
     wildcard_constraints:
         fold="[0-9]+",
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=500,
@@ -28,8 +26,8 @@ rule heldout_group_sparse:
         code=rule_code("heldout_group_sparse"),
     message:
         "Held-out log-likelihood of the group-sparse fit, fold {wildcards.fold}"
-    script:
-        "../../scripts/heldout_group_sparse.py"
+    run:
+        adapters.heldout_group_sparse(input, output, params, wildcards, log)
 
 
 rule heldout_subjects:
@@ -43,8 +41,6 @@ rule heldout_subjects:
         f"{BENCHMARKS}/heldout_subjects/batch-{{batch}}.tsv"
     wildcard_constraints:
         batch="[0-9]+",
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=400,
@@ -56,8 +52,8 @@ rule heldout_subjects:
         code=rule_code("heldout_subjects"),
     message:
         "Held-out log-likelihood of graph lasso, Ledoit-Wolf, empirical: subjects {params.subjects}"
-    script:
-        "../../scripts/heldout_subjects.py"
+    run:
+        adapters.heldout_subjects(input, output, params, wildcards, log)
 
 
 rule model_comparison:
@@ -84,8 +80,6 @@ rule model_comparison:
         f"{LOGS}/model_comparison/model_comparison.log",
     benchmark:
         f"{BENCHMARKS}/model_comparison/model_comparison.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=500,
@@ -94,8 +88,8 @@ rule model_comparison:
         code=rule_code("model_comparison"),
     message:
         "Held-out log-likelihood: group-sparse vs graph lasso, Ledoit-Wolf, empirical"
-    script:
-        "../../scripts/model_comparison.py"
+    run:
+        adapters.model_comparison(input, output, params, wildcards, log)
 
 
 rule recovery_scores:

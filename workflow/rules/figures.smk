@@ -129,8 +129,6 @@ rule plot_group_figures:
         f"{LOGS}/plot_group_figures/plot_group_figures.log",
     benchmark:
         f"{BENCHMARKS}/plot_group_figures/plot_group_figures.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=800,
@@ -143,8 +141,8 @@ rule plot_group_figures:
         code=rule_code("plot_group_figures"),
     message:
         "Connectome, matrix and cross-validation figures (sub-{params.subject})"
-    script:
-        "../../scripts/plot_group_figures.py"
+    run:
+        adapters.plot_group_figures(input, output, params, wildcards, log)
 
 
 # Subjects with a quality-control figure (none when figures.subject_qc is false).
@@ -173,8 +171,6 @@ rule plot_subjects_qc:
         f"{LOGS}/plot_subjects_qc/plot_subjects_qc.log",
     benchmark:
         f"{BENCHMARKS}/plot_subjects_qc/plot_subjects_qc.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=400,
@@ -187,8 +183,8 @@ rule plot_subjects_qc:
         code=rule_code("plot_subjects_qc"),
     message:
         f"Quality-control figures of {len(QC_SUBJECTS)} subjects"
-    script:
-        "../../scripts/plot_subjects_qc.py"
+    run:
+        adapters.plot_subjects_qc(input, output, params, wildcards, log)
 
 
 # Every figure of a complete run (rule all).

@@ -24,8 +24,6 @@ rule group_sparse_covariance:
         f"{LOGS}/group_sparse_covariance/group_sparse_covariance.log",
     benchmark:
         f"{BENCHMARKS}/group_sparse_covariance/group_sparse_covariance.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=500,
@@ -37,8 +35,8 @@ rule group_sparse_covariance:
         code=rule_code("group_sparse_covariance"),
     message:
         "Group-sparse inverse covariance of the group subjects (cross-validated)"
-    script:
-        "../../scripts/group_sparse_covariance.py"
+    run:
+        adapters.group_sparse_covariance(input, output, params, wildcards, log)
 
 
 rule graph_lasso:
@@ -52,8 +50,6 @@ rule graph_lasso:
         f"{LOGS}/graph_lasso/graph_lasso.log",
     benchmark:
         f"{BENCHMARKS}/graph_lasso/graph_lasso.tsv"
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=400,
@@ -63,8 +59,8 @@ rule graph_lasso:
         code=rule_code("graph_lasso"),
     message:
         "Graph lasso (GraphicalLassoCV) of the plotted subject {params.subject}"
-    script:
-        "../../scripts/graph_lasso.py"
+    run:
+        adapters.graph_lasso(input, output, params, wildcards, log)
 
 
 rule graph_lasso_subject:
@@ -80,8 +76,6 @@ rule graph_lasso_subject:
     wildcard_constraints:
         # the plotted subject's matrices come from rule graph_lasso
         subject=INPUTS.other_subjects_pattern,
-    conda:
-        "../../envs/sparseconn.yaml"
     threads: 1
     resources:
         mem_mb=400,
@@ -91,5 +85,5 @@ rule graph_lasso_subject:
         code=rule_code("graph_lasso_subject"),
     message:
         "sub-{wildcards.subject}: graph lasso (GraphicalLassoCV)"
-    script:
-        "../../scripts/graph_lasso_subject.py"
+    run:
+        adapters.graph_lasso_subject(input, output, params, wildcards, log)

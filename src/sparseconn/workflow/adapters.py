@@ -2,8 +2,10 @@
 
 Every adapter has the same signature, ``(input, output, params, wildcards, log,
 threads=1, config=None)``: a ``run:`` block calls it with its own names (the job
-runs in a thread of the Snakemake process), a ``script:`` shim with
-``run_script(<adapter>, snakemake)`` (the job runs in a process of its own). The
+runs in a thread of the Snakemake process, or, for an adapter decorated with
+:func:`~sparseconn.workflow.jobs.in_child`, in a child process forked from that
+thread), a ``script:`` shim (the downloads) with ``run_script(<adapter>,
+snakemake)`` (the job runs in a process of its own). The
 adapter turns the named lists into the arguments of its step
 (:mod:`sparseconn.steps`) and runs it with
 :func:`~sparseconn.workflow.jobs.run_job` (log file, one-line errors). The
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sparseconn.workflow.jobs import run_job
+from sparseconn.workflow.jobs import in_child, run_job
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str]:
@@ -297,6 +299,7 @@ def fmriprep_timeseries(
 # -------------------------------------------------------------------- group
 
 
+@in_child
 def group_sparse_covariance(
     input: Any,
     output: Any,
@@ -328,6 +331,7 @@ def group_sparse_covariance(
     )
 
 
+@in_child
 def graph_lasso(
     input: Any,
     output: Any,
@@ -356,6 +360,7 @@ def graph_lasso(
     )
 
 
+@in_child
 def graph_lasso_subject(
     input: Any,
     output: Any,
@@ -385,6 +390,7 @@ def graph_lasso_subject(
 # ------------------------------------------------------------------ figures
 
 
+@in_child
 def plot_group_figures(
     input: Any,
     output: Any,
@@ -425,6 +431,7 @@ def plot_group_figures(
     )
 
 
+@in_child
 def plot_subjects_qc(
     input: Any,
     output: Any,
@@ -479,6 +486,7 @@ def scan_qc(
 # ------------------------------------------------------------ science check
 
 
+@in_child
 def heldout_group_sparse(
     input: Any,
     output: Any,
@@ -509,6 +517,7 @@ def heldout_group_sparse(
     )
 
 
+@in_child
 def heldout_subjects(
     input: Any,
     output: Any,
@@ -538,6 +547,7 @@ def heldout_subjects(
     )
 
 
+@in_child
 def model_comparison(
     input: Any,
     output: Any,
@@ -559,6 +569,7 @@ def model_comparison(
     )
 
 
+@in_child
 def recovery_scores(
     input: Any,
     output: Any,
@@ -571,8 +582,6 @@ def recovery_scores(
     """Rule ``recovery_scores``."""
     from sparseconn.steps.science import run_recovery_scores
 
-    # The only figure drawn in a thread of the Snakemake process (matplotlib is
-    # not thread-safe): every other figure rule runs in a process of its own.
     run_job(
         run_recovery_scores,
         input.group,

@@ -1,20 +1,27 @@
 """The job runner: every rule's adapter runs its task through :func:`run_job`.
 
 One error contract for every job, whether Snakemake runs it in a thread of its
-own process (a ``run:`` block) or in a process of its own (a ``script:`` shim,
-through :func:`run_script`): the job's log records (and warnings) go to its log
-file; a bad input (`InputError`) prints the one line ``sparseconn: error: ...``
-(see :mod:`sparseconn.workflow.errors`) and fails the job with `JobFailed`, which
-a script turns into exit status 1; any other exception is logged with its
-traceback and propagates.
+own process (a ``run:`` block), in a child process forked from that thread (an
+adapter decorated with :func:`in_child`), or in a process of its own (a
+``script:`` shim, through :func:`run_script`): the job's log records (and
+warnings) go to its log file; a bad input (`InputError`) prints the one line
+``sparseconn: error: ...`` (see :mod:`sparseconn.workflow.errors`) and fails the
+job with `JobFailed`, which a child or a script turns into exit status 1; any
+other exception is logged with its traceback and propagates (exit status 2).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import io
 import logging
+import os
+import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -112,3 +119,82 @@ def run_script(adapter: Callable[..., Any], snakemake: Any) -> None:
         )
     except JobFailed:
         sys.exit(1)
+
+
+#: Modules a forked job may need, imported once in the parent before its first
+#: fork (not when the workflow is read), so that no child imports them again.
+CHILD_MODULES = (
+    "sparseconn.covariance",
+    "sparseconn.evaluation",
+    "sparseconn.plotting",
+    "sparseconn.steps.figures",
+    "sparseconn.steps.group",
+    "sparseconn.steps.science",
+    "sklearn.covariance",
+)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the thread that forked it ends."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the child may outlive a kill
+        pass
+
+
+def _fresh_std_streams() -> None:
+    """New stdout/stderr objects: a lock another thread held at the fork would
+    never be released in the child."""
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False), line_buffering=True, write_through=True
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), line_buffering=True, write_through=True
+    )
+
+
+def in_child(adapter: Callable[..., None]) -> Callable[..., None]:
+    """Run a rule's adapter in a child process forked from the calling thread.
+
+    For the Python-bound jobs (the group fits, the science check, the figures):
+    in a thread of the Snakemake process they would hold the interpreter lock
+    (and matplotlib is not thread-safe), while a new process (a ``script:``
+    job) spends a second or more importing numpy, scipy, scikit-learn and
+    matplotlib. A fork costs milliseconds and shares the parent's imported
+    modules (:data:`CHILD_MODULES`). The child dies with the thread that forked
+    it (a killed workflow leaves no job running); its exit status says how the
+    adapter ended: 0 done, 1 bad input (its error line printed), 2 any other
+    exception (logged with its traceback).
+    """
+
+    @functools.wraps(adapter)
+    def run(*args: Any, **kwargs: Any) -> None:
+        for module in CHILD_MODULES:
+            importlib.import_module(module)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child (measured by its effects)
+            status = 2
+            try:
+                _die_with_parent()
+                _fresh_std_streams()
+                adapter(*args, **kwargs)
+                status = 0
+            except JobFailed:
+                status = 1
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(status)
+        _, wait_status = os.waitpid(pid, 0)
+        status = os.waitstatus_to_exitcode(wait_status)
+        name = adapter.__name__
+        if status == 1:
+            raise JobFailed(f"{name}: bad input (see the error line above)")
+        if status != 0:
+            raise RuntimeError(f"{name}: the job's process failed (status {status})")
+
+    return run
