@@ -43,7 +43,8 @@ speed in numpy:
   always meets the stopping test; the sums over subjects are batched numpy calls
   into preallocated buffers, the per-fold scalars plain Python floats; each
   fold's Newton iteration stops on its own, so batched folds give the same bits
-  as folds solved alone;
+  as folds solved alone; the common case (one Newton step for every fold) is
+  inlined in the sweep, with ``c``, ``c q`` and ``c q^2`` from one product;
 - cross-validation folds can run in several processes (``n_jobs``: the first
   group of folds in this process, the others in workers), with results identical
   to the last bit for any ``n_jobs``.
@@ -714,28 +715,45 @@ def _sweep(
     n_problems, n_subjects = weights.shape
     alpha = float(alpha)
     alpha2 = alpha * alpha
+    left = np.zeros((*sigma.shape[:-1], 2))  # factors of the rank-two updates
+    right = np.zeros((*sigma.shape[:-2], 2, n))
     # Full-size temporaries are costly to allocate (page faults): reuse one.
     buffer = np.empty_like(sigma)
-    left = np.empty((*sigma.shape[:-1], 2))  # factors of the rank-two updates
-    right = np.empty((*sigma.shape[:-2], 2, n))
     # per-visit buffers
     work = _Workspace(n_problems, n_subjects)
     c = work.c
-    cq = work.cq
-    cq2 = work.cq2
     z = work.z
+    z2 = work.z2
+    u = work.u
+    u_x = work.u_x
+    u_ratio = work.u_ratio
+    d = work.d
+    g = work.g
+    g_column = work.g_column
+    inv_alpha = 1.0 / alpha
+    rtol = _NEWTON_RTOL
+    small_excess = _SMALL_EXCESS
+    sqrt = math.sqrt
+    inf = math.inf
+    problems = range(n_problems)
     new = np.empty((n_problems, n_subjects))
     change = np.empty((n_problems, n_subjects, 1))
     change_column = change[..., 0]
     product = np.empty((n_problems, n_subjects, n))
     multiply = np.multiply
     subtract = np.subtract
+    add = np.add
+    divide = np.divide
     maximum = np.maximum.reduce
     vecdot = _rowdot
     pivots = np.empty((n, n_problems, n_subjects))  # K^-1[p, p] before column p
     sigma_rows = [sigma[..., i, :] for i in range(n)]  # views, follow updates
     sigma_diagonal = np.diagonal(sigma, axis1=2, axis2=3).transpose(2, 0, 1)  # view
-    q = np.empty((n, n_problems, n_subjects))
+    # 1, q and q^2 of each coordinate: c times them gives the visit's z at once
+    q_powers = np.empty((n, 3, n_problems, n_subjects))
+    q_powers[:, 0] = 1.0
+    q = q_powers[:, 1]
+    q2 = q_powers[:, 2]
     # the rank-two update is left @ right = s v v' + w_inv_y col', where s v v'
     # is the previous column's update and w_inv_y col' the downdate by this one
     s_v = left[..., 0]  # (B, K, n) views
@@ -750,25 +768,22 @@ def _sweep(
         # col = inv[:, p], inv the current inverse (after the previous column's
         # rank-one update); sigma <- W^-1 = inv - col col' / col[p]; and as
         # inv K[:, p] = e_p, W^-1 y = -col / col[p] off p.
-        if p == 0:
-            col = sigma_rows[0].copy()  # (B, K, n) (sigma is symmetric)
-            np.divide(col, -col[..., 0, None], out=w_inv_y)
-            np.multiply(col[..., :, None], w_inv_y[..., None, :], out=buffer)
-        else:
-            col = s_v * v[..., p, None]
-            col += sigma_rows[p]
-            np.divide(col, -col[..., p, None], out=w_inv_y)
-            col_row[...] = col
-            np.matmul(left, right, out=buffer)
+        # (for p = 0, s v v' is zero: s_v and v start at zero)
+        col = s_v * v[..., p, None]
+        col += sigma_rows[p]
+        np.divide(col, -col[..., p, None], out=w_inv_y)
+        col_row[...] = col
+        np.matmul(left, right, out=buffer)
         sigma += buffer
-        pivots[p] = col[..., p]
         sigma[..., p, :] = 0.0
         sigma[..., :, p] = 0.0
+        pivots[p] = col[..., p]
         s_pp = diag_covs[p]  # (B, K)
         scale = scales[p]
         neg_scale = neg_scales[p]
         # per-coordinate arrays read one coordinate at a time are (n, B, K)
         np.multiply(sigma_diagonal, neg_scale, out=q)  # q = w s W^-1[j, j] (0 at p)
+        np.multiply(q, q, out=q2)
         y_start = omega[:, p]  # (n, B, K), not written before the column's end
         y = y_start.copy()
         y[p] = 0
@@ -795,26 +810,61 @@ def _sweep(
                     j = stop
                     continue
                 j += int((norms > alpha2).argmax()) // n_problems
-                y_j = None
+                entering = True
             else:
                 k += 1
-                y_j = y[j]
-            c[...] = rc_rows[j]
-            q_j = q[j]
-            multiply(c, q_j, cq)
-            multiply(cq, q_j, cq2)
+                entering = False
+            multiply(rc_rows[j], q_powers[j], out=z)  # c, c q, c q^2
             norms2, c2q, c2q2 = vecdot(c, z).tolist()
+            y_j = y[j]
             if max(norms2) > alpha2:
-                if y_j is None:
-                    y_j = y[j]
-                    _threshold(q_j, norms2, c2q, c2q2, alpha, work, y_j)
-                    multiply(y_j, scale, change_column)
+                q_j = q[j]
+                # _threshold inlined for its common case, with the same arithmetic
+                # (so the same bits): every row's Newton iteration stops after one
+                # step; otherwise _threshold solves the visit from the start
+                gamma = [0.0] * n_problems
+                lam = [inf] * n_problems
+                one_step = True
+                for i in problems:
+                    norm2 = norms2[i]
+                    if norm2 > alpha2:
+                        root = sqrt(norm2) * inv_alpha
+                        if root - 1.0 <= small_excess:
+                            one_step = False
+                            break
+                        mean = c2q[i] / norm2
+                        spread = c2q2[i] / norm2 - mean * mean
+                        value = (root - 1.0) / mean
+                        value += 1.5 * value * value * spread / (root * mean)
+                        gamma[i] = value
+                        lam[i] = 1.0 / value
+                if one_step:
+                    g_column[:] = lam
+                    add(q_j, g, d)
+                    divide(z2, d, u)  # c / d, and c q / d
+                    divide(u_ratio, d, u_ratio)  # c q / d^2
+                    s, ds = vecdot(u_x, u).tolist()
+                    for i in problems:
+                        lam_i = lam[i]
+                        if lam_i != inf:
+                            s_i = s[i]
+                            step = (lam_i * sqrt(s_i) * inv_alpha - 1.0) * s_i
+                            step /= lam_i * ds[i]
+                            value = gamma[i] + step
+                            if abs(step) - rtol * value > 0.0:
+                                one_step = False
+                                break
+                            lam[i] = 1.0 / value
+                if one_step:
+                    g_column[:] = lam
+                    add(q_j, g, d)
+                    divide(c, d, new)  # -0.0 in rows left at zero: see below
                 else:
                     _threshold(q_j, norms2, c2q, c2q2, alpha, work, new)
-                    subtract(new, y_j, change_column)
-                    multiply(change_column, scale, change_column)
-                    y_j[...] = new
-            elif y_j is None:
+                subtract(new, y_j, change_column)
+                multiply(change_column, scale, change_column)
+                y_j[...] = new
+            elif entering:
                 j += 1
                 continue
             else:
@@ -831,11 +881,14 @@ def _sweep(
         # r = W^-1 y and v = r - e_p
         np.divide(rc, scale_columns[p], out=v)
         v[..., p] = -1.0  # (y[p] = 0 below)
+        add(y, 0.0, out=y)  # -0.0 -> 0.0 in the rows left at zero
         omega[:, p] = y
         omega[p, :] = y
         omega[p, p] = inv_diag_covs[p] + vecdot(y.transpose(1, 2, 0), v)
         np.multiply(v, s_pp[..., None], out=s_v)
-    np.multiply(s_v[..., :, None], v[..., None, :], out=buffer)
+    w_inv_y.fill(0.0)
+    col_row.fill(0.0)
+    np.matmul(left, right, out=buffer)
     sigma += buffer
     pivots /= diag_covs
     return np.log(pivots).sum(axis=0)

@@ -196,6 +196,37 @@ def test_batched_solve_equals_separate_solves():
         assert both.n_iter[index] == alone.n_iter[0]
 
 
+def test_sweep_inlined_threshold_gives_the_bits_of_threshold(monkeypatch):
+    # the sweep solves a visit inline when every row's Newton iteration stops
+    # after one step, else with _threshold: batched, a problem goes through
+    # _threshold at visits it solves inline alone (the other problem needs more
+    # steps there), with the same bits
+    calls = []
+    threshold = gsc._threshold
+
+    def counted(*args):
+        calls.append(args[1])
+        threshold(*args)
+
+    monkeypatch.setattr(gsc, "_threshold", counted)
+    covs = [
+        empirical_covariances(make_subjects(seed, n_subjects=6, vary_samples=True))[0]
+        for seed in (4, 5)
+    ]
+    n_samples = 120.0 + 17.0 * np.arange(6)
+    weights = np.tile(n_samples / n_samples.sum(), (2, 1))
+    both = gsc._solve(np.stack(covs, axis=2), weights, 0.05, 50, 1e-8)
+    batched_calls = len(calls)
+    for index, cov in enumerate(covs):
+        calls.clear()
+        alone = gsc._solve(cov[:, :, None], weights[:1], 0.05, 50, 1e-8)
+        assert 0 < len(calls) < batched_calls
+        np.testing.assert_array_equal(
+            both.precisions[:, :, index], alone.precisions[:, :, 0]
+        )
+        np.testing.assert_array_equal(both.inverses[index], alone.inverses[0])
+
+
 def test_solver_returns_consistent_inverses_and_log_determinants():
     # problems stopping at different sweeps, after one or two refreshes of the
     # inverses: the returned inverses and log determinants (kept up to date by
