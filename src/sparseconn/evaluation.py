@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.covariance import GraphicalLassoCV, LedoitWolf, empirical_covariance
+from sklearn.covariance import LedoitWolf, empirical_covariance
+
+from sparseconn.graph_lasso import graph_lasso_cv
 
 #: Estimators compared, in display order.
 ESTIMATORS = ("group_sparse", "graph_lasso", "ledoit_wolf", "empirical")
@@ -105,11 +107,16 @@ def contiguous_folds(n_samples: int, n_blocks: int = 2) -> list[np.ndarray]:
 
 
 def graph_lasso_precision(signals: np.ndarray) -> np.ndarray:
-    """Precision of scikit-learn's ``GraphicalLassoCV()`` (BLAS on one thread)."""
+    """Precision of the graph lasso cross-validated as ``GraphicalLassoCV()`` does.
+
+    :func:`sparseconn.graph_lasso.graph_lasso_cv`: the alpha, precision and
+    scores of scikit-learn's ``GraphicalLassoCV()`` (default parameters), a few
+    times faster; BLAS on one thread.
+    """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        return GraphicalLassoCV().fit(signals).precision_
+        return graph_lasso_cv(signals).precision
 
 
 def _fit_all(
