@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sparseconn import evaluation
 from sparseconn.evaluation import (
     ESTIMATORS,
     compare_models,
@@ -114,3 +115,67 @@ def test_recovery_scores_table():
     )
     assert list(table["f1"]) == [1.0, 1.0, 0.0, 0.0]
     assert list(table["subject"]) == ["01", "02", "01", "02"]
+
+
+def test_graph_lasso_precision_is_our_cross_validation(rng, monkeypatch):
+    import sparseconn.evaluation as evaluation
+    from sparseconn.graph_lasso import graph_lasso_cv
+
+    calls = []
+
+    def spy(signals):
+        calls.append(signals.shape)
+        return graph_lasso_cv(signals)
+
+    monkeypatch.setattr(evaluation, "graph_lasso_cv", spy)
+    x = rng.multivariate_normal(np.zeros(6), np.linalg.inv(_chain_precision(6)), 80)
+    precision = evaluation.graph_lasso_precision(x)
+    assert calls == [(80, 6)]
+    np.testing.assert_array_equal(precision, graph_lasso_cv(x).precision)
+
+
+def test_compare_models_graph_lasso_rows_equal_scikit_learns(rng, monkeypatch):
+    """Same alpha on every training set, held-out log-likelihoods within 1e-6."""
+    from sklearn.covariance import GraphicalLassoCV
+
+    import sparseconn.evaluation as evaluation
+    from sparseconn.graph_lasso import graph_lasso_cv
+
+    covariance = np.linalg.inv(_chain_precision(8, weight=0.35))
+    series = [rng.multivariate_normal(np.zeros(8), covariance, 100) for _ in range(3)]
+    ours = compare_models(series, ["a", "b", "c"], n_blocks=2)
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            evaluation,
+            "graph_lasso_precision",
+            lambda x: GraphicalLassoCV().fit(x).precision_,
+        )
+        reference = compare_models(series, ["a", "b", "c"], n_blocks=2)
+    is_graph_lasso = ours["estimator"] == "graph_lasso"
+    pd.testing.assert_frame_equal(ours[~is_graph_lasso], reference[~is_graph_lasso])
+    pd.testing.assert_frame_equal(
+        ours[is_graph_lasso], reference[is_graph_lasso], check_exact=False, atol=1e-6
+    )
+    for x in series:
+        for fold in contiguous_folds(x.shape[0], 2):
+            train = np.delete(x, fold, axis=0)
+            assert graph_lasso_cv(train).alpha == GraphicalLassoCV().fit(train).alpha_
+
+
+def test_graph_lasso_precision_falls_back_to_scikit_learn_it_does_not_restate(
+    rng, monkeypatch
+):
+    from sklearn.covariance import GraphicalLassoCV
+
+    from sparseconn import graph_lasso
+
+    x = rng.standard_normal((60, 6))
+    assert graph_lasso.restates_installed_scikit_learn("1.9.1")
+    assert not graph_lasso.restates_installed_scikit_learn("1.10.0")
+    monkeypatch.setattr(graph_lasso, "RESTATED_VERSIONS", ())
+    monkeypatch.setattr(
+        evaluation, "graph_lasso_cv", lambda _: pytest.fail("not a restated version")
+    )
+    np.testing.assert_array_equal(
+        evaluation.graph_lasso_precision(x), GraphicalLassoCV().fit(x).precision_
+    )
