@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import re
 import shutil
 import textwrap
@@ -346,3 +347,30 @@ def test_what_counts(
 def test_a_rule_without_adapter_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="no adapter named 'fourth'"):
         CodeIndex(make_package(tmp_path, TINY)).rule_code("fourth")
+
+
+def test_hashes_are_cached_for_the_exact_sources(tmp_path: Path, monkeypatch) -> None:
+    from sparseconn.workflow import provenance
+
+    monkeypatch.chdir(tmp_path)
+    provenance._known_codes.cache_clear()
+    try:
+        real = provenance.rule_code("scan_qc")
+        cached = json.loads(provenance.CACHE.read_text())
+        assert cached["codes"]["scan_qc"] == real
+        # a cache for these sources is believed: no module is parsed again
+        cached["codes"]["scan_qc"] = "planted"
+        provenance.CACHE.write_text(json.dumps(cached))
+        provenance._known_codes.cache_clear()
+        assert provenance.rule_code("scan_qc") == "planted"
+        # a cache for other sources is not
+        cached["sources"] = "0" * 64
+        provenance.CACHE.write_text(json.dumps(cached))
+        provenance._known_codes.cache_clear()
+        assert provenance.rule_code("scan_qc") == real
+        # nor a broken one
+        provenance.CACHE.write_text("{not json")
+        provenance._known_codes.cache_clear()
+        assert provenance.rule_code("scan_qc") == real
+    finally:
+        provenance._known_codes.cache_clear()
