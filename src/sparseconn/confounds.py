@@ -144,8 +144,12 @@ class HighVarianceCollector:
         if self._first is None:
             self._first = volumes[0].astype(np.float64)
         block = volumes - self._first  # float64
-        self._sums += block.sum(axis=0)
-        self._trend += self._ramp[start : start + len(block)] @ block
+        # the plain and ramp-weighted sums in one matrix product
+        weights = np.ones((2, len(block)))
+        weights[1] = self._ramp[start : start + len(block)]
+        sums, trend = weights @ block
+        self._sums += sums
+        self._trend += trend
         self._squares += np.einsum("ij,ij->j", block, block)
 
     def confounds(self) -> np.ndarray:

@@ -168,7 +168,7 @@ class MapSignals(NamedTuple):
 def extract_map_signals(
     info: FuncInfo,
     atlas: Atlas,
-    chunk_volumes: int = 8,
+    chunk_volumes: int = 4,
     on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> MapSignals:
     """Least-squares signal of each atlas map, from the func resampled on its grid.
