@@ -175,11 +175,14 @@ def in_child(adapter: Callable[..., None]) -> Callable[..., None]:
     def run(*args: Any, **kwargs: Any) -> None:
         for module in CHILD_MODULES:
             importlib.import_module(module)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (measured by its effects)
             status = 2
             try:
                 _die_with_parent()
+                if os.getppid() != parent:  # the parent died before prctl
+                    os._exit(status)
                 _fresh_std_streams()
                 adapter(*args, **kwargs)
                 status = 0
