@@ -116,3 +116,40 @@ def test_group_sparse_takes_units_of_different_lengths(tmp_path, rng):
     both = np.vstack([pd.read_csv(p, sep="\t").to_numpy() for p in paths[:2]])
     # the unit's covariance is estimated from its 120 concatenated samples
     assert np.allclose(np.diag(first), np.diag(np.cov(both.T, bias=True)), atol=0.3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_graph_lasso_makes_scikit_learns_choices(tmp_path, monkeypatch, seed):
+    # The rule's graph lasso runs graph_lasso_cv: scikit-learn's GraphicalLassoCV
+    # choices (same alpha and grid, scores within 1e-6, precision within 1e-8).
+    from sparseconn import graph_lasso
+
+    rng = np.random.default_rng(seed)
+    regions = [f"r{i}" for i in range(12)]
+    (series,) = _timeseries(tmp_path, rng, ["07"], regions=regions, n_samples=88)
+    calls = []
+    original = graph_lasso.graph_lasso_cv
+    monkeypatch.setattr(
+        graph_lasso,
+        "graph_lasso_cv",
+        lambda signals: calls.append(signals.shape) or original(signals),
+    )
+    results = {}
+    for name, restated in (("ours", None), ("scikit-learn", ())):
+        if restated is not None:
+            monkeypatch.setattr(graph_lasso, "RESTATED_VERSIONS", restated)
+        npz = tmp_path / f"{name}.npz"
+        run_graph_lasso(
+            series, tmp_path / "c.tsv", tmp_path / "p.tsv", npz, subject="07"
+        )
+        with np.load(npz) as result:
+            results[name] = {key: result[key] for key in result.files}
+    assert calls == [(88, 12)]  # ours once; the fallback never
+    ours, reference = results["ours"], results["scikit-learn"]
+    assert ours["alpha"] == pytest.approx(reference["alpha"], rel=1e-12)
+    np.testing.assert_allclose(ours["cv_alphas"], reference["cv_alphas"], rtol=1e-12)
+    np.testing.assert_allclose(ours["cv_scores"], reference["cv_scores"], atol=1e-6)
+    scale = np.abs(reference["precision"]).max()
+    np.testing.assert_allclose(
+        ours["precision"], reference["precision"], rtol=0, atol=1e-8 * scale
+    )
