@@ -173,6 +173,9 @@ def in_child(adapter: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(adapter)
     def run(*args: Any, **kwargs: Any) -> None:
+        if not hasattr(os, "fork"):  # pragma: no cover - no fork (Windows)
+            adapter(*args, **kwargs)
+            return
         for module in CHILD_MODULES:
             importlib.import_module(module)
         parent = os.getpid()
