@@ -136,3 +136,18 @@ def test_table_label_absent_from_image(tmp_path, rng):
             theirs = masker.fit_transform(str(func))
         assert list(masker.region_names_.values()) == ["a", "b", "e", "z"]
         _assert_close(ours.signals, theirs)
+
+
+def test_spline_overshoot_clipped_as_nilearn(tmp_path, rng):
+    """Steps in the data make the spline overshoot: clipped as nilearn clips."""
+    func, labels = tmp_path / "func.nii.gz", tmp_path / "labels.nii.gz"
+    data = (rng.random((11, 12, 10, 9)) > 0.5) * 10.0
+    data[0, 0, 0, 8] = 1000.0  # the last volume widens the range
+    affine = CASES["x-flipped"]["affine"]
+    nib.save(nib.Nifti1Image(data.astype(np.float32), affine), func)
+    _write_labels(labels, LABELS_AFFINE)
+    atlas = load_label_atlas(labels)
+    ours = extract_label_signals(read_func_info(func), atlas, "labels")
+    theirs, ids = _nilearn_signals(func, labels, "labels")
+    assert ids == list(atlas.values)
+    _assert_close(ours.signals, theirs)
