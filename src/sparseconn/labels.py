@@ -118,9 +118,13 @@ def atlas_kind(image_path: PathLike) -> Literal["labels", "maps"]:
         4D.
     """
     path = Path(image_path)
-    data, _, shape = _read_image(path)
+    try:
+        shape = nib.load(path).shape
+    except Exception as error:
+        raise InputError(path, f"not a readable NIfTI image ({error})") from error
     if len(shape) == 4 and shape[3] > 1:
         return "maps"
+    data, _, shape = _read_image(path)
     if len(shape) == 4:
         data = data[..., 0]
     if data.ndim != 3:

@@ -140,6 +140,10 @@ def test_atlas_kind(tmp_path, rng):
     probabilities = _save(tmp_path / "prob.nii.gz", floats / 3)
     with pytest.raises(InputError, match="non-integer values"):
         atlas_kind(probabilities)
+    not_nifti = tmp_path / "atlas.nii.gz"
+    not_nifti.write_text("not an image")
+    with pytest.raises(InputError, match="not a readable NIfTI image"):
+        atlas_kind(not_nifti)
 
 
 # --------------------------------------------------------------- extraction
