@@ -92,8 +92,12 @@ def load_atlas(maps_path: PathLike, labels_path: PathLike | None = None) -> Atla
     return Atlas(maps, np.asarray(image.affine, dtype=np.float64), maps_path, labels)
 
 
-def read_labels(path: PathLike, n_regions: int) -> pd.DataFrame:
-    """Read an atlas labels table (CSV or TSV) into columns name, network, x, y, z."""
+def read_table(path: PathLike) -> pd.DataFrame:
+    """An atlas labels table as text (CSV or TSV, told by its first line).
+
+    Column names are stripped and lower-cased; a file that cannot be read or
+    parsed is an `InputError` naming it.
+    """
     path = Path(path)
     try:
         first_line = path.read_text().splitlines()[0]
@@ -102,6 +106,13 @@ def read_labels(path: PathLike, n_regions: int) -> pd.DataFrame:
     except (OSError, IndexError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise InputError(path, f"cannot read atlas labels ({error})") from error
     table.columns = [str(column).strip().lower() for column in table.columns]
+    return table
+
+
+def read_labels(path: PathLike, n_regions: int) -> pd.DataFrame:
+    """Read an atlas labels table (CSV or TSV) into columns name, network, x, y, z."""
+    path = Path(path)
+    table = read_table(path)
     if "name" not in table.columns:
         raise InputError(
             path, f"atlas labels need a 'name' column (columns: {list(table.columns)})"

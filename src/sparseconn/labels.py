@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from sparseconn.atlas import _NETWORK_COLUMNS, _unique_names, read_labels
+from sparseconn.atlas import _NETWORK_COLUMNS, _unique_names, read_labels, read_table
 from sparseconn.errors import InputError
-from sparseconn.io import FuncInfo, PathLike, check_finite, iter_volume_chunks
-from sparseconn.signals import MapSignals, Resampler
+from sparseconn.io import FuncInfo, PathLike
+from sparseconn.signals import MapSignals, Resampler, VolumeStream
 
 logger = logging.getLogger(__name__)
 
@@ -182,13 +182,7 @@ def load_label_atlas(
 
 def _read_label_table(path: Path, values: np.ndarray) -> pd.DataFrame:
     """The regions' table (index, name, network) for the image's label ``values``."""
-    try:
-        first_line = path.read_text().splitlines()[0]
-        separator = "\t" if "\t" in first_line else ","
-        table = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False)
-    except (OSError, IndexError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise InputError(path, f"cannot read atlas labels ({error})") from error
-    table.columns = [str(column).strip().lower() for column in table.columns]
+    table = read_table(path)
     if "index" not in table.columns:
         positional = read_labels(path, len(values))
         positional.insert(0, "index", values)
@@ -370,30 +364,23 @@ def extract_label_signals(
     # the final clipping may change (the range only widens, so no other value can)
     outliers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     region_of_column = np.repeat(np.arange(n_regions), sums.counts)
-    data_min, data_max = 0.0, 0.0
-    constant = []
-    for start, raw in iter_volume_chunks(info, chunk_volumes):
-        volumes = info.to_float(raw)
-        check_finite(info, start, volumes)
-        volumes = volumes.astype(np.float64)
-        if on_chunk is not None:
-            on_chunk(start, raw, volumes)
-        lows, highs = volumes.min(axis=1), volumes.max(axis=1)
-        constant.extend(int(start + i) for i in np.flatnonzero(lows == highs))
-        data_min = min(data_min, float(lows.min()))
-        data_max = max(data_max, float(highs.max()))
+    stream = VolumeStream(info, chunk_volumes, on_chunk)
+    for start, volumes in stream:
         if resampling_target == "data":
             values = volumes[:, voxels]
         else:
             values = resampler.apply(volumes)[:, voxels]
-            rows, columns = np.nonzero((values < data_min) | (values > data_max))
+            rows, columns = np.nonzero(
+                (values < stream.data_min) | (values > stream.data_max)
+            )
             if rows.size:
                 outliers.append(
                     (start + rows, region_of_column[columns], values[rows, columns])
                 )
         totals[start : start + len(volumes)] = sums(values)
     for rows, regions, values in outliers:
-        np.add.at(totals, (rows, regions), np.clip(values, data_min, data_max) - values)
+        clipped = np.clip(values, stream.data_min, stream.data_max)
+        np.add.at(totals, (rows, regions), clipped - values)
     signals = totals / np.maximum(sums.counts, 1)
     signals[:, coverage == 0] = 0.0
-    return MapSignals(signals, coverage, np.asarray(constant, dtype=np.int64))
+    return MapSignals(signals, coverage, stream.constant_volumes)

@@ -12,7 +12,7 @@ applied as matrix products; otherwise each volume is resampled with
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -157,6 +157,49 @@ class Resampler:
 # ------------------------------------------------------------------ extraction
 
 
+class VolumeStream:
+    """One streamed pass over a 4D image, as float64 chunks of volumes.
+
+    Each chunk is read once (:func:`sparseconn.io.iter_volume_chunks`), scaled
+    as the header says (float32, checked finite) and cast to float64 once;
+    ``on_chunk(start, raw, volumes)`` sees it before the caller does, so that
+    other per-scan results share the decompression. On the way the pass records
+    the constant volumes (every voxel equal: dropouts) and the data range
+    (``data_min``, ``data_max``, 0 included), up to the chunk last yielded.
+    """
+
+    def __init__(
+        self,
+        info: FuncInfo,
+        chunk_volumes: int = 4,
+        on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    ) -> None:
+        self.info = info
+        self.chunk_volumes = chunk_volumes
+        self.on_chunk = on_chunk
+        self.data_min, self.data_max = 0.0, 0.0
+        self._constant: list[int] = []
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        info = self.info
+        for start, raw in iter_volume_chunks(info, self.chunk_volumes):
+            volumes = info.to_float(raw)
+            check_finite(info, start, volumes)
+            volumes = volumes.astype(np.float64)
+            if self.on_chunk is not None:
+                self.on_chunk(start, raw, volumes)
+            lows, highs = volumes.min(axis=1), volumes.max(axis=1)
+            self._constant.extend(int(start + i) for i in np.flatnonzero(lows == highs))
+            self.data_min = min(self.data_min, float(lows.min()))
+            self.data_max = max(self.data_max, float(highs.max()))
+            yield start, volumes
+
+    @property
+    def constant_volumes(self) -> np.ndarray:
+        """Indices of the constant volumes seen so far."""
+        return np.asarray(self._constant, dtype=np.int64)
+
+
 class MapSignals(NamedTuple):
     """Raw region signals of one scan and what the streamed pass saw."""
 
@@ -222,21 +265,10 @@ def extract_map_signals(
     # only the maps' support is kept (a quarter of the grid for MSDL-like maps).
     support = np.flatnonzero(np.any(maps != 0, axis=1))
     resampled = np.empty((info.n_volumes, support.size), dtype=np.float32)
-    data_min, data_max = 0.0, 0.0
-    constant = []
-    for start, raw in iter_volume_chunks(info, chunk_volumes):
-        volumes = info.to_float(raw)
-        check_finite(info, start, volumes)
-        # float64 once, for the resampling's products and the other consumers
-        volumes = volumes.astype(np.float64)
-        if on_chunk is not None:
-            on_chunk(start, raw, volumes)
-        lows, highs = volumes.min(axis=1), volumes.max(axis=1)
-        constant.extend(int(start + i) for i in np.flatnonzero(lows == highs))
-        data_min = min(data_min, float(lows.min()))
-        data_max = max(data_max, float(highs.max()))
+    stream = VolumeStream(info, chunk_volumes, on_chunk)
+    for start, volumes in stream:
         resampled[start : start + len(volumes)] = resampler.apply(volumes)[:, support]
-    np.clip(resampled, data_min, data_max, out=resampled)
+    np.clip(resampled, stream.data_min, stream.data_max, out=resampled)
     # Same minimum-norm least-squares solution as lstsq(maps, resampled.T), with the
     # pseudo-inverse of the (voxels x regions) maps computed once for all volumes
     # (numpy's SVD: scipy's wheel takes 5x longer on this tall, thin matrix).
@@ -245,7 +277,7 @@ def extract_map_signals(
     for start in range(0, info.n_volumes, chunk_volumes):
         block = slice(start, start + chunk_volumes)
         signals[block] = resampled[block].astype(np.float64) @ pseudo_inverse
-    return MapSignals(signals, coverage, np.asarray(constant, dtype=np.int64))
+    return MapSignals(signals, coverage, stream.constant_volumes)
 
 
 # -------------------------------------------------------------------- cleaning

@@ -244,7 +244,7 @@ def test_one_read_gives_confounds_and_signals(tmp_path, rng, monkeypatch, target
         return original(*args, **kwargs)
 
     monkeypatch.setattr(io, "iter_volume_chunks", counted)
-    monkeypatch.setattr("sparseconn.labels.iter_volume_chunks", counted)
+    monkeypatch.setattr("sparseconn.signals.iter_volume_chunks", counted)
     monkeypatch.setattr("sparseconn.confounds.iter_volume_chunks", counted)
     collector = HighVarianceCollector(info, n_confounds=4, percentile=10)
     starts = []
