@@ -81,24 +81,30 @@ rule all:
             subject=SUBJECTS,
         ),
         expand(
-            PATHS.subject_file(f"atlas-{ATLAS_NAME}_timeseries.{{ext}}"),
+            PATHS.subject_timeseries("{ext}"),
             subject=SUBJECTS,
             ext=["tsv", "json"],
+            atlas=ATLASES,
         ),
-        rules.group_sparse_covariance.output,
-        rules.graph_lasso.output,
+        expand(rules.group_sparse_covariance.output, atlas=ATLASES),
+        expand(rules.graph_lasso.output, atlas=ATLASES),
         expand(
             PATHS.relmat("{stat}", "graphlasso"),
             subject=SUBJECTS if config["graph_lasso"]["per_subject"] else [],
             stat=["covariance", "precision"],
+            atlas=ATLASES,
         ),
-        INPUTS.targets,
-        rules.scan_qc.output,
+        expand(INPUTS.targets, atlas=ATLASES),
+        expand(rules.scan_qc.output, atlas=ATLASES),
         FIGURE_FILES,
-        rules.model_comparison.output if config["science_check"] else [],
         (
-            rules.recovery_scores.output
-            if config["science_check"] and INPUTS.has_ground_truth
+            expand(rules.model_comparison.output, atlas=ATLASES)
+            if config["science_check"]
+            else []
+        ),
+        (
+            expand(rules.recovery_scores.output, atlas=INPUTS.truth_atlases)
+            if config["science_check"]
             else []
         ),
 

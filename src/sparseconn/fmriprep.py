@@ -45,6 +45,7 @@ from sparseconn.subjects import (
 )
 
 if TYPE_CHECKING:
+    from sparseconn.regions import AtlasSpec
     from sparseconn.signals import Cleaned, CleaningSettings
 
 
@@ -914,20 +915,37 @@ def clean_scan_signals(
     confounds: PathLike,
     *,
     labels: PathLike | None = None,
+    **options: Any,
+) -> ScanSignals:
+    """:func:`clean_scan_atlases` with one atlas: ``maps`` (any kind) and ``labels``."""
+    from sparseconn.regions import AtlasSpec
+
+    spec = AtlasSpec("atlas", str(maps), None if labels is None else str(labels))
+    return clean_scan_atlases(bold, [spec], confounds, **options)[0]
+
+
+def clean_scan_atlases(
+    bold: PathLike,
+    atlases: Sequence[AtlasSpec],
+    confounds: PathLike,
+    *,
     strategy: str = "simple",
     confound_columns: Sequence[str] = (),
     t_r: float | None = None,
     cleaning: CleaningSettings | None = None,
     n_high_variance_confounds: int = 5,
     high_variance_percentile: float = 2.0,
-) -> ScanSignals:
-    """Extract and clean one signal per atlas map of one fMRIPrep scan.
+) -> list[ScanSignals]:
+    """Extract and clean the region signals of every atlas of one fMRIPrep scan.
 
-    Equal to nilearn's ``NiftiMapsMasker(maps, resampling_target="maps",
+    One streamed decompression of ``bold`` feeds every atlas (and the
+    high-variance confounds); each atlas's signals are cleaned alike. For a
+    maps atlas, equal to nilearn's ``NiftiMapsMasker(maps, resampling_target="maps",
     detrend=detrend, high_pass=high_pass, low_pass=low_pass, t_r=t_r,
     standardize=standardize).fit_transform(bold, confounds=conf,
     sample_mask=mask)`` with ``conf, mask = load_confounds_strategy(bold,
-    denoise_strategy=strategy)``; for ``highvariance``, ``conf`` is the image's
+    denoise_strategy=strategy)`` (for a label atlas, ``NiftiLabelsMasker``); for
+    ``highvariance``, ``conf`` is the image's
     high-variance confounds then ``confound_columns`` and there is no mask.
     Except with volumes censored at both ends of the scan, where nilearn 0.13.1
     interpolates the wrong volumes: the rows are always exactly the kept volumes
@@ -937,8 +955,8 @@ def clean_scan_signals(
     ----------
     bold : path-like
         ``*_desc-preproc_bold.nii.gz`` (4D).
-    maps, labels : path-like
-        The atlas (see :func:`sparseconn.atlas.load_atlas`).
+    atlases : sequence of AtlasSpec
+        The atlases (see :func:`sparseconn.regions.load`).
     confounds : path-like
         The scan's fMRIPrep confounds TSV.
     strategy : str
@@ -961,7 +979,7 @@ def clean_scan_signals(
 
     Returns
     -------
-    ScanSignals
+    list of ScanSignals, one per atlas in ``atlases``'s order
 
     Raises
     ------
@@ -969,8 +987,8 @@ def clean_scan_signals(
         Bad image, confounds or atlas (the message names the file), or a cleaning
         that cannot run (e.g. too few volumes to filter).
     """
-    from sparseconn.atlas import load_atlas
-    from sparseconn.signals import CleaningSettings, clean_scan, extract_map_signals
+    from sparseconn import regions
+    from sparseconn.signals import CleaningSettings, clean_scan, extract_signals
 
     settings = cleaning or CleaningSettings()
     if not 0 <= settings.min_kept_fraction <= 1:
@@ -991,7 +1009,7 @@ def clean_scan_signals(
     excluded = exclusion_reason(
         n_volumes, denoising.kept.size, n_regressors, repetition, settings
     )
-    atlas = load_atlas(maps, labels)
+    loaded = [regions.load(spec) for spec in atlases]
     collector = None
     if strategy == "highvariance":
         from sparseconn.confounds import HighVarianceCollector, high_variance_table
@@ -999,44 +1017,51 @@ def clean_scan_signals(
         collector = HighVarianceCollector(
             info, n_high_variance_confounds, high_variance_percentile
         )
-    # One decompression of the image for the region signals and the confounds.
-    signals, coverage, constant = extract_map_signals(
-        info, atlas, on_chunk=None if collector is None else collector.add
+    # One decompression of the image for every atlas's signals and the confounds.
+    extracted = extract_signals(
+        info,
+        regions.extractors_for(info, loaded),
+        on_chunk=None if collector is None else collector.add,
     )
     tables = [denoising.confounds]
     if collector is not None:
         tables.insert(0, high_variance_table(collector.confounds()))
     confound_frame = pd.concat(tables, axis=1)
     matrix = confound_frame.to_numpy(dtype=np.float64)
-    scan = clean_scan(
-        signals,
-        constant,
-        matrix if matrix.shape[1] else None,
-        repetition,
-        settings,
-        source=str(bold),
-        remedy="leave the run out (filters run, session, participant_label)",
-        sample_mask=denoising.sample_mask,
-        reasons=denoising.outliers,
-        excluded=excluded,
-    )
     if excluded is not None:
         logger.warning("%s: left out of the group stage: %s", bold, excluded)
-    return ScanSignals(
-        signals=scan.cleaned.signals,
-        regions=atlas.names,
-        kept=scan.kept,
-        censored=scan.censored,
-        n_volumes=n_volumes,
-        t_r=repetition,
-        t_r_source=t_r_source,
-        confound_names=list(confound_frame.columns),
-        denoising=denoising,
-        coverage=coverage,
-        excluded=excluded,
-        cleaning=scan.cleaned,
-        outliers=scan.reasons,
-        censoring_applied=scan.censoring_applied,
-        warnings=scan.warnings,
-        settings=settings,
-    )
+    results = []
+    for atlas, (signals, coverage, constant) in zip(loaded, extracted, strict=True):
+        scan = clean_scan(
+            signals,
+            constant,
+            matrix if matrix.shape[1] else None,
+            repetition,
+            settings,
+            source=str(bold),
+            remedy="leave the run out (filters run, session, participant_label)",
+            sample_mask=denoising.sample_mask,
+            reasons=denoising.outliers,
+            excluded=excluded,
+        )
+        results.append(
+            ScanSignals(
+                signals=scan.cleaned.signals,
+                regions=atlas.names,
+                kept=scan.kept,
+                censored=scan.censored,
+                n_volumes=n_volumes,
+                t_r=repetition,
+                t_r_source=t_r_source,
+                confound_names=list(confound_frame.columns),
+                denoising=denoising,
+                coverage=coverage,
+                excluded=excluded,
+                cleaning=scan.cleaned,
+                outliers=scan.reasons,
+                censoring_applied=scan.censoring_applied,
+                warnings=scan.warnings,
+                settings=settings,
+            )
+        )
+    return results

@@ -150,13 +150,19 @@ class FuncInfo:
         """Number of voxels in one volume."""
         return self.shape[0] * self.shape[1] * self.shape[2]
 
+    @property
+    def float_dtype(self) -> type[np.floating]:
+        """float64 for images stored in float64, else float32 (enough for int16)."""
+        return np.float64 if np.dtype(self.dtype) == np.float64 else np.float32
+
     def to_float(self, raw: np.ndarray) -> np.ndarray:
-        """Convert raw stored values to float32, applying the header's scaling."""
-        data = raw.astype(np.float32)
+        """Raw stored values as :attr:`float_dtype`, with the header's scaling."""
+        kind = self.float_dtype
+        data = raw.astype(kind)
         if self.slope != 1.0:
-            data *= np.float32(self.slope)
+            data *= kind(self.slope)
         if self.inter != 0.0:
-            data += np.float32(self.inter)
+            data += kind(self.inter)
         return data
 
 

@@ -37,7 +37,7 @@ from scipy import ndimage
 from sparseconn.atlas import _NETWORK_COLUMNS, _unique_names, read_labels, read_table
 from sparseconn.errors import InputError
 from sparseconn.io import FuncInfo, PathLike
-from sparseconn.signals import MapSignals, Resampler, VolumeStream
+from sparseconn.signals import MapSignals, Resampler, VolumeStream, extract_signals
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +284,96 @@ class _RegionSums:
         return sums
 
 
+class LabelsExtractor:
+    """Mean signal of each region of a label atlas, fed by a shared stream.
+
+    See :func:`extract_label_signals` (the module docstring for the two
+    resampling targets).
+
+    Raises
+    ------
+    InputError
+        When the field of view overlaps no region.
+    """
+
+    def __init__(
+        self,
+        info: FuncInfo,
+        atlas: LabelAtlas,
+        resampling_target: ResamplingTarget = "data",
+    ) -> None:
+        if resampling_target not in RESAMPLING_TARGETS:
+            raise ValueError(
+                f"resampling_target must be one of {RESAMPLING_TARGETS}, "
+                f"got {resampling_target!r}"
+            )
+        n_regions = atlas.n_regions
+        self.target = resampling_target
+        self.resampler = Resampler.between(
+            info.affine, info.shape, atlas.affine, atlas.image.shape
+        )
+        atlas_flat = atlas.image.ravel(order="F")
+        atlas_voxels = np.flatnonzero(atlas_flat)
+        atlas_codes = np.searchsorted(atlas.values, atlas_flat[atlas_voxels])
+        inside = self.resampler.covered().ravel(order="F")[atlas_voxels]
+        coverage = np.bincount(atlas_codes[inside], minlength=n_regions) / np.bincount(
+            atlas_codes, minlength=n_regions
+        )
+        if resampling_target == "data":
+            grid_flat = labels_on_grid(atlas, info.affine, info.shape).ravel(order="F")
+            voxels = np.flatnonzero(grid_flat)
+            sums = _RegionSums(
+                np.searchsorted(atlas.values, grid_flat[voxels]), n_regions
+            )
+            # a region that nearest-neighbour resampling removed has nothing measured
+            coverage[sums.counts == 0] = 0.0
+        else:
+            voxels = atlas_voxels
+            sums = _RegionSums(atlas_codes, n_regions)
+        if not np.any(coverage > 0):
+            raise InputError(
+                info.path,
+                f"field of view does not overlap any region of the label atlas "
+                f"{atlas.image_path}",
+            )
+        self.coverage = coverage
+        self.sums = sums
+        self.voxels = voxels[sums.order]
+        self.totals = np.zeros((info.n_volumes, n_regions))
+        # "labels" target: resampled values outside the data range seen so far,
+        # which the final clipping may change (the range only widens, so no other
+        # value can)
+        self.outliers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.region_of_column = np.repeat(np.arange(n_regions), sums.counts)
+
+    def add(self, start: int, volumes: np.ndarray, stream: VolumeStream) -> None:
+        if self.target == "data":
+            values = volumes[:, self.voxels]
+        else:
+            values = self.resampler.apply(volumes)[:, self.voxels]
+            rows, columns = np.nonzero(
+                (values < stream.data_min) | (values > stream.data_max)
+            )
+            if rows.size:
+                self.outliers.append(
+                    (
+                        start + rows,
+                        self.region_of_column[columns],
+                        values[rows, columns],
+                    )
+                )
+        self.totals[start : start + len(volumes)] = self.sums(values)
+
+    def finish(self, stream: VolumeStream) -> MapSignals:
+        totals = self.totals
+        for rows, regions, values in self.outliers:
+            clipped = np.clip(values, stream.data_min, stream.data_max)
+            np.add.at(totals, (rows, regions), clipped - values)
+        signals = totals / np.maximum(self.sums.counts, 1)
+        signals[:, self.coverage == 0] = 0.0
+        return MapSignals(signals, self.coverage, stream.constant_volumes)
+
+
 def extract_label_signals(
     info: FuncInfo,
     atlas: LabelAtlas,
@@ -309,7 +399,7 @@ def extract_label_signals(
         Volumes decompressed at a time.
     on_chunk : callable, optional
         Called with ``(start, raw, volumes)`` for every chunk, as
-        :func:`sparseconn.signals.extract_map_signals` calls it.
+        :func:`sparseconn.signals.extract_signals` calls it.
 
     Returns
     -------
@@ -325,62 +415,5 @@ def extract_label_signals(
         When the field of view overlaps no region, or the data hold NaN or
         infinite values.
     """
-    if resampling_target not in RESAMPLING_TARGETS:
-        raise ValueError(
-            f"resampling_target must be one of {RESAMPLING_TARGETS}, "
-            f"got {resampling_target!r}"
-        )
-    n_regions = atlas.n_regions
-    resampler = Resampler.between(
-        info.affine, info.shape, atlas.affine, atlas.image.shape
-    )
-    atlas_flat = atlas.image.ravel(order="F")
-    atlas_voxels = np.flatnonzero(atlas_flat)
-    atlas_codes = np.searchsorted(atlas.values, atlas_flat[atlas_voxels])
-    inside = resampler.covered().ravel(order="F")[atlas_voxels]
-    coverage = np.bincount(atlas_codes[inside], minlength=n_regions) / np.bincount(
-        atlas_codes, minlength=n_regions
-    )
-
-    if resampling_target == "data":
-        grid_flat = labels_on_grid(atlas, info.affine, info.shape).ravel(order="F")
-        voxels = np.flatnonzero(grid_flat)
-        sums = _RegionSums(np.searchsorted(atlas.values, grid_flat[voxels]), n_regions)
-        # a region that nearest-neighbour resampling removed has nothing measured
-        coverage[sums.counts == 0] = 0.0
-    else:
-        voxels = atlas_voxels
-        sums = _RegionSums(atlas_codes, n_regions)
-    if not np.any(coverage > 0):
-        raise InputError(
-            info.path,
-            f"field of view does not overlap any region of the label atlas "
-            f"{atlas.image_path}",
-        )
-    voxels = voxels[sums.order]
-
-    totals = np.zeros((info.n_volumes, n_regions))
-    # "labels" target: resampled values outside the data range seen so far, which
-    # the final clipping may change (the range only widens, so no other value can)
-    outliers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    region_of_column = np.repeat(np.arange(n_regions), sums.counts)
-    stream = VolumeStream(info, chunk_volumes, on_chunk)
-    for start, volumes in stream:
-        if resampling_target == "data":
-            values = volumes[:, voxels]
-        else:
-            values = resampler.apply(volumes)[:, voxels]
-            rows, columns = np.nonzero(
-                (values < stream.data_min) | (values > stream.data_max)
-            )
-            if rows.size:
-                outliers.append(
-                    (start + rows, region_of_column[columns], values[rows, columns])
-                )
-        totals[start : start + len(volumes)] = sums(values)
-    for rows, regions, values in outliers:
-        clipped = np.clip(values, stream.data_min, stream.data_max)
-        np.add.at(totals, (rows, regions), clipped - values)
-    signals = totals / np.maximum(sums.counts, 1)
-    signals[:, coverage == 0] = 0.0
-    return MapSignals(signals, coverage, stream.constant_volumes)
+    extractor = LabelsExtractor(info, atlas, resampling_target)
+    return extract_signals(info, [extractor], chunk_volumes, on_chunk)[0]

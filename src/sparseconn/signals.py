@@ -12,9 +12,9 @@ applied as matrix products; otherwise each volume is resampled with
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from scipy import linalg, ndimage
@@ -161,7 +161,8 @@ class VolumeStream:
     """One streamed pass over a 4D image, as float64 chunks of volumes.
 
     Each chunk is read once (:func:`sparseconn.io.iter_volume_chunks`), scaled
-    as the header says (float32, checked finite) and cast to float64 once;
+    as the header says (float32, float64 for images stored in float64; checked
+    finite) and cast to float64 once;
     ``on_chunk(start, raw, volumes)`` sees it before the caller does, so that
     other per-scan results share the decompression. On the way the pass records
     the constant volumes (every voxel equal: dropouts) and the data range
@@ -208,76 +209,129 @@ class MapSignals(NamedTuple):
     constant_volumes: np.ndarray
 
 
+class SignalExtractor(Protocol):
+    """Region signals of one atlas, computed from the chunks of a shared stream.
+
+    :func:`extract_signals` hands each chunk to every extractor, so that several
+    atlases share one decompression of the image.
+    """
+
+    def add(self, start: int, volumes: np.ndarray, stream: VolumeStream) -> None:
+        """Take the float64 ``volumes`` from volume ``start`` on."""
+
+    def finish(self, stream: VolumeStream) -> MapSignals:
+        """The region signals once the stream is over."""
+
+
+class MapsExtractor:
+    """Least-squares signal of each atlas map, from the func resampled on its grid.
+
+    Equivalent to nilearn's ``NiftiMapsMasker(maps, resampling_target="maps")``
+    extraction before cleaning: cubic-spline resampling with values outside the
+    func field of view set to 0 and the result clipped to ``[min(data, 0),
+    max(data, 0)]``, then ``lstsq(maps, resampled)``. ``coverage`` is the
+    fraction of each map's weight inside the func field of view.
+
+    Raises
+    ------
+    InputError
+        When the func field of view does not overlap any atlas map.
+    """
+
+    def __init__(self, info: FuncInfo, atlas: Atlas, chunk_volumes: int = 4) -> None:
+        self.resampler = Resampler.between(
+            info.affine, info.shape, atlas.affine, atlas.maps.shape
+        )
+        maps = atlas.maps.reshape(-1, atlas.n_regions, order="F")
+        inside = self.resampler.covered().ravel(order="F")
+        weight = np.abs(maps).sum(axis=0)
+        self.coverage = np.abs(maps[inside]).sum(axis=0) / np.where(
+            weight > 0, weight, 1
+        )
+        if not np.any(self.coverage > 0):
+            raise InputError(
+                info.path,
+                f"field of view does not overlap any map of the atlas "
+                f"{atlas.maps_path}",
+            )
+        # Atlas voxels where every map is 0 add nothing to the least-squares
+        # problem: only the maps' support is kept (a quarter of the grid for
+        # MSDL-like maps).
+        self.support = np.flatnonzero(np.any(maps != 0, axis=1))
+        self.maps = maps[self.support]
+        self.resampled = np.empty((info.n_volumes, self.support.size), info.float_dtype)
+        self.chunk_volumes = chunk_volumes
+
+    def add(self, start: int, volumes: np.ndarray, stream: VolumeStream) -> None:
+        self.resampled[start : start + len(volumes)] = self.resampler.apply(volumes)[
+            :, self.support
+        ]
+
+    def finish(self, stream: VolumeStream) -> MapSignals:
+        resampled = self.resampled
+        np.clip(resampled, stream.data_min, stream.data_max, out=resampled)
+        # Same minimum-norm least-squares solution as lstsq(maps, resampled.T),
+        # with the pseudo-inverse of the (voxels x regions) maps computed once for
+        # all volumes (numpy's SVD: scipy's wheel takes 5x longer on this tall,
+        # thin matrix).
+        pseudo_inverse = np.linalg.pinv(self.maps).T
+        n_volumes = resampled.shape[0]
+        signals = np.empty((n_volumes, self.maps.shape[1]))
+        for start in range(0, n_volumes, self.chunk_volumes):
+            block = slice(start, start + self.chunk_volumes)
+            signals[block] = resampled[block].astype(np.float64) @ pseudo_inverse
+        self.resampled = resampled[:0]
+        return MapSignals(signals, self.coverage, stream.constant_volumes)
+
+
+def extract_signals(
+    info: FuncInfo,
+    extractors: Sequence[SignalExtractor],
+    chunk_volumes: int = 4,
+    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+) -> list[MapSignals]:
+    """Every extractor's region signals from one streamed pass over the func.
+
+    ``on_chunk(start, raw, volumes)`` sees each chunk too (the stored values, and
+    the same as float64 after the header's scaling in float32, checked finite):
+    e.g. :meth:`sparseconn.confounds.HighVarianceCollector.add`.
+
+    Raises
+    ------
+    InputError
+        When the data hold NaN or infinite values.
+    """
+    stream = VolumeStream(info, chunk_volumes, on_chunk)
+    for start, volumes in stream:
+        for extractor in extractors:
+            extractor.add(start, volumes, stream)
+    return [extractor.finish(stream) for extractor in extractors]
+
+
 def extract_map_signals(
     info: FuncInfo,
     atlas: Atlas,
     chunk_volumes: int = 4,
     on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> MapSignals:
-    """Least-squares signal of each atlas map, from the func resampled on its grid.
-
-    Equivalent to nilearn's ``NiftiMapsMasker(maps, resampling_target="maps")``
-    extraction before cleaning: cubic-spline resampling with values outside the
-    func field of view set to 0 and the result clipped to ``[min(data, 0),
-    max(data, 0)]``, then ``lstsq(maps, resampled)``.
-
-    Parameters
-    ----------
-    info : FuncInfo
-        The 4D functional image (streamed once from disk).
-    atlas : Atlas
-        Maps of shape (x, y, z, n_regions) and their affine.
-    on_chunk : callable, optional
-        Called with ``(start, raw, volumes)`` for every chunk of the pass (the
-        stored values, and the same as float64 after the header's scaling in
-        float32, checked finite), so that other
-        per-scan results share the one decompression: e.g.
-        :meth:`sparseconn.confounds.HighVarianceCollector.add`.
+    """Least-squares signal of each atlas map (:class:`MapsExtractor`), one pass.
 
     Returns
     -------
-    signals : ndarray, shape (n_volumes, n_regions)
-    coverage : ndarray, shape (n_regions,)
-        Fraction of each map's weight inside the func field of view.
-    constant_volumes : ndarray of int
-        Volumes whose every voxel holds the same value (all-zero dropouts,
-        blank volumes): they carry no signal and are censored downstream.
+    MapSignals
+        ``signals`` (n_volumes, n_regions); ``coverage`` (n_regions,), the
+        fraction of each map's weight inside the func field of view;
+        ``constant_volumes``, the volumes whose every voxel holds the same value
+        (dropouts, blank volumes: censored downstream).
 
     Raises
     ------
     InputError
-        When the func field of view does not overlap any atlas map, or the data hold
-        NaN or infinite values.
+        When the func field of view does not overlap any atlas map, or the data
+        hold NaN or infinite values.
     """
-    resampler = Resampler.between(
-        info.affine, info.shape, atlas.affine, atlas.maps.shape
-    )
-    maps = atlas.maps.reshape(-1, atlas.n_regions, order="F")
-    inside = resampler.covered().ravel(order="F")
-    weight = np.abs(maps).sum(axis=0)
-    coverage = np.abs(maps[inside]).sum(axis=0) / np.where(weight > 0, weight, 1)
-    if not np.any(coverage > 0):
-        raise InputError(
-            info.path,
-            f"field of view does not overlap any map of the atlas {atlas.maps_path}",
-        )
-    # Atlas voxels where every map is 0 add nothing to the least-squares problem:
-    # only the maps' support is kept (a quarter of the grid for MSDL-like maps).
-    support = np.flatnonzero(np.any(maps != 0, axis=1))
-    resampled = np.empty((info.n_volumes, support.size), dtype=np.float32)
-    stream = VolumeStream(info, chunk_volumes, on_chunk)
-    for start, volumes in stream:
-        resampled[start : start + len(volumes)] = resampler.apply(volumes)[:, support]
-    np.clip(resampled, stream.data_min, stream.data_max, out=resampled)
-    # Same minimum-norm least-squares solution as lstsq(maps, resampled.T), with the
-    # pseudo-inverse of the (voxels x regions) maps computed once for all volumes
-    # (numpy's SVD: scipy's wheel takes 5x longer on this tall, thin matrix).
-    pseudo_inverse = np.linalg.pinv(maps[support]).T
-    signals = np.empty((info.n_volumes, atlas.n_regions))
-    for start in range(0, info.n_volumes, chunk_volumes):
-        block = slice(start, start + chunk_volumes)
-        signals[block] = resampled[block].astype(np.float64) @ pseudo_inverse
-    return MapSignals(signals, coverage, stream.constant_volumes)
+    extractor = MapsExtractor(info, atlas, chunk_volumes)
+    return extract_signals(info, [extractor], chunk_volumes, on_chunk)[0]
 
 
 # -------------------------------------------------------------------- cleaning

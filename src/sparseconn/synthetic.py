@@ -415,8 +415,13 @@ def generate_atlas(
     shape: tuple[int, int, int] = DEFAULT_ATLAS_SHAPE,
     affine: np.ndarray = DEFAULT_ATLAS_AFFINE,
     n_networks: int | None = None,
+    dseg_path: PathLike | None = None,
+    dseg_table_path: PathLike | None = None,
 ) -> None:
     """Write a probabilistic atlas, its labels and the group ground truth.
+
+    With ``dseg_path`` and ``dseg_table_path``, also the same regions as a label
+    atlas (:func:`parcellation_of`) and its TemplateFlow-style table.
 
     Parameters
     ----------
@@ -442,7 +447,12 @@ def generate_atlas(
         Atlas grid (default: MSDL's 40x48x35 at 4 mm).
     n_networks : int, optional
         Number of networks (default ``round(p / 5.5)`` clipped to 1..8).
+    dseg_path, dseg_table_path : path, optional
+        int16 NIfTI of region labels 1..p on the atlas grid; TSV with columns
+        ``index, name, network``.
     """
+    if (dseg_path is None) != (dseg_table_path is None):
+        raise ValueError("give both dseg_path and dseg_table_path, or neither")
     if n_regions < 2:
         raise ValueError(f"n_regions must be >= 2, got {n_regions}")
     n_networks = _default_n_networks(n_regions) if n_networks is None else n_networks
@@ -515,7 +525,32 @@ def generate_atlas(
     )
     with atomic_output(labels_path) as tmp:
         labels.to_csv(tmp, index=False, float_format="%.2f", lineterminator="\n")
+    if dseg_path is not None:
+        dseg = nib.Nifti1Image(parcellation_of(maps), affine)
+        _set_spatial_header(dseg, affine, t_r=None)
+        save_nifti(dseg, dseg_path)
+        table = pd.DataFrame(
+            {"index": np.arange(1, n_regions + 1), "name": regions, "network": networks}
+        )
+        with atomic_output(dseg_table_path) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
     write_npz(truth_path, **truth)
+
+
+def parcellation_of(maps: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Hard labels of probabilistic maps: the strongest map where it is >= threshold.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (x, y, z, p)
+
+    Returns
+    -------
+    ndarray, shape (x, y, z), int16: 1..p, 0 where no map reaches ``threshold``
+    """
+    strongest = np.argmax(maps, axis=3)
+    peak = np.take_along_axis(maps, strongest[..., None], axis=3)[..., 0]
+    return np.where(peak >= threshold, strongest + 1, 0).astype(np.int16)
 
 
 def load_group_truth(path: PathLike) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pytest
 from scipy import linalg
 
 from sparseconn import synthetic
+from sparseconn.regions import AtlasSpec
 from sparseconn.steps.subject import run_extract_timeseries
 
 nilearn = pytest.importorskip("nilearn")
@@ -91,14 +92,12 @@ def test_signals_and_confounds_equal_nilearn(tmp_path, atlas, case):
     hv_file, out_tsv = tmp_path / "hv.tsv", tmp_path / "ts.tsv"
     run_extract_timeseries(
         func,
-        atlas["maps"],
-        atlas["labels"],
+        [AtlasSpec("synthetic", str(atlas["maps"]), str(atlas["labels"]))],
         [confounds_file],
-        out_tsv,
-        tmp_path / "ts.json",
+        [out_tsv],
+        [tmp_path / "ts.json"],
         hv_file,
         subject="01",
-        atlas_name="synthetic",
         config_t_r=options["t_r"],
     )
     ours_hv = pd.read_csv(hv_file, sep="\t").to_numpy()
@@ -154,14 +153,12 @@ def test_float32_maps_are_solved_in_double_precision(tmp_path, atlas):
     hv_file, out_tsv = tmp_path / "hv.tsv", tmp_path / "ts.tsv"
     run_extract_timeseries(
         func,
-        maps32,
-        None,
+        [AtlasSpec("synthetic", str(maps32))],
         [],
-        out_tsv,
-        tmp_path / "ts.json",
+        [out_tsv],
+        [tmp_path / "ts.json"],
         hv_file,
         subject="01",
-        atlas_name="synthetic",
     )
     ours = pd.read_csv(out_tsv, sep="\t").to_numpy()
     confounds = pd.read_csv(hv_file, sep="\t").to_numpy()

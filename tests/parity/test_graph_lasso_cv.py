@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from sparseconn import synthetic
 from sparseconn.evaluation import contiguous_folds
 from sparseconn.graph_lasso import graph_lasso_cv, restates_installed_scikit_learn
+from sparseconn.regions import AtlasSpec
 from sparseconn.steps.subject import run_extract_timeseries
 
 pytestmark = [
@@ -130,14 +131,12 @@ def default_run_halves(tmp_path_factory) -> list[np.ndarray]:
         series = folder / f"{subject}_timeseries.tsv"
         run_extract_timeseries(
             func,
-            maps,
-            labels,
+            [AtlasSpec("synthetic", str(maps), str(labels))],
             [confounds],
-            series,
-            folder / f"{subject}_timeseries.json",
+            [series],
+            [folder / f"{subject}_timeseries.json"],
             high_variance,
             subject=subject,
-            atlas_name="synthetic",
         )
         func.unlink()
         signals = pd.read_csv(series, sep="\t").to_numpy()

@@ -56,8 +56,9 @@ def test_from_file_equals_from_array(tmp_path, rng, dtype):
     data = make_func(tmp_path / "func.nii.gz", rng, dtype=dtype, n_volumes=30)
     info = read_func_info(tmp_path / "func.nii.gz")
     got = high_variance_confounds(info, n_confounds=4, percentile=10)
-    # voxel values are read as float32 (as the extraction reads them)
-    series = data.reshape(-1, data.shape[3], order="F").T.astype(np.float32)
+    # voxel values are read as float32, float64 images as float64 (as the
+    # extraction reads them)
+    series = data.reshape(-1, data.shape[3], order="F").T.astype(info.float_dtype)
     expected = high_variance_confounds_from_array(series, 4, 10)
     assert linalg.subspace_angles(got, expected).max() < 1e-8
 

@@ -20,6 +20,7 @@ from sparseconn.fmriprep import (
     find_scans,
     parse_bold_name,
 )
+from sparseconn.regions import AtlasSpec
 from sparseconn.signals import (
     CleaningSettings,
     check_sample_mask,
@@ -474,12 +475,10 @@ def _timeseries(bold, scan, tree, folder):
     run_fmriprep_timeseries(
         bold,
         scan.confounds,
-        tree.maps,
-        tree.labels,
-        out_tsv,
-        out_json,
+        [AtlasSpec("test", str(tree.maps), str(tree.labels))],
+        [out_tsv],
+        [out_json],
         scan=scan.name,
-        atlas_name="test",
         strategy="scrubbing",
     )
     rows = pd.read_csv(out_tsv, sep="\t").to_numpy()

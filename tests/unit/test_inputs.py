@@ -49,14 +49,16 @@ def test_synthetic():
     assert inputs.confounds("02") == [
         "res/synthetic/sub-02_desc-confounds_timeseries.tsv",
     ]
-    assert inputs.atlas.name == "synthetic"
-    assert inputs.atlas.maps == "res/synthetic/atlas_maps.nii.gz"
+    (atlas,) = inputs.atlases
+    assert atlas.name == "synthetic" and atlas.kind == "maps"
+    assert atlas.image == "res/synthetic/atlas_maps.nii.gz"
+    assert inputs.truth_atlases == ["synthetic"]
     assert inputs.sheet_t_r("02") is None and inputs.config_t_r("02") is None
     assert inputs.unit_timeseries("03") == [
-        "out/sub-03/func/sub-03_atlas-synthetic_timeseries.tsv"
+        "out/sub-03/func/sub-03_atlas-{atlas}_timeseries.tsv"
     ]
     assert inputs.unit_relmat("01", "precision", "groupsparse") == (
-        "out/sub-01/func/sub-01_atlas-synthetic_stat-precision_desc-groupsparse"
+        "out/sub-01/func/sub-01_atlas-{atlas}_stat-precision_desc-groupsparse"
         "_relmat.tsv"
     )
     assert inputs.synthetic_index("03") == 2
@@ -96,7 +98,7 @@ def test_adhd():
         f"adhd/{subject}/{subject}_rest_tshift_RPI_voreg_mni.nii.gz"
     )
     assert inputs.file_confounds(subject).endswith(f"{subject}_regressors.csv")
-    assert inputs.atlas.name == "MSDL"
+    assert inputs.atlas_names == ["MSDL"]
     assert inputs.targets == [inputs.paths.adhd_phenotypes]
     # the canonical hosts of config/adhd.yaml
     assert inputs.adhd.subject_url(subject).endswith(f"adhd40_{subject}.tgz")
@@ -141,7 +143,7 @@ def test_sheet(tmp_path):
     # a URL cell is downloaded to resources/sheet
     assert inputs.func("04") == "resources/sheet/04/func/d_bold.nii.gz"
     assert inputs.urls["04", "func"] == "https://example.org/data/d_bold.nii.gz"
-    assert inputs.atlas.name == "custom"
+    assert inputs.atlas_names == ["custom"]
 
 
 def test_sheet_errors(tmp_path):
@@ -190,7 +192,7 @@ def test_fmriprep_units_exclusions_and_plotted_subject(tree):
     (kept,) = inputs.unit_timeseries(inputs.group_units[0])
     assert kept.endswith(
         "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-2_space-MNI152NLin2009cAsym"
-        "_atlas-test_res-2_timeseries.tsv"
+        "_atlas-{atlas}_res-2_timeseries.tsv"
     )
     # every run has its time series (excluded ones too), and its QC sidecar
     assert len(inputs.targets) == 2 * len(inputs.scans) == 10
@@ -221,3 +223,119 @@ def test_fmriprep_errors(tree):
         _fmriprep(tree, graph_lasso={"per_subject": True})
     with pytest.raises(InputError, match="is not one of"):
         _fmriprep(tree, denoise_strategy="aroma")
+
+
+# ------------------------------------------------------------------ atlases
+
+
+def test_atlases_list_with_the_generated_parcellation():
+    inputs = _build(
+        resources_dir="res",
+        atlases=[
+            {"name": "synthetic"},
+            {
+                "name": "parc",
+                "image": "res/synthetic/atlas_dseg.nii.gz",
+                "labels": "res/synthetic/atlas_dseg.tsv",
+                "resampling_target": "labels",
+            },
+        ],
+    )
+    assert inputs.atlas_names == ["synthetic", "parc"]
+    own, parcellation = inputs.atlases
+    assert own.image == "res/synthetic/atlas_maps.nii.gz" and own.kind == "maps"
+    assert parcellation.kind == "auto"
+    assert parcellation.resampling_target == "labels"
+    # both have the generated regions: their recovery of the truth is scored
+    assert inputs.truth_atlases == ["synthetic", "parc"]
+    assert inputs.atlas_files == [
+        "res/synthetic/atlas_maps.nii.gz",
+        "res/synthetic/atlas_labels.csv",
+        "res/synthetic/atlas_dseg.nii.gz",
+        "res/synthetic/atlas_dseg.tsv",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"atlases": [{"name": "A"}, {"name": "A"}]},
+            "two atlases are named A",
+        ),
+        (
+            {"atlases": [{"name": "A"}], "atlas_name": "B"},
+            "atlases and atlas_name are both given",
+        ),
+        (
+            {"atlases": [{"name": "A", "image": "missing.nii.gz"}]},
+            "atlases item 1 \\(A\\): image file 'missing.nii.gz' does not exist",
+        ),
+        (
+            {"atlases": [{"name": "A", "labels": "x.tsv"}]},
+            "labels without image",
+        ),
+    ],
+)
+def test_atlases_errors_name_the_config(settings, message):
+    with pytest.raises(InputError, match=message) as error:
+        _build(**settings)
+    assert error.value.source == SOURCE
+
+
+def test_sheet_atlas_item_needs_an_image(tmp_path):
+    sheet = _sheet(tmp_path, f"01\t{tmp_path}/a.nii.gz\t\t\t\n")
+    with pytest.raises(InputError, match="give image or templateflow"):
+        _build(dataset="sheet", subjects_sheet=str(sheet), atlases=[{"name": "A"}])
+
+
+def _templateflow_home(root: Path, template: str = "MNI152NLin2009cAsym") -> Path:
+    folder = root / "templateflow" / f"tpl-{template}"
+    folder.mkdir(parents=True)
+    from tests.unit.test_templateflow import SCHAEFER_TABLE, _dseg
+
+    stem = f"tpl-{template}_res-02_atlas-Schaefer2018_desc-100Parcels7Networks"
+    _dseg(folder / f"{stem}_dseg.nii.gz")
+    (folder / f"{stem}_dseg.tsv").write_text(SCHAEFER_TABLE)
+    return root / "templateflow"
+
+
+def test_templateflow_atlas_by_name(tmp_path, monkeypatch):
+    home = _templateflow_home(tmp_path)
+    item = {
+        "name": "Schaefer100",
+        "templateflow": {
+            "template": "MNI152NLin2009cAsym",
+            "atlas": "Schaefer2018",
+            "res": 2,
+            "desc": "100Parcels7Networks",
+        },
+    }
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(home))
+    (atlas,) = _build(atlases=[item]).atlases
+    assert atlas.kind == "labels" and atlas.name == "Schaefer100"
+    assert atlas.image.endswith("_desc-100Parcels7Networks_dseg.nii.gz")
+    assert atlas.labels.endswith("_desc-100Parcels7Networks_dseg.tsv")
+    # config templateflow_home wins over the environment
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "nowhere"))
+    wrong = {**item, "templateflow": {**item["templateflow"], "desc": "400Parcels"}}
+    with pytest.raises(InputError, match="templateflow") as error:
+        _build(atlases=[wrong], templateflow_home=str(home))
+    assert "100Parcels7Networks" in str(error.value)
+
+
+def test_fmriprep_templateflow_atlas_of_another_template_is_an_error(tree, tmp_path):
+    home = _templateflow_home(tmp_path, "MNI152NLin6Asym")
+    item = {
+        "name": "Schaefer",
+        "templateflow": {"template": "MNI152NLin6Asym", "atlas": "Schaefer2018"},
+    }
+    with pytest.raises(InputError, match="in template MNI152NLin6Asym") as error:
+        _build(
+            dataset="fmriprep",
+            fmriprep_dir=str(tree.root),
+            templateflow_home=str(home),
+            atlases=[item],
+        )
+    assert "space MNI152NLin2009cAsym" in str(error.value)
+    assert len(str(error.value).splitlines()) == 1

@@ -25,6 +25,7 @@ from sparseconn.plotting import (
     region_coordinates,
     save_figure,
 )
+from sparseconn.regions import AtlasSpec
 from sparseconn.steps.figures import (
     load_estimate,
     run_plot_connectome,
@@ -36,6 +37,11 @@ from sparseconn.steps.figures import (
 )
 
 SHAPE = (12, 14, 10)
+
+
+def _spec(maps, labels=None):
+    """The atlas of these files, as the figure steps take it."""
+    return AtlasSpec("test", str(maps), None if labels is None else str(labels))
 
 
 def _symmetric(rng, p=8):
@@ -411,8 +417,7 @@ def test_figure_tasks_write_every_figure(group_files, tmp_path):
     out = tmp_path / "figures"
     run_plot_connectome(
         group_files["group"],
-        group_files["maps"],
-        group_files["labels"],
+        _spec(group_files["maps"], group_files["labels"]),
         out / "c.png",
         out / "c.svg",
         estimate="groupsparse",
@@ -420,8 +425,7 @@ def test_figure_tasks_write_every_figure(group_files, tmp_path):
     )
     run_plot_connectome(
         group_files["lasso"],
-        group_files["maps"],
-        None,
+        _spec(group_files["maps"]),
         out / "g.png",
         estimate="graphlasso",
         subject="02",
@@ -430,7 +434,7 @@ def test_figure_tasks_write_every_figure(group_files, tmp_path):
     )
     run_plot_matrices(
         group_files["group"],
-        group_files["labels"],
+        _spec(group_files["maps"], group_files["labels"]),
         [out / "cov.png"],
         [out / "sp.png", out / "sp.svg"],
         [out / "prec.png"],
@@ -453,8 +457,7 @@ def test_connectome_task_refuses_another_atlas(group_files, tmp_path):
     with pytest.raises(InputError, match="regions differ"):
         run_plot_connectome(
             group_files["group"],
-            group_files["maps"],
-            labels,
+            _spec(group_files["maps"], labels),
             tmp_path / "c.png",
             estimate="groupsparse",
             subject="01",
@@ -516,8 +519,7 @@ def test_group_figures_task_writes_each_figure_as_its_own_task(group_files, tmp_
     }
     run_plot_group_figures(
         list(estimates.values()),
-        group_files["maps"],
-        group_files["labels"],
+        _spec(group_files["maps"], group_files["labels"]),
         files,
         estimates=list(estimates),
         subject="02",
@@ -531,14 +533,13 @@ def test_group_figures_task_writes_each_figure_as_its_own_task(group_files, tmp_
         common = {"estimate": estimate, "subject": "02", "dpi": 50}
         run_plot_connectome(
             npz,
-            group_files["maps"],
-            group_files["labels"],
+            _spec(group_files["maps"], group_files["labels"]),
             *single["connectome"],
             **common,
         )
         run_plot_matrices(
             npz,
-            group_files["labels"],
+            _spec(group_files["maps"], group_files["labels"]),
             single["covariance"],
             single["sparsity"],
             single["precision"],
@@ -560,8 +561,7 @@ def test_group_figures_task_wants_the_files_of_every_estimate(group_files, tmp_p
     with pytest.raises(ValueError, match="1 connectome figures for 2 estimates"):
         run_plot_group_figures(
             [group_files["group"], group_files["lasso"]],
-            group_files["maps"],
-            None,
+            _spec(group_files["maps"]),
             files,
             estimates=["groupsparse", "graphlasso"],
             subject="02",

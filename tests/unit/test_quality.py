@@ -19,6 +19,7 @@ from sparseconn.bids import bids_uri, output_name
 from sparseconn.errors import InputError
 from sparseconn.fmriprep import exclusion_reason
 from sparseconn.io import read_func_info
+from sparseconn.regions import AtlasSpec
 from sparseconn.signals import (
     CleaningSettings,
     clean,
@@ -57,14 +58,12 @@ def _extract(scan, tmp_path, confounds=None, **settings):
     out_tsv, out_json = tmp_path / "out.tsv", tmp_path / "out.json"
     run_extract_timeseries(
         func,
-        maps,
-        None,
+        [AtlasSpec("test", str(maps))],
         [default_confounds] if confounds is None else confounds,
-        out_tsv,
-        out_json,
+        [out_tsv],
+        [out_json],
         tmp_path / "hv.tsv",
         subject="01",
-        atlas_name="test",
         **settings,
     )
     return pd.read_csv(out_tsv, sep="\t"), json.loads(out_json.read_text())

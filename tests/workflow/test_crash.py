@@ -140,7 +140,7 @@ def _group_members(pgid: int) -> list[int]:
         ),
         (
             "group_sparse_covariance",
-            "results/logs/group_sparse_covariance/group_sparse_covariance.log",
+            "results/logs/group_sparse_covariance/atlas-synthetic.log",
             ["results/group/atlas-synthetic_desc-groupsparse_connectome.npz"],
         ),
     ],

@@ -103,7 +103,7 @@ def test_science_check_fits_each_subject_in_batches_not_graph_lasso_subject(two_
     logs = folder / "results" / "logs"
     assert not (logs / "graph_lasso_subject").exists()
     assert sorted(p.name for p in (logs / "heldout_subjects").iterdir()) == [
-        "batch-1.log"
+        "atlas-synthetic_batch-1.log"
     ]
     with np.load(
         folder

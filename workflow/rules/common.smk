@@ -40,8 +40,17 @@ with exit_on_input_error():
     )
 
 PATHS = INPUTS.paths
+
+
+wildcard_constraints:
+    atlas="|".join(INPUTS.atlas_names),
+
+
 RESULTS, LOGS, BENCHMARKS = PATHS.results, PATHS.logs, PATHS.benchmarks
-ATLAS_NAME = INPUTS.atlas.name
+# Every per-atlas file name holds the {atlas} wildcard: per-scan rules write
+# every atlas's files in one job (one read of the image), the group stage runs
+# once per atlas.
+ATLASES = INPUTS.atlas_names
 # Subjects of the per-subject rules; elements of the group stage (the sheet's
 # excluded subjects left out; dataset fmriprep: its units); the plotted one.
 SUBJECTS, GROUP_SUBJECTS = list(INPUTS.subjects), list(INPUTS.group_units)
@@ -61,9 +70,14 @@ def get_confounds(wildcards):
     return INPUTS.confounds(wildcards.subject)
 
 
-def get_atlas_labels(wildcards):
-    """The atlas labels file as a list (empty when there is none)."""
-    return [] if INPUTS.atlas.labels is None else [INPUTS.atlas.labels]
+def get_atlas_files(wildcards):
+    """The image and table of the job's atlas."""
+    return INPUTS.atlas_named(wildcards.atlas).files
+
+
+def get_atlas_param(wildcards):
+    """The job's atlas, as a rule param."""
+    return INPUTS.atlas_named(wildcards.atlas).as_param()
 
 
 def get_sheet_t_r(wildcards):
@@ -86,16 +100,20 @@ def get_batch_sizes(wildcards):
     return INPUTS.units_timeseries(get_batch_units(wildcards))[1]
 
 
+def _scan_key(wildcards):
+    return f"{wildcards.stem}|{wildcards.post}"
+
+
 def get_scan_name(wildcards):
-    return INPUTS.scan_of_stem[wildcards.stem]
+    return INPUTS.scan_of_stem[_scan_key(wildcards)]
 
 
 def get_fmriprep_bold(wildcards):
-    return str(INPUTS.scan(wildcards.stem).bold)
+    return str(INPUTS.scan(_scan_key(wildcards)).bold)
 
 
 def get_fmriprep_confounds(wildcards):
-    return INPUTS.confounds_input(wildcards.stem)
+    return INPUTS.confounds_input(_scan_key(wildcards))
 
 
 def get_synthetic_index(wildcards):

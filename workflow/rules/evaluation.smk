@@ -9,9 +9,9 @@ rule heldout_group_sparse:
     output:
         tsv=PATHS.heldout_group_sparse,
     log:
-        f"{LOGS}/heldout_group_sparse/fold-{{fold}}.log",
+        f"{LOGS}/heldout_group_sparse/atlas-{{atlas}}_fold-{{fold}}.log",
     benchmark:
-        f"{BENCHMARKS}/heldout_group_sparse/fold-{{fold}}.tsv"
+        f"{BENCHMARKS}/heldout_group_sparse/atlas-{{atlas}}_fold-{{fold}}.tsv"
     wildcard_constraints:
         fold="[0-9]+",
     threads: 1
@@ -25,7 +25,7 @@ rule heldout_group_sparse:
         group_sparse=config["group_sparse"],
         code=rule_code("heldout_group_sparse"),
     message:
-        "Held-out log-likelihood of the group-sparse fit, fold {wildcards.fold}"
+        "Held-out log-likelihood of the group-sparse fit, atlas {wildcards.atlas}, fold {wildcards.fold}"
     run:
         adapters.heldout_group_sparse(input, output, params, wildcards, log)
 
@@ -36,9 +36,9 @@ rule heldout_subjects:
     output:
         **PATHS.heldout_batch_outputs(INPUTS.has_ground_truth),
     log:
-        f"{LOGS}/heldout_subjects/batch-{{batch}}.log",
+        f"{LOGS}/heldout_subjects/atlas-{{atlas}}_batch-{{batch}}.log",
     benchmark:
-        f"{BENCHMARKS}/heldout_subjects/batch-{{batch}}.tsv"
+        f"{BENCHMARKS}/heldout_subjects/atlas-{{atlas}}_batch-{{batch}}.tsv"
     wildcard_constraints:
         batch="[0-9]+",
     threads: 1
@@ -51,7 +51,7 @@ rule heldout_subjects:
         n_blocks=config["model_comparison"]["n_blocks"],
         code=rule_code("heldout_subjects"),
     message:
-        "Held-out log-likelihood of graph lasso, Ledoit-Wolf, empirical: subjects {params.subjects}"
+        "Held-out log-likelihood of graph lasso, Ledoit-Wolf, empirical: atlas {wildcards.atlas}, subjects {params.subjects}"
     run:
         adapters.heldout_subjects(input, output, params, wildcards, log)
 
@@ -61,25 +61,28 @@ rule model_comparison:
         group_sparse=expand(
             PATHS.heldout_group_sparse,
             fold=range(1, config["model_comparison"]["n_blocks"] + 1),
+            allow_missing=True,
         ),
-        subjects=expand(PATHS.heldout_batch(), batch=SCIENCE_BATCHES),
+        subjects=expand(
+            PATHS.heldout_batch(), batch=SCIENCE_BATCHES, allow_missing=True
+        ),
     output:
         tsv=report(
             PATHS.heldout_loglikelihood,
             caption="../report/model_comparison.rst",
             category="5. Science check",
-            labels={"table": "held-out log-likelihood"},
+            labels={"table": "held-out log-likelihood", "atlas": "{atlas}"},
         ),
         figure=report(
             f"{PATHS.group_figure('desc-modelcomparison')}.png",
             caption="../report/model_comparison.rst",
             category="5. Science check",
-            labels={"figure": "held-out log-likelihood"},
+            labels={"figure": "held-out log-likelihood", "atlas": "{atlas}"},
         ),
     log:
-        f"{LOGS}/model_comparison/model_comparison.log",
+        f"{LOGS}/model_comparison/atlas-{{atlas}}.log",
     benchmark:
-        f"{BENCHMARKS}/model_comparison/model_comparison.tsv"
+        f"{BENCHMARKS}/model_comparison/atlas-{{atlas}}.tsv"
     threads: 1
     resources:
         mem_mb=500,
@@ -87,7 +90,7 @@ rule model_comparison:
     params:
         code=rule_code("model_comparison"),
     message:
-        "Held-out log-likelihood: group-sparse vs graph lasso, Ledoit-Wolf, empirical"
+        "Held-out log-likelihood, atlas {wildcards.atlas}: group-sparse vs graph lasso, Ledoit-Wolf, empirical"
     run:
         adapters.model_comparison(input, output, params, wildcards, log)
 
@@ -95,25 +98,27 @@ rule model_comparison:
 rule recovery_scores:
     input:
         group=rules.group_sparse_covariance.output.npz,
-        single=expand(PATHS.heldout_batch("npz"), batch=SCIENCE_BATCHES),
+        single=expand(
+            PATHS.heldout_batch("npz"), batch=SCIENCE_BATCHES, allow_missing=True
+        ),
         truths=expand(PATHS.synthetic_subject["truth"], subject=GROUP_SUBJECTS),
     output:
         tsv=report(
             PATHS.recovery_scores,
             caption="../report/recovery_scores.rst",
             category="5. Science check",
-            labels={"table": "ground-truth recovery"},
+            labels={"table": "ground-truth recovery", "atlas": "{atlas}"},
         ),
         figure=report(
             f"{PATHS.group_figure('desc-recovery')}.png",
             caption="../report/recovery_scores.rst",
             category="5. Science check",
-            labels={"figure": "ground-truth recovery"},
+            labels={"figure": "ground-truth recovery", "atlas": "{atlas}"},
         ),
     log:
-        f"{LOGS}/recovery_scores/recovery_scores.log",
+        f"{LOGS}/recovery_scores/atlas-{{atlas}}.log",
     benchmark:
-        f"{BENCHMARKS}/recovery_scores/recovery_scores.tsv"
+        f"{BENCHMARKS}/recovery_scores/atlas-{{atlas}}.tsv"
     threads: 1
     resources:
         mem_mb=1000,
@@ -121,6 +126,6 @@ rule recovery_scores:
     params:
         code=rule_code("recovery_scores"),
     message:
-        "Recovery of the synthetic ground truth (support F1, Frobenius error)"
+        "Recovery of the synthetic ground truth, atlas {wildcards.atlas} (support F1, Frobenius error)"
     run:
         adapters.recovery_scores(input, output, params, wildcards, log)

@@ -29,25 +29,33 @@ wildcard_constraints:
 # matplotlib import, and no figure drawn beside another in a thread.
 rule plot_group_figures:
     input:
-        npz=expand(GROUP_NPZ, estimate=ESTIMATES),
-        maps=INPUTS.atlas.maps,
-        labels=get_atlas_labels,
+        npz=expand(GROUP_NPZ, estimate=ESTIMATES, allow_missing=True),
+        atlas=get_atlas_files,
     output:
         connectome=[
             report(
                 png,
                 caption="../report/connectome.rst",
                 category="1. Connectomes",
-                labels={"estimate": estimate, "subject": PLOT_SUBJECT},
+                labels={
+                    "estimate": estimate,
+                    "subject": PLOT_SUBJECT,
+                    "atlas": "{atlas}",
+                },
             )
             for estimate, png in zip(
-                ESTIMATES, expand(f"{CONNECTOME_FIGURE}.png", estimate=ESTIMATES)
+                ESTIMATES,
+                expand(
+                    f"{CONNECTOME_FIGURE}.png", estimate=ESTIMATES, allow_missing=True
+                ),
             )
         ],
         connectome_svg=[
             file
             for ext in FIGURE_EXTRA
-            for file in expand(f"{CONNECTOME_FIGURE}.{ext}", estimate=ESTIMATES)
+            for file in expand(
+                f"{CONNECTOME_FIGURE}.{ext}", estimate=ESTIMATES, allow_missing=True
+            )
         ],
         covariance=[
             report(
@@ -55,18 +63,28 @@ rule plot_group_figures:
                 caption="../report/matrix_covariance.rst",
                 category="2. Matrices",
                 subcategory=estimate,
-                labels={"estimate": estimate, "matrix": "covariance"},
+                labels={
+                    "estimate": estimate,
+                    "matrix": "covariance",
+                    "atlas": "{atlas}",
+                },
             )
             for estimate, png in zip(
                 ESTIMATES,
-                expand(f"{MATRIX_FIGURE['covariance']}.png", estimate=ESTIMATES),
+                expand(
+                    f"{MATRIX_FIGURE['covariance']}.png",
+                    estimate=ESTIMATES,
+                    allow_missing=True,
+                ),
             )
         ],
         covariance_svg=[
             file
             for ext in FIGURE_EXTRA
             for file in expand(
-                f"{MATRIX_FIGURE['covariance']}.{ext}", estimate=ESTIMATES
+                f"{MATRIX_FIGURE['covariance']}.{ext}",
+                estimate=ESTIMATES,
+                allow_missing=True,
             )
         ],
         sparsity=[
@@ -75,18 +93,28 @@ rule plot_group_figures:
                 caption="../report/matrix_sparsity.rst",
                 category="2. Matrices",
                 subcategory=estimate,
-                labels={"estimate": estimate, "matrix": "sparsity"},
+                labels={
+                    "estimate": estimate,
+                    "matrix": "sparsity",
+                    "atlas": "{atlas}",
+                },
             )
             for estimate, png in zip(
                 ESTIMATES,
-                expand(f"{MATRIX_FIGURE['sparsity']}.png", estimate=ESTIMATES),
+                expand(
+                    f"{MATRIX_FIGURE['sparsity']}.png",
+                    estimate=ESTIMATES,
+                    allow_missing=True,
+                ),
             )
         ],
         sparsity_svg=[
             file
             for ext in FIGURE_EXTRA
             for file in expand(
-                f"{MATRIX_FIGURE['sparsity']}.{ext}", estimate=ESTIMATES
+                f"{MATRIX_FIGURE['sparsity']}.{ext}",
+                estimate=ESTIMATES,
+                allow_missing=True,
             )
         ],
         precision=[
@@ -95,18 +123,28 @@ rule plot_group_figures:
                 caption="../report/matrix_precision.rst",
                 category="2. Matrices",
                 subcategory=estimate,
-                labels={"estimate": estimate, "matrix": "precision"},
+                labels={
+                    "estimate": estimate,
+                    "matrix": "precision",
+                    "atlas": "{atlas}",
+                },
             )
             for estimate, png in zip(
                 ESTIMATES,
-                expand(f"{MATRIX_FIGURE['precision']}.png", estimate=ESTIMATES),
+                expand(
+                    f"{MATRIX_FIGURE['precision']}.png",
+                    estimate=ESTIMATES,
+                    allow_missing=True,
+                ),
             )
         ],
         precision_svg=[
             file
             for ext in FIGURE_EXTRA
             for file in expand(
-                f"{MATRIX_FIGURE['precision']}.{ext}", estimate=ESTIMATES
+                f"{MATRIX_FIGURE['precision']}.{ext}",
+                estimate=ESTIMATES,
+                allow_missing=True,
             )
         ],
         cv=[
@@ -114,33 +152,37 @@ rule plot_group_figures:
                 png,
                 caption="../report/cv_curve.rst",
                 category="3. Cross-validation",
-                labels={"estimate": estimate},
+                labels={"estimate": estimate, "atlas": "{atlas}"},
             )
             for estimate, png in zip(
-                ESTIMATES, expand(f"{CV_FIGURE}.png", estimate=ESTIMATES)
+                ESTIMATES,
+                expand(f"{CV_FIGURE}.png", estimate=ESTIMATES, allow_missing=True),
             )
         ],
         cv_svg=[
             file
             for ext in FIGURE_EXTRA
-            for file in expand(f"{CV_FIGURE}.{ext}", estimate=ESTIMATES)
+            for file in expand(
+                f"{CV_FIGURE}.{ext}", estimate=ESTIMATES, allow_missing=True
+            )
         ],
     log:
-        f"{LOGS}/plot_group_figures/plot_group_figures.log",
+        f"{LOGS}/plot_group_figures/atlas-{{atlas}}.log",
     benchmark:
-        f"{BENCHMARKS}/plot_group_figures/plot_group_figures.tsv"
+        f"{BENCHMARKS}/plot_group_figures/atlas-{{atlas}}.tsv"
     threads: 1
     resources:
         mem_mb=800,
         runtime=10,
     params:
+        atlas=get_atlas_param,
         estimates=ESTIMATES,
         subject=PLOT_SUBJECT,
         edge_threshold=FIGURE_SETTINGS["edge_threshold"],
         dpi=FIGURE_SETTINGS["dpi"],
         code=rule_code("plot_group_figures"),
     message:
-        "Connectome, matrix and cross-validation figures (sub-{params.subject})"
+        "Connectome, matrix and cross-validation figures (sub-{params.subject}, atlas {wildcards.atlas})"
     run:
         adapters.plot_group_figures(input, output, params, wildcards, log)
 
@@ -153,24 +195,29 @@ QC_SUBJECTS = SUBJECTS if FIGURE_SETTINGS["subject_qc"] else []
 rule plot_subjects_qc:
     input:
         confounds=expand(PATHS.high_variance_confounds, subject=QC_SUBJECTS),
-        timeseries=expand(PATHS.subject_timeseries(), subject=QC_SUBJECTS),
-        sidecar=expand(PATHS.subject_timeseries("json"), subject=QC_SUBJECTS),
+        timeseries=expand(
+            PATHS.subject_timeseries(), subject=QC_SUBJECTS, allow_missing=True
+        ),
+        sidecar=expand(
+            PATHS.subject_timeseries("json"), subject=QC_SUBJECTS, allow_missing=True
+        ),
     output:
         png=[
             report(
                 png,
                 caption="../report/subject_qc.rst",
                 category="4. Subject quality control",
-                labels={"subject": subject},
+                labels={"subject": subject, "atlas": "{atlas}"},
             )
             for subject, png in zip(
-                QC_SUBJECTS, expand(f"{QC_FIGURE}.png", subject=QC_SUBJECTS)
+                QC_SUBJECTS,
+                expand(f"{QC_FIGURE}.png", subject=QC_SUBJECTS, allow_missing=True),
             )
         ],
     log:
-        f"{LOGS}/plot_subjects_qc/plot_subjects_qc.log",
+        f"{LOGS}/plot_subjects_qc/atlas-{{atlas}}.log",
     benchmark:
-        f"{BENCHMARKS}/plot_subjects_qc/plot_subjects_qc.tsv"
+        f"{BENCHMARKS}/plot_subjects_qc/atlas-{{atlas}}.tsv"
     threads: 1
     resources:
         mem_mb=400,
@@ -182,7 +229,7 @@ rule plot_subjects_qc:
         dpi=FIGURE_SETTINGS["dpi"],
         code=rule_code("plot_subjects_qc"),
     message:
-        f"Quality-control figures of {len(QC_SUBJECTS)} subjects"
+        f"Quality-control figures of {len(QC_SUBJECTS)} subjects, atlas {{wildcards.atlas}}"
     run:
         adapters.plot_subjects_qc(input, output, params, wildcards, log)
 
@@ -199,7 +246,8 @@ FIGURE_FILES = expand(
         *[f"{CV_FIGURE}.{ext}" for ext in ["png", *FIGURE_EXTRA]],
     ],
     estimate=ESTIMATES,
-) + expand(f"{QC_FIGURE}.png", subject=QC_SUBJECTS)
+    atlas=ATLASES,
+) + expand(f"{QC_FIGURE}.png", subject=QC_SUBJECTS, atlas=ATLASES)
 
 
 rule scan_qc:
@@ -210,12 +258,12 @@ rule scan_qc:
             PATHS.scans_qc,
             caption="../report/scan_qc.rst",
             category="4. Subject quality control",
-            labels={"table": "scans: inclusion and warnings"},
+            labels={"table": "scans: inclusion and warnings", "atlas": "{atlas}"},
         ),
     log:
-        f"{LOGS}/scan_qc/scan_qc.log",
+        f"{LOGS}/scan_qc/atlas-{{atlas}}.log",
     benchmark:
-        f"{BENCHMARKS}/scan_qc/scan_qc.tsv"
+        f"{BENCHMARKS}/scan_qc/atlas-{{atlas}}.tsv"
     localrule: True
     threads: 1
     resources:
@@ -226,6 +274,6 @@ rule scan_qc:
         excluded=dict(INPUTS.excluded),
         code=rule_code("scan_qc"),
     message:
-        "Quality table of every scan: in the group stage or not, and why"
+        "Quality table of every scan, atlas {wildcards.atlas}: in the group stage or not, and why"
     run:
         adapters.scan_qc(input, output, params, wildcards, log)

@@ -8,28 +8,28 @@
 
 wildcard_constraints:
     folder="sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
-    stem="sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?_task-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
+    stem="sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?_task-[A-Za-z0-9]+(_(?!atlas-)[a-z]+-[A-Za-z0-9]+)*",
+    post="(_(?!atlas-)[a-z]+-[A-Za-z0-9]+)*",
 
 
 rule fmriprep_timeseries:
     input:
         unpack(get_fmriprep_confounds),
         bold=get_fmriprep_bold,
-        maps=INPUTS.atlas.maps,
-        labels=get_atlas_labels,
+        atlases=INPUTS.atlas_files,
     output:
-        **PATHS.scan_timeseries_pattern,
+        **PATHS.scan_timeseries_pattern(ATLASES),
     log:
-        f"{LOGS}/fmriprep_timeseries/{{folder}}/{{stem}}.log",
+        f"{LOGS}/fmriprep_timeseries/{{folder}}/{{stem}}{{post}}.log",
     benchmark:
-        f"{BENCHMARKS}/fmriprep_timeseries/{{folder}}/{{stem}}.tsv"
+        f"{BENCHMARKS}/fmriprep_timeseries/{{folder}}/{{stem}}{{post}}.tsv"
     threads: 1
     resources:
         mem_mb=800,
         runtime=10,
     params:
         scan=get_scan_name,
-        atlas_name=ATLAS_NAME,
+        atlases=INPUTS.atlas_params,
         strategy=INPUTS.denoise_strategy,
         confound_columns=config["confound_columns"],
         t_r=config["t_r"],

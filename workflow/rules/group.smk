@@ -21,9 +21,9 @@ rule group_sparse_covariance:
             INPUTS.unit_relmat(u, "precision", "groupsparse") for u in GROUP_SUBJECTS
         ],
     log:
-        f"{LOGS}/group_sparse_covariance/group_sparse_covariance.log",
+        f"{LOGS}/group_sparse_covariance/atlas-{{atlas}}.log",
     benchmark:
-        f"{BENCHMARKS}/group_sparse_covariance/group_sparse_covariance.tsv"
+        f"{BENCHMARKS}/group_sparse_covariance/atlas-{{atlas}}.tsv"
     threads: 1
     resources:
         mem_mb=500,
@@ -34,7 +34,7 @@ rule group_sparse_covariance:
         settings=config["group_sparse"],
         code=rule_code("group_sparse_covariance"),
     message:
-        "Group-sparse inverse covariance of the group subjects (cross-validated)"
+        "Group-sparse inverse covariance of the group subjects, atlas {wildcards.atlas} (cross-validated)"
     run:
         adapters.group_sparse_covariance(input, output, params, wildcards, log)
 
@@ -47,9 +47,9 @@ rule graph_lasso:
         covariance=INPUTS.unit_relmat(PLOT_SUBJECT, "covariance", "graphlasso"),
         precision=INPUTS.unit_relmat(PLOT_SUBJECT, "precision", "graphlasso"),
     log:
-        f"{LOGS}/graph_lasso/graph_lasso.log",
+        f"{LOGS}/graph_lasso/atlas-{{atlas}}.log",
     benchmark:
-        f"{BENCHMARKS}/graph_lasso/graph_lasso.tsv"
+        f"{BENCHMARKS}/graph_lasso/atlas-{{atlas}}.tsv"
     threads: 1
     resources:
         mem_mb=400,
@@ -58,7 +58,7 @@ rule graph_lasso:
         subject=PLOT_SUBJECT,
         code=rule_code("graph_lasso"),
     message:
-        "Graph lasso (GraphicalLassoCV) of the plotted subject {params.subject}"
+        "Graph lasso (GraphicalLassoCV) of the plotted subject {params.subject}, atlas {wildcards.atlas}"
     run:
         adapters.graph_lasso(input, output, params, wildcards, log)
 
@@ -70,9 +70,9 @@ rule graph_lasso_subject:
         covariance=PATHS.relmat("covariance", "graphlasso"),
         precision=PATHS.relmat("precision", "graphlasso"),
     log:
-        f"{LOGS}/graph_lasso_subject/{{subject}}.log",
+        f"{LOGS}/graph_lasso_subject/{{subject}}_atlas-{{atlas}}.log",
     benchmark:
-        f"{BENCHMARKS}/graph_lasso_subject/{{subject}}.tsv"
+        f"{BENCHMARKS}/graph_lasso_subject/{{subject}}_atlas-{{atlas}}.tsv"
     wildcard_constraints:
         # the plotted subject's matrices come from rule graph_lasso
         subject=INPUTS.other_subjects_pattern,
@@ -84,6 +84,6 @@ rule graph_lasso_subject:
         subject="{subject}",
         code=rule_code("graph_lasso_subject"),
     message:
-        "sub-{wildcards.subject}: graph lasso (GraphicalLassoCV)"
+        "sub-{wildcards.subject}: graph lasso (GraphicalLassoCV), atlas {wildcards.atlas}"
     run:
         adapters.graph_lasso_subject(input, output, params, wildcards, log)

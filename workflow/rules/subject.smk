@@ -1,5 +1,5 @@
 # Per-subject rule: one streamed read of the image gives its high-variance
-# confounds and the atlas's region signals, then cleaned (docs/algorithms.md). Outputs are named in
+# confounds and every atlas's region signals, then cleaned (docs/algorithms.md). Outputs are named in
 # src/sparseconn/workflow/paths.py, under {results_dir}/sub-{subject}/func/. The science settings are
 # params, so that changing one reruns exactly the jobs it feeds.
 
@@ -7,12 +7,11 @@
 rule extract_timeseries:
     input:
         func=get_func,
-        maps=INPUTS.atlas.maps,
-        labels=get_atlas_labels,
+        atlases=INPUTS.atlas_files,
         confounds=get_confounds,
     output:
-        tsv=PATHS.subject_timeseries(),
-        json=PATHS.subject_timeseries("json"),
+        tsv=expand(PATHS.subject_timeseries(), atlas=ATLASES, allow_missing=True),
+        json=expand(PATHS.subject_timeseries("json"), atlas=ATLASES, allow_missing=True),
         high_variance_confounds=PATHS.high_variance_confounds,
     log:
         f"{LOGS}/extract_timeseries/{{subject}}.log",
@@ -23,7 +22,7 @@ rule extract_timeseries:
         mem_mb=800,
         runtime=10,
     params:
-        atlas_name=ATLAS_NAME,
+        atlases=INPUTS.atlas_params,
         sheet_t_r=get_sheet_t_r,
         config_t_r=get_config_t_r,
         cleaning=CLEANING,
@@ -32,6 +31,7 @@ rule extract_timeseries:
         links=INPUTS.dataset_links,
         code=rule_code("extract_timeseries"),
     message:
-        "sub-{wildcards.subject}: high-variance confounds and region signals of atlas {params.atlas_name}"
+        "sub-{wildcards.subject}: high-variance confounds and region signals of atlases "
+        + ", ".join(ATLASES)
     run:
         adapters.extract_timeseries(input, output, params, wildcards, log)

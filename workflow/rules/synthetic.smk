@@ -8,6 +8,8 @@ rule synthetic_atlas:
         maps=PATHS.synthetic_atlas["maps"],
         labels=PATHS.synthetic_atlas["labels"],
         truth=PATHS.synthetic_atlas["truth"],
+        dseg=PATHS.synthetic_atlas["dseg"],
+        dseg_table=PATHS.synthetic_atlas["dseg_table"],
     log:
         f"{LOGS}/synthetic_atlas/synthetic_atlas.log",
     benchmark:

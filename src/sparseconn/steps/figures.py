@@ -11,23 +11,23 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sparseconn.atlas import load_atlas, read_labels
+from sparseconn import regions
 from sparseconn.errors import InputError
 from sparseconn.io import PathLike
 from sparseconn.plotting import (
-    brain_mask,
     network_colors,
     plot_connectome,
     plot_cv_curve,
     plot_matrix,
     plot_subject_qc,
-    region_coordinates,
     save_figure,
 )
+from sparseconn.regions import AtlasSpec, LoadedAtlas
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +101,20 @@ def _outputs(png: PathLike, svg: PathLike | None) -> list[PathLike]:
     return [png] if svg is None else [png, svg]
 
 
+def _atlas(atlas: AtlasSpec | Mapping[str, Any]) -> LoadedAtlas:
+    """The atlas of a spec or rule param, read."""
+    spec = atlas if isinstance(atlas, AtlasSpec) else AtlasSpec.from_param(atlas)
+    return regions.load(spec)
+
+
+def _networks(loaded: LoadedAtlas) -> list[str] | None:
+    table = loaded.table
+    return list(table["network"]) if "network" in table.columns else None
+
+
 def run_plot_connectome(
     npz: PathLike,
-    maps: PathLike,
-    labels: PathLike | None,
+    atlas: AtlasSpec | Mapping[str, Any],
     out_png: PathLike,
     out_svg: PathLike | None = None,
     *,
@@ -117,26 +127,30 @@ def run_plot_connectome(
 
     As nilearn's example, the edges show ``-precision`` (proportional to the
     partial correlations): positive values are positive partial correlations.
-    Nodes sit at the labels' x, y, z when present, else at the map centres.
+    Nodes sit at the table's x, y, z when present, else at the map centres (maps)
+    or the regions' centres of mass (labels).
     """
     fit = load_estimate(npz, estimate, subject)
-    atlas = load_atlas(maps, labels)
-    if atlas.n_regions != len(fit["regions"]) or (
-        labels is not None and atlas.names != fit["regions"]
+    loaded = _atlas(atlas)
+    if loaded.names != fit["regions"] and (
+        len(loaded.names) != len(fit["regions"]) or loaded.spec.labels is not None
     ):
         raise InputError(
-            npz, f"regions differ from those of the atlas {maps} (same atlas expected)"
+            npz,
+            f"regions differ from those of the atlas {loaded.spec.image} (same "
+            "atlas expected)",
         )
-    coords = region_coordinates(atlas.maps, atlas.affine, atlas.labels)
+    coords, mask, affine = regions.geometry(loaded)
+    networks = _networks(loaded)
     node_colors = None
-    if "network" in atlas.labels.columns:
-        colours = network_colors(list(atlas.labels["network"]))
-        node_colors = [colours[n] for n in atlas.labels["network"]]
+    if networks is not None:
+        colours = network_colors(networks)
+        node_colors = [colours[n] for n in networks]
     drawn = plot_connectome(
         -fit["precision"],
         coords,
-        mask=brain_mask(atlas.maps),
-        affine=atlas.affine,
+        mask=mask,
+        affine=affine,
         edge_threshold=edge_threshold,
         title=estimate_title(estimate, subject, fit["alpha"]),
         node_colors=node_colors,
@@ -150,7 +164,7 @@ def run_plot_connectome(
 
 def run_plot_matrices(
     npz: PathLike,
-    labels: PathLike | None,
+    atlas: AtlasSpec | Mapping[str, Any] | None,
     out_covariance: Sequence[PathLike],
     out_sparsity: Sequence[PathLike],
     out_precision: Sequence[PathLike],
@@ -162,14 +176,14 @@ def run_plot_matrices(
     """Covariance, sparsity pattern and precision of ``subject``, one figure each.
 
     Each ``out_*`` lists the files of one figure (a PNG, and an SVG when wanted).
-    Networks (from the labels' network column) colour the region names.
+    Networks (from the atlas table's network column) colour the region names.
     """
     fit = load_estimate(npz, estimate, subject)
     networks = None
-    if labels is not None:
-        table = read_labels(labels, len(fit["regions"]))
-        if "network" in table.columns:
-            networks = list(table["network"])
+    if atlas is not None:
+        loaded = _atlas(atlas)
+        if len(loaded.names) == len(fit["regions"]):
+            networks = _networks(loaded)
     title = estimate_title(estimate, subject, fit["alpha"])
     for kind, matrix, outputs in (
         ("covariance", fit["covariance"], out_covariance),
@@ -257,8 +271,7 @@ GROUP_FIGURE_KINDS = ("connectome", "covariance", "sparsity", "precision", "cv")
 
 def run_plot_group_figures(
     npzs: Sequence[PathLike],
-    maps: PathLike,
-    labels: PathLike | None,
+    atlas: AtlasSpec | Mapping[str, Any],
     files: Mapping[str, Sequence[Sequence[PathLike]]],
     *,
     estimates: Sequence[str],
@@ -286,8 +299,7 @@ def run_plot_group_figures(
         figure = {kind: list(files[kind][index]) for kind in GROUP_FIGURE_KINDS}
         run_plot_connectome(
             npz,
-            maps,
-            labels,
+            atlas,
             *figure["connectome"],
             estimate=estimate,
             subject=subject,
@@ -296,7 +308,7 @@ def run_plot_group_figures(
         )
         run_plot_matrices(
             npz,
-            labels,
+            atlas,
             figure["covariance"],
             figure["sparsity"],
             figure["precision"],

@@ -7,15 +7,14 @@ One function per rule, paths in, files out (called by the rules' adapters,
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from sparseconn import __version__
-from sparseconn.atlas import load_atlas
 from sparseconn.confounds import HighVarianceCollector, high_variance_table
 from sparseconn.io import (
     PathLike,
@@ -25,6 +24,7 @@ from sparseconn.io import (
     write_json,
     write_tsv,
 )
+from sparseconn.regions import AtlasSpec
 from sparseconn.signals import CleaningSettings
 from sparseconn.subjects import resolve_t_r_with_source
 
@@ -98,17 +98,29 @@ def quality_fields(
     }
 
 
+def _specs(atlases: Sequence[AtlasSpec | Mapping[str, Any]]) -> list[AtlasSpec]:
+    """Atlases given as specs or as rule params."""
+    return [
+        atlas if isinstance(atlas, AtlasSpec) else AtlasSpec.from_param(atlas)
+        for atlas in atlases
+    ]
+
+
+def _check_outputs(atlases: Sequence[AtlasSpec], **outputs: Sequence[Any]) -> None:
+    for name, files in outputs.items():
+        if len(files) != len(atlases):
+            raise ValueError(f"{len(files)} {name} for {len(atlases)} atlases")
+
+
 def run_extract_timeseries(
     func: PathLike,
-    maps: PathLike,
-    labels: PathLike | None,
+    atlases: Sequence[AtlasSpec | Mapping[str, Any]],
     confounds: Sequence[PathLike],
-    out_tsv: PathLike,
-    out_json: PathLike,
+    out_tsvs: Sequence[PathLike],
+    out_jsons: Sequence[PathLike],
     out_high_variance: PathLike,
     *,
     subject: str,
-    atlas_name: str,
     sheet_t_r: float | None = None,
     config_t_r: float | None = None,
     cleaning: CleaningSettings | None = None,
@@ -116,33 +128,43 @@ def run_extract_timeseries(
     n_high_variance_confounds: int = 5,
     high_variance_percentile: float = 2.0,
 ) -> None:
-    """Extract and clean one signal per atlas map; write the TSV and its JSON sidecar.
+    """Extract and clean every atlas's region signals; write each TSV and sidecar.
 
-    One streamed decompression of ``func`` gives both its high-variance confounds
+    One streamed decompression of ``func`` gives its high-variance confounds
     (written to ``out_high_variance``, see
-    :class:`sparseconn.confounds.HighVarianceCollector`) and the region signals.
-    Regressed out: the high-variance confounds, then every column of the tables
-    ``confounds`` (header row, one row per volume: the subject's confounds
-    file). The repetition time comes from ``sheet_t_r``, else
+    :class:`sparseconn.confounds.HighVarianceCollector`) and the region signals
+    of every atlas (``out_tsvs`` and ``out_jsons`` in ``atlases``'s order).
+    Regressed out of each: the high-variance confounds, then every column of
+    the tables ``confounds`` (header row, one row per volume: the subject's
+    confounds file). The repetition time comes from ``sheet_t_r``, else
     ``config_t_r``, else the NIfTI header; a disagreement is an error. Constant
     volumes (dropouts) are censored; a scan left with fewer than the
     ``cleaning`` settings' ``min_kept_fraction`` of its volumes, or whose cleaning
     leaves fewer than ``min_degrees_of_freedom``, is an error.
     """
-    from sparseconn.signals import clean_scan, extract_map_signals
+    from sparseconn import regions
+    from sparseconn.signals import clean_scan, extract_signals
 
+    specs = _specs(atlases)
+    _check_outputs(specs, time_series=out_tsvs, sidecars=out_jsons)
     settings = cleaning or CleaningSettings()
     info = read_func_info(func)
     t_r, t_r_source = resolve_t_r_with_source(
         func, info.t_r, sheet_t_r, config_t_r, unitless_header_t_r=info.unitless_t_r
     )
     file_tables = [read_confounds(path, info.n_volumes) for path in confounds]
-    atlas = load_atlas(maps, labels)
+    loaded = [regions.load(spec) for spec in specs]
     collector = HighVarianceCollector(
         info, n_high_variance_confounds, high_variance_percentile
     )
-    signals, coverage, constant = extract_map_signals(
-        info, atlas, on_chunk=collector.add
+    extracted = extract_signals(
+        info, regions.extractors_for(info, loaded), on_chunk=collector.add
+    )
+    logger.info(
+        "%s: one streamed pass, region signals of %d atlas(es): %s",
+        func,
+        len(loaded),
+        ", ".join(spec.name for spec in specs),
     )
     # Regressed as written in their file, so that the file reproduces the result.
     high_variance = as_written(high_variance_table(collector.confounds()))
@@ -151,62 +173,65 @@ def run_extract_timeseries(
     confound_matrix = (
         np.hstack([table.to_numpy() for table in tables]) if tables else None
     )
-    scan = clean_scan(
-        signals,
-        constant,
-        confound_matrix,
-        t_r,
-        settings,
-        source=str(func),
-        remedy="exclude the subject (subjects sheet column exclude) or regress "
-        "fewer confounds",
-    )
-    cleaned = scan.cleaned
-    warnings = scan.warnings
     confound_names = [name for table in tables for name in table.columns]
-    quality = quality_fields(cleaned, confound_names, atlas.names, coverage, warnings)
+    outputs = []
+    for atlas, (signals, coverage, constant) in zip(loaded, extracted, strict=True):
+        scan = clean_scan(
+            signals,
+            constant,
+            confound_matrix,
+            t_r,
+            settings,
+            source=str(func),
+            remedy="exclude the subject (subjects sheet column exclude) or regress "
+            "fewer confounds",
+        )
+        cleaned = scan.cleaned
+        quality = quality_fields(
+            cleaned, confound_names, atlas.names, coverage, scan.warnings
+        )
+        sidecar = {
+            "RepetitionTime": t_r,
+            "RepetitionTimeSource": t_r_source,
+            "NumberOfVolumes": info.n_volumes,
+            "Subject": subject,
+            "Atlas": atlas.spec.name,
+            "Regions": atlas.names,
+            "RegionsOutsideFieldOfView": quality.pop("RegionsOutsideFieldOfView"),
+            "Sources": source_uris([func, *atlas.spec.files], links),
+            "Confounds": {
+                uri: list(table.columns)
+                for uri, table in zip(
+                    source_uris(confound_files, links), tables, strict=True
+                )
+            },
+            "Extraction": {"Method": atlas.method},
+            "Cleaning": settings.sidecar(),
+            **quality,
+            "SoftwareVersion": f"sparseconn {__version__}",
+        }
+        if scan.censored:
+            sidecar["NumberOfVolumesKept"] = int(scan.kept.size)
+            sidecar["CensoredVolumes"] = scan.censored
+            sidecar["CensoringReasons"] = scan.reasons
+        outputs.append((pd.DataFrame(cleaned.signals, columns=atlas.names), sidecar))
+    # Written once every atlas is done: a failure leaves no file of this scan.
     write_tsv(high_variance, out_high_variance)
-    write_tsv(pd.DataFrame(cleaned.signals, columns=atlas.names), out_tsv)
-    sidecar = {
-        "RepetitionTime": t_r,
-        "RepetitionTimeSource": t_r_source,
-        "NumberOfVolumes": info.n_volumes,
-        "Subject": subject,
-        "Atlas": atlas_name,
-        "Regions": atlas.names,
-        "RegionsOutsideFieldOfView": quality.pop("RegionsOutsideFieldOfView"),
-        "Sources": source_uris([func, maps, *([labels] if labels else [])], links),
-        "Confounds": {
-            uri: list(table.columns)
-            for uri, table in zip(
-                source_uris(confound_files, links), tables, strict=True
-            )
-        },
-        "Extraction": {
-            "Method": "least squares on maps, func resampled to the maps grid "
-            "(cubic spline, clipped to the data range)",
-        },
-        "Cleaning": settings.sidecar(),
-        **quality,
-        "SoftwareVersion": f"sparseconn {__version__}",
-    }
-    if scan.censored:
-        sidecar["NumberOfVolumesKept"] = int(scan.kept.size)
-        sidecar["CensoredVolumes"] = scan.censored
-        sidecar["CensoringReasons"] = scan.reasons
-    write_json(sidecar, Path(out_json))
+    for (table, sidecar), out_tsv, out_json in zip(
+        outputs, out_tsvs, out_jsons, strict=True
+    ):
+        write_tsv(table, out_tsv)
+        write_json(sidecar, Path(out_json))
 
 
 def run_fmriprep_timeseries(
     bold: PathLike,
     confounds: PathLike,
-    maps: PathLike,
-    labels: PathLike | None,
-    out_tsv: PathLike,
-    out_json: PathLike,
+    atlases: Sequence[AtlasSpec | Mapping[str, Any]],
+    out_tsvs: Sequence[PathLike],
+    out_jsons: Sequence[PathLike],
     *,
     scan: str,
-    atlas_name: str,
     strategy: str,
     confound_columns: Sequence[str] = (),
     t_r: float | None = None,
@@ -217,20 +242,23 @@ def run_fmriprep_timeseries(
 ) -> None:
     """One fMRIPrep run: denoise by ``strategy``, censor, extract and clean.
 
-    Writes the kept volumes' cleaned signals (header = region names, one row per
-    kept volume) and the JSON sidecar: repetition time, strategy and its
-    parameters, censored volumes (number, indices, why), sources, cleaning,
-    degrees of freedom, warnings, and ``ExcludedFromGroup``: why the run is left
-    out of the group stage (too much censoring, too few degrees of freedom), or
-    null. Excluded runs are written too, so that they can be inspected.
+    One read of ``bold`` for every atlas; per atlas (``out_tsvs``, ``out_jsons``
+    in ``atlases``'s order) writes the kept volumes' cleaned signals (header =
+    region names, one row per kept volume) and the JSON sidecar: repetition
+    time, strategy and its parameters, censored volumes (number, indices, why),
+    sources, cleaning, degrees of freedom, warnings, and ``ExcludedFromGroup``:
+    why the run is left out of the group stage (too much censoring, too few
+    degrees of freedom), or null. Excluded runs are written too, so that they
+    can be inspected.
     """
-    from sparseconn.fmriprep import clean_scan_signals
+    from sparseconn.fmriprep import clean_scan_atlases
 
-    result = clean_scan_signals(
+    specs = _specs(atlases)
+    _check_outputs(specs, time_series=out_tsvs, sidecars=out_jsons)
+    results = clean_scan_atlases(
         bold,
-        maps,
+        specs,
         confounds,
-        labels=labels,
         strategy=strategy,
         confound_columns=confound_columns,
         t_r=t_r,
@@ -238,42 +266,46 @@ def run_fmriprep_timeseries(
         n_high_variance_confounds=n_high_variance_confounds,
         high_variance_percentile=high_variance_percentile,
     )
-    write_tsv(pd.DataFrame(result.signals, columns=result.regions), out_tsv)
-    quality = quality_fields(
-        result.cleaning,
-        result.confound_names,
-        result.regions,
-        result.coverage,
-        result.warnings,
-    )
-    sidecar = {
-        "RepetitionTime": result.t_r,
-        "RepetitionTimeSource": result.t_r_source,
-        "NumberOfVolumes": result.n_volumes,
-        "NumberOfVolumesKept": result.n_kept,
-        "NumberOfVolumesCensored": len(result.censored),
-        "CensoredVolumes": [int(i) for i in result.censored],
-        "CensoringReasons": {
-            key: [int(i) for i in value] for key, value in result.outliers.items()
-        },
-        "Scan": scan,
-        "Atlas": atlas_name,
-        "Regions": result.regions,
-        "RegionsOutsideFieldOfView": quality.pop("RegionsOutsideFieldOfView"),
-        "DenoiseStrategy": result.denoising.parameters,
-        "Confounds": result.confound_names,
-        "Sources": source_uris(
-            [bold, confounds, maps, *([labels] if labels else [])], links
-        ),
-        "Cleaning": result.settings.sidecar(),
-        **quality,
-        "ExcludedFromGroup": result.excluded,
-        "SoftwareVersion": f"sparseconn {__version__}",
-    }
-    if not result.censoring_applied:
-        sidecar["CensoringApplied"] = False
-        sidecar["Warnings"].append(
-            "left out of the group stage; its kept volumes are too few to clean, "
-            "so every volume is written uncensored, for inspection only"
+    outputs = []
+    for spec, result in zip(specs, results, strict=True):
+        quality = quality_fields(
+            result.cleaning,
+            result.confound_names,
+            result.regions,
+            result.coverage,
+            result.warnings,
         )
-    write_json(sidecar, Path(out_json))
+        sidecar = {
+            "RepetitionTime": result.t_r,
+            "RepetitionTimeSource": result.t_r_source,
+            "NumberOfVolumes": result.n_volumes,
+            "NumberOfVolumesKept": result.n_kept,
+            "NumberOfVolumesCensored": len(result.censored),
+            "CensoredVolumes": [int(i) for i in result.censored],
+            "CensoringReasons": {
+                key: [int(i) for i in value] for key, value in result.outliers.items()
+            },
+            "Scan": scan,
+            "Atlas": spec.name,
+            "Regions": result.regions,
+            "RegionsOutsideFieldOfView": quality.pop("RegionsOutsideFieldOfView"),
+            "DenoiseStrategy": result.denoising.parameters,
+            "Confounds": result.confound_names,
+            "Sources": source_uris([bold, confounds, *spec.files], links),
+            "Cleaning": result.settings.sidecar(),
+            **quality,
+            "ExcludedFromGroup": result.excluded,
+            "SoftwareVersion": f"sparseconn {__version__}",
+        }
+        if not result.censoring_applied:
+            sidecar["CensoringApplied"] = False
+            sidecar["Warnings"].append(
+                "left out of the group stage; its kept volumes are too few to "
+                "clean, so every volume is written uncensored, for inspection only"
+            )
+        outputs.append((pd.DataFrame(result.signals, columns=result.regions), sidecar))
+    for (table, sidecar), out_tsv, out_json in zip(
+        outputs, out_tsvs, out_jsons, strict=True
+    ):
+        write_tsv(table, out_tsv)
+        write_json(sidecar, Path(out_json))

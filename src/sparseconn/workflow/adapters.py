@@ -196,6 +196,8 @@ def synthetic_atlas(
         output.maps,
         output.labels,
         output.truth,
+        dseg_path=output.dseg,
+        dseg_table_path=output.dseg_table,
         n_regions=params.n_regions,
         seed=params.seed,
         log=log[0],
@@ -249,14 +251,13 @@ def extract_timeseries(
     run_job(
         run_extract_timeseries,
         input.func,
-        input.maps,
-        first_or_none(input.labels),
+        list(params.atlases),
         as_list(input.confounds),
-        output.tsv,
-        output.json,
+        as_list(output.tsv),
+        as_list(output.json),
         output.high_variance_confounds,
         subject=wildcards.subject,
-        **task_params(params, drop=("code", "cleaning")),
+        **task_params(params, drop=("code", "cleaning", "atlases")),
         cleaning=CleaningSettings(**params.cleaning),
         log=log[0],
     )
@@ -279,12 +280,10 @@ def fmriprep_timeseries(
         run_fmriprep_timeseries,
         input.bold,
         input.confounds,
-        input.maps,
-        first_or_none(input.labels),
-        output.tsv,
-        output.json,
+        list(params.atlases),
+        as_list(output.tsv),
+        as_list(output.json),
         scan=params.scan,
-        atlas_name=params.atlas_name,
         strategy=params.strategy,
         confound_columns=list(params.confound_columns),
         t_r=params.t_r,
@@ -403,10 +402,10 @@ def plot_group_figures(
     """Rule ``plot_group_figures``: every group-level figure of every estimate.
 
     Inputs ``npz`` (one group ``.npz`` per estimate of params ``estimates``),
-    ``maps``, ``labels``; outputs per figure kind (``connectome``,
-    ``covariance``, ``sparsity``, ``precision``, ``cv``) the PNGs, one per
-    estimate in the same order, and ``<kind>_svg`` their SVG copies (empty
-    when no SVG is wanted).
+    ``atlas`` (its files; params ``atlas`` describes it); outputs per figure
+    kind (``connectome``, ``covariance``, ``sparsity``, ``precision``, ``cv``)
+    the PNGs, one per estimate in the same order, and ``<kind>_svg`` their SVG
+    copies (empty when no SVG is wanted).
     """
     from sparseconn.steps.figures import GROUP_FIGURE_KINDS, run_plot_group_figures
 
@@ -420,8 +419,7 @@ def plot_group_figures(
     run_job(
         run_plot_group_figures,
         as_list(input.npz),
-        input.maps,
-        first_or_none(input.labels),
+        dict(params.atlas),
         files,
         estimates=estimates,
         subject=params.subject,

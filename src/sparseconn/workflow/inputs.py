@@ -29,22 +29,14 @@ import yaml
 
 from sparseconn import fetch
 from sparseconn.errors import InputError
+from sparseconn.regions import AtlasSpec
 from sparseconn.signals import CleaningSettings
 from sparseconn.subjects import Subject, check_subject_id, match_label
-from sparseconn.workflow.paths import Paths
+from sparseconn.workflow.paths import Paths, fill
 
 #: Validates the subjects sheet's rows (a DataFrame) against its schema; given by
 #: the workflow (Snakemake's ``validate``), raising InputError naming the sheet.
 SheetValidator = Callable[[Any, str, Sequence[str]], None]
-
-
-@dataclass(frozen=True)
-class AtlasFiles:
-    """The atlas of the run: 4D maps, labels table (or None) and BIDS label."""
-
-    maps: str
-    labels: str | None
-    name: str
 
 
 @dataclass(frozen=True)
@@ -114,7 +106,9 @@ class RunInputs:
     source : str
         Names the config in error messages.
     paths : Paths
-    atlas : AtlasFiles
+        File names; ``{atlas}`` is a wildcard in every per-atlas one.
+    atlases : tuple of AtlasSpec
+        The run's atlases, in config order (names unique).
     adhd : AdhdSources
     subjects : tuple of str
         Subjects of the per-subject rules, sorted (none for dataset fmriprep,
@@ -132,7 +126,7 @@ class RunInputs:
     config: Mapping[str, Any]
     source: str
     paths: Paths
-    atlas: AtlasFiles
+    atlases: tuple[AtlasSpec, ...]
     adhd: AdhdSources
     subjects: tuple[str, ...]
     group_units: tuple[str, ...]
@@ -157,15 +151,14 @@ class RunInputs:
         cls,
         common: dict[str, Any],
         paths: Paths,
-        atlas: Mapping[str, str],
-        name: str,
+        atlases: tuple[AtlasSpec, ...],
         subjects: tuple[str, ...],
     ) -> RunInputs:
         """Inputs whose every subject enters the group stage (files we make)."""
         inputs = cls(
             **common,
             paths=paths,
-            atlas=AtlasFiles(atlas["maps"], atlas["labels"], name),
+            atlases=atlases,
             subjects=subjects,
             group_units=subjects,
             excluded=MappingProxyType({}),
@@ -190,6 +183,44 @@ class RunInputs:
             "source": source,
             "adhd": adhd,
         }
+
+    # ------------------------------------------------------------------ atlases
+    @property
+    def atlas_names(self) -> list[str]:
+        """The atlases' names, in config order (the ``{atlas}`` wildcard's values)."""
+        return [atlas.name for atlas in self.atlases]
+
+    def atlas_named(self, name: str) -> AtlasSpec:
+        """The atlas called ``name``."""
+        return next(atlas for atlas in self.atlases if atlas.name == name)
+
+    @property
+    def truth_atlases(self) -> list[str]:
+        """Atlases whose regions are the generated ones (their truth is known).
+
+        The synthetic dataset's own atlas and its parcellation; none for other
+        datasets.
+        """
+        if not self.has_ground_truth:
+            return []
+        generated = {
+            os.path.normpath(path) for path in self.paths.synthetic_atlas.values()
+        }
+        return [
+            atlas.name
+            for atlas in self.atlases
+            if os.path.normpath(atlas.image) in generated
+        ]
+
+    @property
+    def atlas_files(self) -> list[str]:
+        """Every atlas's image and table (inputs of the per-scan rules)."""
+        return [path for atlas in self.atlases for path in atlas.files]
+
+    @property
+    def atlas_params(self) -> list[dict[str, Any]]:
+        """Every atlas as a rule param, in the per-scan rules' output order."""
+        return [atlas.as_param() for atlas in self.atlases]
 
     # -------------------------------------------------------- per-subject rules
     #: Whether the subjects come with their true precision (scored by the science
@@ -260,7 +291,7 @@ class RunInputs:
 
     def unit_timeseries(self, unit: str) -> list[str]:
         """Time-series TSVs of a group element (several runs when concatenated)."""
-        return [self.paths.subject_timeseries().format(subject=unit)]
+        return [fill(self.paths.subject_timeseries(), subject=unit)]
 
     def units_timeseries(self, units: Sequence[str]) -> tuple[list[str], list[int]]:
         """The time series of ``units``, flat, and how many each unit has."""
@@ -269,7 +300,7 @@ class RunInputs:
 
     def unit_relmat(self, unit: str, stat: str, desc: str) -> str:
         """Relmat TSV of a group element (xcp_d layout)."""
-        return self.paths.relmat(stat, desc).format(subject=unit)
+        return fill(self.paths.relmat(stat, desc), subject=unit)
 
     # -------------------------------------------------------- every scan, QC
     @property
@@ -281,7 +312,7 @@ class RunInputs:
     def scan_sidecars(self) -> list[str]:
         """Time-series sidecar of each of :attr:`scan_names`, in the same order."""
         pattern = self.paths.subject_timeseries("json")
-        return [pattern.format(subject=subject) for subject in self.subjects]
+        return [fill(pattern, subject=subject) for subject in self.subjects]
 
     @property
     def targets(self) -> list[str]:
@@ -301,14 +332,18 @@ class RunInputs:
         data's folder by dataset kind, and ``atlas`` for an atlas outside it.
         """
         links = {"": self.paths.results, **self._source_links()}
-        atlas = os.path.dirname(os.path.abspath(self.atlas.maps))
-        if not any(
-            atlas == os.path.abspath(folder)
-            or atlas.startswith(os.path.abspath(folder) + os.sep)
-            for name, folder in links.items()
-            if name
-        ):
-            links["atlas"] = os.path.dirname(self.atlas.maps) or "."
+        data_folders = [
+            os.path.abspath(folder) for name, folder in links.items() if name
+        ]
+        for atlas in self.atlases:
+            folder = os.path.dirname(os.path.abspath(atlas.image))
+            if any(
+                folder == data or folder.startswith(data + os.sep)
+                for data in data_folders
+            ):
+                continue
+            key = "atlas" if len(self.atlases) == 1 else f"atlas-{atlas.name}"
+            links[key] = os.path.dirname(atlas.image) or "."
         return links
 
     @property
@@ -335,19 +370,160 @@ class RunInputs:
         return label
 
 
-def _atlas_from_config(config: Mapping[str, Any], source: str, kind: str) -> AtlasFiles:
-    """The user's atlas (config ``atlas_maps``, ``atlas_labels``, ``atlas_name``)."""
-    maps, labels = config["atlas_maps"], config["atlas_labels"]
-    if maps is None:
+def resolve_atlases(
+    config: Mapping[str, Any],
+    source: str,
+    kind: str,
+    default: AtlasSpec | None,
+    generated: Sequence[str] = (),
+) -> tuple[AtlasSpec, ...]:
+    """The run's atlases: config ``atlases``, else the single-atlas keys.
+
+    ``default`` is the dataset's own atlas (None: the dataset has none), used
+    when nothing names another and by ``atlases`` items with neither ``image``
+    nor ``templateflow``; ``generated`` lists files the workflow makes (they
+    need not exist yet).
+
+    Raises
+    ------
+    InputError
+        Naming the config: both ways of giving atlases, two atlases of one name,
+        a missing file, no atlas where the dataset has none, or a TemplateFlow
+        atlas not found (naming the folder).
+    """
+    items = list(config.get("atlases") or [])
+    single = [
+        key
+        for key in ("atlas_maps", "atlas_labels", "atlas_name")
+        if config.get(key) is not None
+    ]
+    if items and single:
         raise InputError(
             source,
-            f"atlas_maps is required with dataset {kind!r} (a 4D NIfTI image of "
-            "probabilistic maps)",
+            f"atlases and {', '.join(single)} are both given: list every atlas "
+            "under atlases",
         )
-    for key, value in (("atlas_maps", maps), ("atlas_labels", labels)):
-        if value is not None and not os.path.isfile(value):
-            raise InputError(source, f"{key} file {value!r} does not exist")
-    return AtlasFiles(maps, labels, config["atlas_name"] or "custom")
+    made = {os.path.normpath(path) for path in generated}
+
+    def check_file(key: str, path: str | None) -> None:
+        if path is not None and os.path.normpath(path) not in made:
+            if not os.path.isfile(path):
+                raise InputError(source, f"{key} file {path!r} does not exist")
+
+    if not items:
+        maps = config.get("atlas_maps")
+        if maps is None:
+            if default is None:
+                raise InputError(
+                    source,
+                    f"atlas_maps is required with dataset {kind!r} (or atlases): a "
+                    "NIfTI image of probabilistic maps (4D) or region labels (3D)",
+                )
+            name = config.get("atlas_name") or default.name
+            return (dataclasses.replace(default, name=name),)
+        check_file("atlas_maps", maps)
+        check_file("atlas_labels", config.get("atlas_labels"))
+        spec = AtlasSpec(
+            config.get("atlas_name") or "custom",
+            maps,
+            config.get("atlas_labels"),
+            config.get("atlas_kind", "auto"),
+        )
+        return (spec,)
+
+    atlases: list[AtlasSpec] = []
+    for position, item in enumerate(items, 1):
+        name = item["name"]
+        where = f"atlases item {position} ({name})"
+        if name in {atlas.name for atlas in atlases}:
+            raise InputError(
+                source, f"atlases: two atlases are named {name}; names must differ"
+            )
+        forced = item.get("kind", "auto")
+        target = item.get("resampling_target")
+        if "templateflow" in item:
+            if "image" in item or "labels" in item:
+                raise InputError(
+                    source, f"{where}: give templateflow or image/labels, not both"
+                )
+            found = _templateflow_atlas(config, source, item["templateflow"], forced)
+            spec = AtlasSpec(
+                name,
+                str(found.image_path),
+                None if found.table_path is None else str(found.table_path),
+                forced if forced != "auto" else found.kind,
+                target,
+            )
+        elif "image" in item:
+            check_file(f"{where}: image", item["image"])
+            check_file(f"{where}: labels", item.get("labels"))
+            spec = AtlasSpec(name, item["image"], item.get("labels"), forced, target)
+        else:
+            if default is None:
+                raise InputError(
+                    source,
+                    f"{where}: give image or templateflow (dataset {kind!r} has no "
+                    "atlas of its own)",
+                )
+            if "labels" in item:
+                raise InputError(source, f"{where}: labels without image")
+            spec = dataclasses.replace(
+                default,
+                name=name,
+                kind=forced if forced != "auto" else default.kind,
+                resampling_target=target,
+            )
+        atlases.append(spec)
+    return tuple(atlases)
+
+
+def _templateflow_home(config: Mapping[str, Any]) -> str:
+    """Config ``templateflow_home``, else ``$TEMPLATEFLOW_HOME``, else the default."""
+    return (
+        config.get("templateflow_home")
+        or os.environ.get("TEMPLATEFLOW_HOME")
+        or os.path.join(os.path.expanduser("~"), ".cache", "templateflow")
+    )
+
+
+def _templateflow_atlas(
+    config: Mapping[str, Any], source: str, query: Mapping[str, Any], kind: str
+) -> Any:
+    """The TemplateFlow atlas ``query`` names (an InputError naming the folder)."""
+    from sparseconn.templateflow import find_templateflow_atlas
+
+    return find_templateflow_atlas(
+        _templateflow_home(config),
+        query["template"],
+        query["atlas"],
+        res=query.get("res"),
+        desc=query.get("desc"),
+        kind=None if kind == "auto" else kind,
+    )
+
+
+def atlas_spaces(config: Mapping[str, Any]) -> dict[str, str | None]:
+    """Each ``atlases`` item's declared template space (None: undeclared)."""
+    spaces: dict[str, str | None] = {}
+    for item in config.get("atlases") or []:
+        declared = item.get("space")
+        if declared is None and "templateflow" in item:
+            declared = item["templateflow"]["template"]
+        spaces[item["name"]] = declared
+    return spaces
+
+
+def _msdl(paths: Paths) -> AtlasSpec:
+    """The MSDL atlas (downloaded): datasets adhd's and fmriprep's own."""
+    files = paths.adhd_atlas
+    return AtlasSpec("MSDL", files["maps"], files["labels"], "maps")
+
+
+def _item(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The ``atlases`` item called ``name`` ({} when atlases is not used)."""
+    return next(
+        (item for item in config.get("atlases") or [] if item["name"] == name), {}
+    )
 
 
 def _with_plot_unit(inputs: RunInputs) -> RunInputs:
@@ -370,15 +546,18 @@ class SyntheticInputs(RunInputs):
         from sparseconn.synthetic import subject_ids
 
         common = cls._common(config, source, basedir, cls.kind)
-        name = config["atlas_name"] or "synthetic"
-        paths = Paths.from_config(config, name)
-        atlas = paths.synthetic_atlas
+        paths = Paths.from_config(config)
+        generated = paths.synthetic_atlas
+        own = AtlasSpec("synthetic", generated["maps"], generated["labels"], "maps")
+        atlases = resolve_atlases(
+            config, source, cls.kind, own, generated=list(generated.values())
+        )
         subjects = tuple(
             sorted(
                 check_subject_id(s, source) for s in subject_ids(config["n_subjects"])
             )
         )
-        return cls._every_subject(common, paths, atlas, name, subjects)
+        return cls._every_subject(common, paths, atlases, subjects)
 
     def func(self, subject: str) -> str:
         return self.paths.synthetic_subject["func"].format(subject=subject)
@@ -402,15 +581,16 @@ class AdhdInputs(RunInputs):
     @classmethod
     def build(cls, config, *, source, basedir, validate_sheet=None):
         common = cls._common(config, source, basedir, cls.kind)
-        name = config["atlas_name"] or "MSDL"
-        paths = Paths.from_config(config, name)
+        paths = Paths.from_config(config)
+        atlases = resolve_atlases(
+            config, source, cls.kind, _msdl(paths), generated=_msdl(paths).files
+        )
         try:
             ids = fetch.adhd_subjects(config["n_subjects"])
         except ValueError as error:
             raise InputError(source, str(error)) from None
         subjects = tuple(sorted(check_subject_id(s, source) for s in ids))
-        atlas = paths.adhd_atlas
-        return cls._every_subject(common, paths, atlas, name, subjects)
+        return cls._every_subject(common, paths, atlases, subjects)
 
     def func(self, subject: str) -> str:
         return self.paths.adhd_subject["func"].format(subject=subject)
@@ -483,8 +663,8 @@ class SheetInputs(RunInputs):
         from sparseconn.subjects import read_subjects_sheet
 
         common = cls._common(config, source, basedir, cls.kind)
-        atlas = _atlas_from_config(config, source, cls.kind)
-        paths = Paths.from_config(config, atlas.name)
+        paths = Paths.from_config(config)
+        atlases = resolve_atlases(config, source, cls.kind, None)
         sheet = config["subjects_sheet"]
         rows = read_subjects_sheet(sheet)
         if validate_sheet is not None:
@@ -510,7 +690,7 @@ class SheetInputs(RunInputs):
         inputs = cls(
             **common,
             paths=paths,
-            atlas=atlas,
+            atlases=atlases,
             subjects=subjects,
             group_units=tuple(s for s in subjects if s not in excluded),
             excluded=MappingProxyType(
@@ -567,21 +747,27 @@ class FmriprepInputs(RunInputs):
         from sparseconn.io import read_func_info
 
         common = cls._common(config, source, basedir, cls.kind)
-        if config["atlas_maps"]:
-            atlas = _atlas_from_config(config, source, cls.kind)
-        else:
-            name = config["atlas_name"] or "MSDL"
-            msdl = Paths.from_config(config, name).adhd_atlas
-            atlas = AtlasFiles(msdl["maps"], msdl["labels"], name)
-        paths = Paths.from_config(config, atlas.name)
+        paths = Paths.from_config(config)
+        msdl = _msdl(paths)
+        atlases = resolve_atlases(config, source, cls.kind, msdl, generated=msdl.files)
         if not config["fmriprep_dir"]:
             raise InputError(source, "fmriprep_dir is required with dataset 'fmriprep'")
-        check_atlas_space(
-            config["space"],
-            config["atlas_space"],
-            own_atlas=bool(config["atlas_maps"]),
-            source=source,
-        )
+        declared = atlas_spaces(config)
+        for atlas in atlases:
+            own = atlas.image != msdl.image
+            space = declared.get(atlas.name) or config["atlas_space"]
+            if own and "templateflow" in _item(config, atlas.name):
+                from sparseconn.templateflow import template_matches_space
+
+                if not template_matches_space(space, config["space"]):
+                    raise InputError(
+                        source,
+                        f"atlas {atlas.name} is in template {space} "
+                        f"({atlas.image}) but the runs are in space "
+                        f"{config['space']}: choose the atlas of that template",
+                    )
+                continue
+            check_atlas_space(config["space"], space, own_atlas=own, source=source)
         found = fmriprep.find_scans(
             config["fmriprep_dir"],
             participant_label=config["participant_label"] or None,
@@ -656,7 +842,7 @@ class FmriprepInputs(RunInputs):
         inputs = cls(
             **common,
             paths=paths,
-            atlas=atlas,
+            atlases=atlases,
             subjects=(),
             group_units=tuple(sorted(unit_scans)),
             excluded=MappingProxyType(excluded),
@@ -714,7 +900,7 @@ class FmriprepInputs(RunInputs):
 
     def unit_relmat(self, unit: str, stat: str, desc: str) -> str:
         return self.paths.scan_file(
-            unit, "relmat.tsv", atlas=self.atlas.name, stat=stat, desc=desc
+            unit, "relmat.tsv", atlas=self.paths.atlas, stat=stat, desc=desc
         )
 
     @property

@@ -21,16 +21,36 @@ ESTIMATES = ("groupsparse", "graphlasso")
 MATRIX_KINDS = ("covariance", "sparsity", "precision")
 
 
+#: The wildcard of every per-atlas file name.
+ATLAS_WILDCARD = "{atlas}"
+
+
+def fill(pattern: str, **values: str) -> str:
+    """``pattern`` with the wildcards named in ``values`` replaced, the others kept.
+
+    ``fill("sub-{subject}_atlas-{atlas}", subject="01")`` is
+    ``"sub-01_atlas-{atlas}"`` (``str.format`` would need every wildcard).
+    """
+    for key, value in values.items():
+        pattern = pattern.replace(f"{{{key}}}", value)
+    return pattern
+
+
 @dataclass(frozen=True)
 class Paths:
-    """The run's file names, from the config's folders and the atlas's name."""
+    """The run's file names, from the config's folders.
+
+    ``atlas`` is the ``atlas-`` entity of every per-atlas name: the
+    :data:`ATLAS_WILDCARD` in the rules (one job per atlas, or a list expanded
+    over the atlases), or an atlas's name.
+    """
 
     results: str
     resources: str
-    atlas: str
+    atlas: str = ATLAS_WILDCARD
 
     @classmethod
-    def from_config(cls, config: dict, atlas: str) -> Paths:
+    def from_config(cls, config: dict, atlas: str = ATLAS_WILDCARD) -> Paths:
         """``results_dir`` and ``resources_dir`` of ``config``, normalised."""
         return cls(
             os.path.normpath(config["results_dir"]),
@@ -100,14 +120,27 @@ class Paths:
         return self.scan_file(name, f"timeseries.{ext}", atlas=self.atlas)
 
     def timeseries_stem(self, name: str) -> str:
-        """File name without suffix of a run's time series (the rule's wildcard)."""
-        return output_name(name, "", atlas=self.atlas)
+        """A run's time-series name without its suffix and atlas: the rule's key.
 
-    @property
-    def scan_timeseries_pattern(self) -> dict[str, str]:
-        """Outputs of rule fmriprep_timeseries: ``{folder}`` and ``{stem}`` patterns."""
+        The entities before ``atlas`` and those after it, joined by ``|``: the
+        wildcards ``{stem}`` and ``{post}`` of :meth:`scan_timeseries_pattern`.
+        """
+        marker = "ATLASMARK"
+        before, after = output_name(name, "", atlas=marker).split(f"_atlas-{marker}")
+        return f"{before}|{after}"
+
+    def scan_timeseries_pattern(self, atlases: list[str]) -> dict[str, list[str]]:
+        """Outputs of rule fmriprep_timeseries: each atlas's TSV and JSON.
+
+        ``{folder}``, ``{stem}`` (the entities before ``atlas``) and ``{post}``
+        (those after it: ``_res-2``, or empty) are wildcards.
+        """
         return {
-            ext: f"{self.results}/{{folder}}/func/{{stem}}_timeseries.{ext}"
+            ext: [
+                f"{self.results}/{{folder}}/func/{{stem}}_atlas-{atlas}{{post}}"
+                f"_timeseries.{ext}"
+                for atlas in atlases
+            ]
             for ext in ("tsv", "json")
         }
 
@@ -177,6 +210,8 @@ class Paths:
             "maps": f"{self.synthetic}/atlas_maps.nii.gz",
             "labels": f"{self.synthetic}/atlas_labels.csv",
             "truth": f"{self.synthetic}/atlas_truth.npz",
+            "dseg": f"{self.synthetic}/atlas_dseg.nii.gz",
+            "dseg_table": f"{self.synthetic}/atlas_dseg.tsv",
         }
 
     @property
