@@ -86,6 +86,7 @@ rule all:
             ext=["tsv", "json"],
             atlas=ATLASES,
         ),
+        expand(PATHS.subject_regions, subject=SUBJECTS, atlas=ATLASES),
         expand(rules.group_sparse_covariance.output, atlas=ATLASES),
         expand(rules.graph_lasso.output, atlas=ATLASES),
         expand(
@@ -96,6 +97,7 @@ rule all:
         ),
         expand(INPUTS.targets, atlas=ATLASES),
         expand(rules.scan_qc.output, atlas=ATLASES),
+        expand(rules.group_regions.output, atlas=ATLASES),
         FIGURE_FILES,
         (
             expand(rules.model_comparison.output, atlas=ATLASES)

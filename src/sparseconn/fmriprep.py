@@ -807,6 +807,9 @@ class ScanSignals:
         How it was cleaned.
     t_r_source : str
         Where ``t_r`` came from (see :class:`sparseconn.subjects.RepetitionTime`).
+    region_table : DataFrame or None
+        Which regions the group stage can use, and why not
+        (:func:`sparseconn.regions.scan_region_table`).
     """
 
     signals: np.ndarray | None
@@ -825,6 +828,7 @@ class ScanSignals:
     warnings: list[str] = field(default_factory=list)
     t_r_source: str = ""
     settings: CleaningSettings | None = None
+    region_table: pd.DataFrame | None = None
 
     @property
     def n_kept(self) -> int:
@@ -935,6 +939,7 @@ def clean_scan_atlases(
     cleaning: CleaningSettings | None = None,
     n_high_variance_confounds: int = 5,
     high_variance_percentile: float = 2.0,
+    min_region_coverage: float = 0.5,
 ) -> list[ScanSignals]:
     """Extract and clean the region signals of every atlas of one fMRIPrep scan.
 
@@ -976,6 +981,9 @@ def clean_scan_atlases(
         group before any job ran).
     n_high_variance_confounds, high_variance_percentile
         ``highvariance`` only.
+    min_region_coverage : float
+        Regions less covered by the field of view are unusable
+        (:func:`sparseconn.regions.scan_region_table`).
 
     Returns
     -------
@@ -1062,6 +1070,9 @@ def clean_scan_atlases(
                 censoring_applied=scan.censoring_applied,
                 warnings=scan.warnings,
                 settings=settings,
+                region_table=regions.scan_region_table(
+                    atlas, coverage, signals[scan.kept], min_region_coverage
+                ),
             )
         )
     return results

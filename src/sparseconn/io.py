@@ -422,19 +422,51 @@ def _same_regions(
     return regions
 
 
+def read_region_table(path: PathLike) -> pd.DataFrame:
+    """Read a region table (a scan's or the group's ``desc-coverage_regions.tsv``)."""
+    try:
+        table = pd.read_csv(
+            path, sep="\t", dtype={"name": str, "reason": str}, keep_default_na=False
+        )
+    except (OSError, ValueError) as error:
+        raise InputError(path, f"unreadable region table ({error})") from error
+    for column in ("usable", "kept"):
+        if column in table.columns:
+            table[column] = table[column].astype(str) == "True"
+    return table
+
+
+def group_regions(path: PathLike) -> list[str]:
+    """The regions a group region table keeps, in order."""
+    table = read_region_table(path)
+    return [
+        name for name, kept in zip(table["name"], table["kept"], strict=True) if kept
+    ]
+
+
 def read_unit_timeseries(
     units: Sequence[PathLike | Sequence[PathLike]],
+    regions_table: PathLike | None = None,
 ) -> tuple[list[np.ndarray], list[str]]:
     """Signals of each group element, runs concatenated in time, and the regions.
 
     Each element is a time-series TSV or a list of them (the runs of one subject
     or session, each cleaned on its own, stacked in the given order). All files
-    must have the same regions.
+    must have the same regions. With ``regions_table`` (the group's region
+    table), only the regions it keeps, in its order.
     """
     groups = [[u] if isinstance(u, str | Path) else list(u) for u in units]
     paths = [path for group in groups for path in group]
     tables = [read_timeseries(path) for path in paths]
     regions = _same_regions(tables, paths)
+    if regions_table is not None:
+        table = read_region_table(regions_table)
+        if list(table["name"]) != regions:
+            raise InputError(
+                regions_table, f"other regions than the time series {paths[0]}"
+            )
+        regions = group_regions(regions_table)
+        tables = [frame[regions] for frame in tables]
     arrays, start = [], 0
     for group in groups:
         chunk = tables[start : start + len(group)]

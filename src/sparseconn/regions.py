@@ -208,3 +208,110 @@ def geometry(loaded: LoadedAtlas) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if coords is None:
         coords = label_centres(atlas)
     return coords, atlas.image > 0, atlas.affine
+
+
+# ------------------------------------------------------------ region bookkeeping
+
+#: Columns of a scan's region table (``..._desc-coverage_regions.tsv``).
+SCAN_REGION_COLUMNS = ["index", "name", "coverage", "usable", "reason"]
+#: Columns of the group's region table (``group/atlas-<a>_desc-coverage_regions.tsv``).
+GROUP_REGION_COLUMNS = ["index", "name", "kept", "min_coverage", "reason"]
+
+
+def region_indices(loaded: LoadedAtlas) -> list[int]:
+    """Each region's number in its atlas: the label value, or the map's (from 1)."""
+    if loaded.kind == "labels":
+        return [int(value) for value in loaded.atlas.values]
+    return list(range(1, len(loaded.names) + 1))
+
+
+def scan_region_table(
+    loaded: LoadedAtlas,
+    coverage: np.ndarray,
+    raw_signals: np.ndarray,
+    min_coverage: float,
+) -> pd.DataFrame:
+    """Whether each region of one scan can enter the group stage, and why not.
+
+    A region is unusable when it lies outside the field of view (coverage 0),
+    when less than ``min_coverage`` of it is inside (its signal would stand for
+    another part of the region than in other scans), or when its raw signal is
+    constant over the kept volumes (nothing to correlate: it would be 0 after
+    z-scoring).
+
+    Parameters
+    ----------
+    coverage : ndarray, shape (n_regions,)
+        Fraction of each region (maps: weight; labels: voxels) inside the field
+        of view.
+    raw_signals : ndarray, shape (n_kept_volumes, n_regions)
+        The extracted signals of the kept volumes, before cleaning.
+    min_coverage : float
+        Config ``min_region_coverage``, in [0, 1].
+    """
+    flat = raw_signals.shape[0] > 0 and np.ptp(raw_signals, axis=0) == 0
+    flat = np.broadcast_to(flat, coverage.shape)
+    reasons = []
+    for fraction, constant in zip(coverage, flat, strict=True):
+        if fraction <= 0:
+            reasons.append("outside the field of view")
+        elif fraction < min_coverage:
+            reasons.append(
+                f"{fraction:.0%} in the field of view, below min_region_coverage "
+                f"{min_coverage:.0%}"
+            )
+        elif constant:
+            reasons.append("constant signal")
+        else:
+            reasons.append("")
+    return pd.DataFrame(
+        {
+            "index": region_indices(loaded),
+            "name": loaded.names,
+            "coverage": np.round(np.clip(coverage, 0.0, 1.0), 6),
+            "usable": [not reason for reason in reasons],
+            "reason": reasons,
+        },
+        columns=SCAN_REGION_COLUMNS,
+    )
+
+
+def group_region_table(
+    tables: Sequence[pd.DataFrame], scans: Sequence[str]
+) -> pd.DataFrame:
+    """The regions of the group stage: those usable in every scan of ``scans``.
+
+    ``tables`` are the scans' region tables (:func:`scan_region_table`), in
+    ``scans``'s order, all with the same regions. A dropped region's reason
+    names each scan where it is unusable, and why.
+
+    Raises
+    ------
+    ValueError
+        Tables with different regions, or no table.
+    """
+    if not tables or len(tables) != len(scans):
+        raise ValueError(f"{len(tables)} region tables for {len(scans)} scans")
+    first = tables[0]
+    for scan, table in zip(scans, tables, strict=True):
+        if list(table["name"]) != list(first["name"]):
+            raise ValueError(f"{scan}: other regions than {scans[0]}")
+    reasons = []
+    for row in range(len(first)):
+        problems = [
+            f"{scan}: {table['reason'].iloc[row]}"
+            for scan, table in zip(scans, tables, strict=True)
+            if not table["usable"].iloc[row]
+        ]
+        reasons.append("; ".join(problems))
+    coverage = np.min([table["coverage"].to_numpy() for table in tables], axis=0)
+    return pd.DataFrame(
+        {
+            "index": first["index"].to_numpy(),
+            "name": list(first["name"]),
+            "kept": [not reason for reason in reasons],
+            "min_coverage": coverage,
+            "reason": reasons,
+        },
+        columns=GROUP_REGION_COLUMNS,
+    )

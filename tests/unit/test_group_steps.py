@@ -153,3 +153,26 @@ def test_graph_lasso_makes_scikit_learns_choices(tmp_path, monkeypatch, seed):
     np.testing.assert_allclose(
         ours["precision"], reference["precision"], rtol=0, atol=1e-8 * scale
     )
+
+
+def test_true_precision_over_kept_regions_is_the_marginal_model(tmp_path):
+    """Over a subset of the regions, the truth is inv(covariance subset)."""
+    from sparseconn.steps.science import _true_precision
+
+    rng = np.random.default_rng(3)
+    factor = rng.standard_normal((4, 4))
+    covariance = factor @ factor.T + 4 * np.eye(4)
+    path = tmp_path / "truth.npz"
+    np.savez(
+        path,
+        covariance=covariance,
+        precision=np.linalg.inv(covariance),
+        regions=np.array(["a", "b", "c", "d"]),
+    )
+    np.testing.assert_array_equal(
+        _true_precision(path, ["a", "b", "c", "d"]), np.linalg.inv(covariance)
+    )
+    kept = _true_precision(path, ["a", "c", "d"])
+    np.testing.assert_allclose(
+        kept, np.linalg.inv(covariance[np.ix_([0, 2, 3], [0, 2, 3])]), rtol=1e-12
+    )

@@ -194,8 +194,14 @@ def test_fmriprep_units_exclusions_and_plotted_subject(tree):
         "sub-01/ses-1/func/sub-01_ses-1_task-rest_run-2_space-MNI152NLin2009cAsym"
         "_atlas-{atlas}_res-2_timeseries.tsv"
     )
-    # every run has its time series (excluded ones too), and its QC sidecar
-    assert len(inputs.targets) == 2 * len(inputs.scans) == 10
+    # every run has its time series (excluded ones too), its QC sidecar and its
+    # region table
+    assert len(inputs.targets) == 3 * len(inputs.scans) == 15
+    tables, scans = inputs.group_region_tables()
+    assert scans == [
+        name for unit in inputs.group_units for name in inputs.unit_scans[unit]
+    ]
+    assert tables[0].endswith("_atlas-{atlas}_res-2_desc-coverage_regions.tsv")
     assert inputs.scan_names == list(inputs.scans)
     stem = inputs.paths.timeseries_stem(v21[0])
     assert inputs.scan(stem).name == v21[0]

@@ -194,3 +194,63 @@ def test_label_centres_are_world_centres_of_mass(tmp_path):
     )
     np.testing.assert_array_equal(coords, centres)
     assert mask.sum() == 2 * 2 * 6 * 4 and np.array_equal(affine, AFFINE)
+
+
+def test_scan_region_table_reasons(files):
+    loaded = regions.load(AtlasSpec("L", str(files["labels"])))
+    raw = np.random.default_rng(0).standard_normal((20, 3))
+    raw[:, 2] = 4.0  # constant over the kept volumes
+    table = regions.scan_region_table(loaded, np.array([1.0, 0.3, 0.9]), raw, 0.5)
+    assert list(table.columns) == regions.SCAN_REGION_COLUMNS
+    assert list(table["index"]) == [1, 2, 5]
+    assert list(table["usable"]) == [True, False, False]
+    assert table["reason"].tolist() == [
+        "",
+        "30% in the field of view, below min_region_coverage 50%",
+        "constant signal",
+    ]
+    outside = regions.scan_region_table(loaded, np.array([0.0, 1, 1]), raw, 0.0)
+    assert outside["reason"].iloc[0] == "outside the field of view"
+    assert list(outside["usable"]) == [False, True, False]
+
+
+def test_group_region_table_keeps_regions_usable_everywhere(files):
+    loaded = regions.load(AtlasSpec("L", str(files["labels"])))
+    raw = np.random.default_rng(0).standard_normal((20, 3))
+    good = regions.scan_region_table(loaded, np.ones(3), raw, 0.5)
+    cut = regions.scan_region_table(loaded, np.array([1.0, 0.0, 0.6]), raw, 0.5)
+    table = regions.group_region_table([good, cut, good], ["sub-a", "sub-b", "sub-c"])
+    assert list(table.columns) == regions.GROUP_REGION_COLUMNS
+    assert list(table["kept"]) == [True, False, True]
+    assert table["reason"].tolist() == ["", "sub-b: outside the field of view", ""]
+    assert table["min_coverage"].tolist() == [1.0, 0.0, 0.6]
+    other = good.assign(name=["x", "y", "z"])
+    with pytest.raises(ValueError, match="sub-b: other regions than sub-a"):
+        regions.group_region_table([good, other], ["sub-a", "sub-b"])
+
+
+def test_group_time_series_read_on_the_kept_regions(tmp_path):
+    from sparseconn.io import read_unit_timeseries, write_tsv
+
+    series = tmp_path / "ts.tsv"
+    frame = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=["a", "b", "c"])
+    write_tsv(frame, series)
+    table = tmp_path / "regions.tsv"
+    write_tsv(
+        pd.DataFrame(
+            {
+                "index": [1, 2, 3],
+                "name": ["a", "b", "c"],
+                "kept": [True, False, True],
+                "min_coverage": [1.0, 0.0, 1.0],
+                "reason": ["", "sub-x: outside the field of view", ""],
+            }
+        ),
+        table,
+    )
+    (signals,), names = read_unit_timeseries([series], table)
+    assert names == ["a", "c"]
+    np.testing.assert_array_equal(signals, frame[["a", "c"]].to_numpy())
+    write_tsv(frame.rename(columns={"c": "d"}), series)
+    with pytest.raises(InputError, match="other regions than the time series"):
+        read_unit_timeseries([series], table)

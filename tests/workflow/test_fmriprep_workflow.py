@@ -35,7 +35,7 @@ UNIT_SPACE = f"{SPACE}_res-2"
 BIDS_NAME = re.compile(
     r"^sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?_task-[A-Za-z0-9]+(_acq-[A-Za-z0-9]+)?"
     r"(_run-[0-9]+)?_space-[A-Za-z0-9]+_atlas-[A-Za-z0-9]+(_res-[A-Za-z0-9]+)?"
-    r"(_stat-[a-z]+)?(_desc-[A-Za-z0-9]+)?_(timeseries|relmat)\.(tsv|json)$"
+    r"(_stat-[a-z]+)?(_desc-[A-Za-z0-9]+)?_(timeseries|relmat|regions)\.(tsv|json)$"
 )
 
 

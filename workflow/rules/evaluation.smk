@@ -6,6 +6,7 @@
 rule heldout_group_sparse:
     input:
         timeseries=GROUP_TIMESERIES,
+        regions=PATHS.group_regions,
     output:
         tsv=PATHS.heldout_group_sparse,
     log:
@@ -33,6 +34,7 @@ rule heldout_group_sparse:
 rule heldout_subjects:
     input:
         timeseries=get_batch_timeseries,
+        regions=PATHS.group_regions,
     output:
         **PATHS.heldout_batch_outputs(INPUTS.has_ground_truth),
     log:

@@ -36,6 +36,7 @@ rule fmriprep_timeseries:
         cleaning=CLEANING,
         n_high_variance_confounds=config["n_high_variance_confounds"],
         high_variance_percentile=config["high_variance_percentile"],
+        min_region_coverage=config["min_region_coverage"],
         links=INPUTS.dataset_links,
         code=rule_code("fmriprep_timeseries"),
     message:

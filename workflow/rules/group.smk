@@ -9,9 +9,45 @@ GROUP_TIMESERIES, GROUP_SIZES = INPUTS.units_timeseries(GROUP_SUBJECTS)
 PLOTTED_TIMESERIES, PLOTTED_SIZES = INPUTS.units_timeseries([PLOT_SUBJECT])
 
 
+# Region table of every scan of the group stage, and the scans' names.
+GROUP_REGION_TABLES, GROUP_SCANS = INPUTS.group_region_tables()
+
+
+# The regions every group fit of an atlas uses: usable (covered, not constant) in
+# every scan of the group stage; the others are listed with their reasons.
+rule group_regions:
+    input:
+        tables=GROUP_REGION_TABLES,
+    output:
+        tsv=report(
+            PATHS.group_regions,
+            caption="../report/group_regions.rst",
+            category="4. Subject quality control",
+            labels={"table": "regions: kept or dropped, and why", "atlas": "{atlas}"},
+        ),
+    log:
+        f"{LOGS}/group_regions/atlas-{{atlas}}.log",
+    benchmark:
+        f"{BENCHMARKS}/group_regions/atlas-{{atlas}}.tsv"
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=200,
+        runtime=1,
+    params:
+        scans=GROUP_SCANS,
+        strict=config["strict_regions"],
+        code=rule_code("group_regions"),
+    message:
+        "Regions of the group stage, atlas {wildcards.atlas}: usable in every scan"
+    run:
+        adapters.group_regions(input, output, params, wildcards, log)
+
+
 rule group_sparse_covariance:
     input:
         timeseries=GROUP_TIMESERIES,
+        regions=PATHS.group_regions,
     output:
         npz=PATHS.group_connectome("groupsparse"),
         covariances=[
@@ -42,6 +78,7 @@ rule group_sparse_covariance:
 rule graph_lasso:
     input:
         timeseries=PLOTTED_TIMESERIES,
+        regions=PATHS.group_regions,
     output:
         npz=PATHS.group_connectome("graphlasso"),
         covariance=INPUTS.unit_relmat(PLOT_SUBJECT, "covariance", "graphlasso"),
@@ -66,6 +103,7 @@ rule graph_lasso:
 rule graph_lasso_subject:
     input:
         timeseries=PATHS.subject_timeseries(),
+        regions=PATHS.group_regions,
     output:
         covariance=PATHS.relmat("covariance", "graphlasso"),
         precision=PATHS.relmat("precision", "graphlasso"),

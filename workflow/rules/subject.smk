@@ -13,6 +13,7 @@ rule extract_timeseries:
         tsv=expand(PATHS.subject_timeseries(), atlas=ATLASES, allow_missing=True),
         json=expand(PATHS.subject_timeseries("json"), atlas=ATLASES, allow_missing=True),
         high_variance_confounds=PATHS.high_variance_confounds,
+        regions=expand(PATHS.subject_regions, atlas=ATLASES, allow_missing=True),
     log:
         f"{LOGS}/extract_timeseries/{{subject}}.log",
     benchmark:
@@ -28,6 +29,7 @@ rule extract_timeseries:
         cleaning=CLEANING,
         n_high_variance_confounds=config["n_high_variance_confounds"],
         high_variance_percentile=config["high_variance_percentile"],
+        min_region_coverage=config["min_region_coverage"],
         links=INPUTS.dataset_links,
         code=rule_code("extract_timeseries"),
     message:

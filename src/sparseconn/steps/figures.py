@@ -107,6 +107,30 @@ def _atlas(atlas: AtlasSpec | Mapping[str, Any]) -> LoadedAtlas:
     return regions.load(spec)
 
 
+def _fitted_regions(
+    loaded: LoadedAtlas, fitted: Sequence[str], npz: PathLike
+) -> list[int]:
+    """Positions in the atlas of the regions a fit kept (all, or a subset in order).
+
+    An atlas without a table names its regions after their number; then a fit
+    of as many regions is taken as the atlas's, whatever their names.
+    """
+    names = loaded.names
+    if len(fitted) == len(names) and (
+        list(fitted) == names or loaded.spec.labels is None
+    ):
+        return list(range(len(names)))
+    position = {name: index for index, name in enumerate(names)}
+    shown = [position.get(name, -1) for name in fitted]
+    if -1 in shown or shown != sorted(shown):
+        raise InputError(
+            npz,
+            f"regions differ from those of the atlas {loaded.spec.image} (same "
+            "atlas expected)",
+        )
+    return shown
+
+
 def _networks(loaded: LoadedAtlas) -> list[str] | None:
     table = loaded.table
     return list(table["network"]) if "network" in table.columns else None
@@ -132,16 +156,11 @@ def run_plot_connectome(
     """
     fit = load_estimate(npz, estimate, subject)
     loaded = _atlas(atlas)
-    if loaded.names != fit["regions"] and (
-        len(loaded.names) != len(fit["regions"]) or loaded.spec.labels is not None
-    ):
-        raise InputError(
-            npz,
-            f"regions differ from those of the atlas {loaded.spec.image} (same "
-            "atlas expected)",
-        )
+    shown = _fitted_regions(loaded, fit["regions"], npz)
     coords, mask, affine = regions.geometry(loaded)
+    coords = coords[shown]
     networks = _networks(loaded)
+    networks = None if networks is None else [networks[i] for i in shown]
     node_colors = None
     if networks is not None:
         colours = network_colors(networks)
@@ -182,8 +201,10 @@ def run_plot_matrices(
     networks = None
     if atlas is not None:
         loaded = _atlas(atlas)
-        if len(loaded.names) == len(fit["regions"]):
-            networks = _networks(loaded)
+        every = _networks(loaded)
+        if every is not None:
+            shown = _fitted_regions(loaded, fit["regions"], npz)
+            networks = [every[i] for i in shown]
     title = estimate_title(estimate, subject, fit["alpha"])
     for kind, matrix, outputs in (
         ("covariance", fit["covariance"], out_covariance),

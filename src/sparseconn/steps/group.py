@@ -17,6 +17,7 @@ from sparseconn.io import (
     read_unit_timeseries,
     write_npz,
     write_relmat,
+    write_tsv,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,12 +42,81 @@ def split_sizes(paths: Sequence[PathLike], sizes: Sequence[int] | None) -> list:
     return groups
 
 
+def run_group_regions(
+    tables: Sequence[PathLike],
+    scans: Sequence[str],
+    out_tsv: PathLike,
+    *,
+    strict: bool = False,
+) -> None:
+    """The regions of the group stage: usable in every scan, or dropped and why.
+
+    ``tables``: the region table of each scan of the group stage (in ``scans``'s
+    order). Writes the group's region table
+    (:func:`sparseconn.regions.group_region_table`); every group fit reads its
+    regions from it, so every relmat of the atlas has the same nodes in the same
+    order.
+
+    Raises
+    ------
+    InputError
+        With ``strict``, when a region is unusable in some scan (naming the
+        first such scan's table, the region and why); always when fewer than
+        two regions are left.
+    """
+    from sparseconn.io import read_region_table
+    from sparseconn.regions import group_region_table
+
+    frames = [read_region_table(path) for path in tables]
+    try:
+        table = group_region_table(frames, scans)
+    except ValueError as error:
+        raise InputError(", ".join(map(str, tables)), str(error)) from error
+    dropped = table[~table["kept"]]
+    if strict and len(dropped):
+        for path, frame in zip(tables, frames, strict=True):
+            bad = frame[~frame["usable"]]
+            if len(bad):
+                raise InputError(
+                    path,
+                    f"region {bad['name'].iloc[0]}: {bad['reason'].iloc[0]} "
+                    f"({len(dropped)} region(s) unusable in the group; strict_regions "
+                    "is set: without it they are dropped from the group stage)",
+                )
+    if int(table["kept"].sum()) < 2:
+        raise InputError(
+            tables[0],
+            f"only {int(table['kept'].sum())} region(s) usable in every scan of the "
+            "group stage; check the atlas and the images' field of view",
+        )
+    for name, reason in zip(dropped["name"], dropped["reason"], strict=True):
+        logger.warning("region %s dropped from the group stage: %s", name, reason)
+    write_tsv(table, out_tsv)
+
+
+def _dropped(regions_table: PathLike | None) -> dict[str, np.ndarray]:
+    """The group file's record of the regions left out (nothing when none are)."""
+    if regions_table is None:
+        return {}
+    from sparseconn.io import read_region_table
+
+    table = read_region_table(regions_table)
+    dropped = table[~table["kept"]]
+    if not len(dropped):
+        return {}
+    return {
+        "dropped_regions": np.asarray(dropped["name"], dtype=str),
+        "dropped_reasons": np.asarray(dropped["reason"], dtype=str),
+    }
+
+
 def run_group_sparse_covariance(
     timeseries: Sequence[PathLike | Sequence[PathLike]],
     subjects: Sequence[str],
     out_npz: PathLike,
     covariance_relmats: Sequence[PathLike],
     precision_relmats: Sequence[PathLike],
+    regions_table: PathLike | None = None,
     *,
     alphas: int = 4,
     n_refinements: int = 4,
@@ -61,6 +131,8 @@ def run_group_sparse_covariance(
     concatenated). Writes the group ``.npz`` (covariances and precisions of shape
     (n_subjects, p, p), alpha, cv_alphas, cv_scores, subjects, regions) and each
     subject's covariance and precision as ``relmat`` TSVs, in ``subjects`` order.
+    With ``regions_table`` (:func:`run_group_regions`), on the regions it keeps
+    (the ``.npz`` lists the others: ``dropped_regions``, ``dropped_reasons``).
     BLAS runs on one thread: the bytes written do not depend on the machine's
     core count (multi-threaded BLAS sums in a different order).
     """
@@ -68,7 +140,7 @@ def run_group_sparse_covariance(
 
     from sparseconn.covariance import GroupSparseCovarianceCV
 
-    signals, regions = read_unit_timeseries(timeseries)
+    signals, regions = read_unit_timeseries(timeseries, regions_table)
     estimator = GroupSparseCovarianceCV(
         alphas=alphas,
         n_refinements=n_refinements,
@@ -94,6 +166,7 @@ def run_group_sparse_covariance(
         cv_refinements=np.asarray(estimator.cv_refinements_, dtype=np.int64),
         subjects=np.asarray(subjects, dtype=str),
         regions=np.asarray(regions, dtype=str),
+        **_dropped(regions_table),
     )
     for index in range(len(subjects)):
         write_relmat(covariances[index], regions, covariance_relmats[index])
@@ -105,6 +178,7 @@ def run_graph_lasso(
     covariance_relmat: PathLike,
     precision_relmat: PathLike,
     out_npz: PathLike | None = None,
+    regions_table: PathLike | None = None,
     *,
     subject: str,
 ) -> None:
@@ -116,14 +190,15 @@ def run_graph_lasso(
     precision ``relmat`` TSVs, and when ``out_npz`` is given the ``.npz``
     (covariance, precision, alpha, cv_alphas, cv_scores: the mean over folds,
     subject, regions). BLAS runs on one thread, for the same bytes on any machine.
-    ``timeseries``: a TSV, or a list of them (runs, concatenated in time).
+    ``timeseries``: a TSV, or a list of them (runs, concatenated in time);
+    ``regions_table``: as for :func:`run_group_sparse_covariance`.
     """
     from sklearn.covariance import GraphicalLassoCV
     from threadpoolctl import threadpool_limits
 
     from sparseconn.graph_lasso import graph_lasso_cv, restates_installed_scikit_learn
 
-    (signals,), regions = read_unit_timeseries([timeseries])
+    (signals,), regions = read_unit_timeseries([timeseries], regions_table)
     with threadpool_limits(limits=1):
         if restates_installed_scikit_learn():
             fit = graph_lasso_cv(signals)
@@ -147,4 +222,5 @@ def run_graph_lasso(
             cv_scores=np.asarray(cv_scores, dtype=np.float64),
             subject=np.asarray(subject, dtype=str),
             regions=np.asarray(regions, dtype=str),
+            **_dropped(regions_table),
         )

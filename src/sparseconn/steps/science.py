@@ -29,6 +29,7 @@ def run_heldout_group_sparse(
     fold: int,
     n_blocks: int = 2,
     group_sparse: dict | None = None,
+    regions_table: PathLike | None = None,
 ) -> None:
     """Held-out log-likelihood of the group-sparse fit of one fold (every subject).
 
@@ -38,7 +39,7 @@ def run_heldout_group_sparse(
 
     from sparseconn.evaluation import heldout_group_sparse
 
-    signals, _ = read_unit_timeseries(timeseries)
+    signals, _ = read_unit_timeseries(timeseries, regions_table)
     with threadpool_limits(limits=1):
         table = heldout_group_sparse(signals, subjects, fold, n_blocks, group_sparse)
     write_tsv(table, out_tsv)
@@ -51,6 +52,7 @@ def run_heldout_subjects(
     out_npz: PathLike | None = None,
     *,
     n_blocks: int = 2,
+    regions_table: PathLike | None = None,
 ) -> None:
     """Held-out log-likelihood of each subject's own estimators, every fold.
 
@@ -63,7 +65,7 @@ def run_heldout_subjects(
 
     from sparseconn.evaluation import heldout_single_subject, single_subject_precisions
 
-    signals, _ = read_unit_timeseries(timeseries)
+    signals, _ = read_unit_timeseries(timeseries, regions_table)
     with threadpool_limits(limits=1):
         tables = [
             heldout_single_subject(x, subject, n_blocks)
@@ -114,6 +116,7 @@ def run_recovery_scores(
     with np.load(group_npz) as group:
         subjects = [str(s) for s in group["subjects"]]
         estimates = {"group_sparse": list(group["precisions"])}
+        regions = [str(r) for r in group["regions"]]
     single_subjects: list[str] = []
     for path in single_npzs:
         with np.load(path) as batch:
@@ -126,10 +129,21 @@ def run_recovery_scores(
             f"the per-subject fits cover {single_subjects}, the group {subjects}"
         )
     estimates = {name: estimates[name] for name in ESTIMATORS}
-    true_precisions = []
-    for path in truths:
-        with np.load(path) as truth:
-            true_precisions.append(truth["precision"])
+    true_precisions = [_true_precision(path, regions) for path in truths]
     table = recovery_scores(estimates, true_precisions, subjects)
     write_tsv(table, out_tsv)
     plot_recovery(table, out_figure)
+
+
+def _true_precision(path: PathLike, regions: Sequence[str]) -> np.ndarray:
+    """A subject's true precision over ``regions`` (all, or those the group kept).
+
+    Over a subset of the regions the truth is the inverse of the covariance of
+    those regions (the marginal model), not a block of the full precision.
+    """
+    with np.load(path) as truth:
+        names = [str(r) for r in truth["regions"]]
+        if names == list(regions):
+            return truth["precision"]
+        index = [names.index(name) for name in regions]
+        return np.linalg.inv(truth["covariance"][np.ix_(index, index)])

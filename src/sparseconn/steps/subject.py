@@ -62,13 +62,15 @@ def quality_fields(
     regions: Sequence[str],
     coverage: np.ndarray,
     warnings: Sequence[str] = (),
+    region_table: pd.DataFrame | None = None,
 ) -> dict:
     """Sidecar fields saying what cleaning took and what a reader should know.
 
     ``DegreesOfFreedom`` (see :class:`sparseconn.signals.Cleaned`),
     ``ConfoundsDropped`` (columns that were numerical noise after detrending),
     ``RegionsOutsideFieldOfView`` and ``Warnings``: every caveat of the scan in
-    one list, also logged.
+    one list, also logged (with ``region_table``, the regions it finds unusable
+    for another reason: too little coverage, a constant signal).
     """
     dropped = [str(confound_names[i]) for i in cleaned.degenerate_confounds]
     uncovered = [
@@ -85,6 +87,19 @@ def quality_fields(
             f"{len(uncovered)} region(s) outside the field of view, their signals "
             f"are zero: {', '.join(uncovered)}"
         )
+    if region_table is not None:
+        other = region_table[
+            ~region_table["usable"]
+            & (region_table["reason"] != "outside the field of view")
+        ]
+        if len(other):
+            listed = ", ".join(
+                f"{name} ({reason})"
+                for name, reason in zip(other["name"], other["reason"], strict=True)
+            )
+            notes.append(
+                f"{len(other)} region(s) left out of the group stage: {listed}"
+            )
     low = low_dof_warning(cleaned.degrees_of_freedom)
     if low:
         notes.append(low)
@@ -119,6 +134,7 @@ def run_extract_timeseries(
     out_tsvs: Sequence[PathLike],
     out_jsons: Sequence[PathLike],
     out_high_variance: PathLike,
+    out_regions: Sequence[PathLike] | None = None,
     *,
     subject: str,
     sheet_t_r: float | None = None,
@@ -127,6 +143,7 @@ def run_extract_timeseries(
     links: dict[str, str] | None = None,
     n_high_variance_confounds: int = 5,
     high_variance_percentile: float = 2.0,
+    min_region_coverage: float = 0.5,
 ) -> None:
     """Extract and clean every atlas's region signals; write each TSV and sidecar.
 
@@ -140,13 +157,17 @@ def run_extract_timeseries(
     ``config_t_r``, else the NIfTI header; a disagreement is an error. Constant
     volumes (dropouts) are censored; a scan left with fewer than the
     ``cleaning`` settings' ``min_kept_fraction`` of its volumes, or whose cleaning
-    leaves fewer than ``min_degrees_of_freedom``, is an error.
+    leaves fewer than ``min_degrees_of_freedom``, is an error. ``out_regions``:
+    each atlas's region table (:func:`sparseconn.regions.scan_region_table`:
+    which regions the group stage can use, by ``min_region_coverage``).
     """
     from sparseconn import regions
     from sparseconn.signals import clean_scan, extract_signals
 
     specs = _specs(atlases)
     _check_outputs(specs, time_series=out_tsvs, sidecars=out_jsons)
+    if out_regions is not None:
+        _check_outputs(specs, region_tables=out_regions)
     settings = cleaning or CleaningSettings()
     info = read_func_info(func)
     t_r, t_r_source = resolve_t_r_with_source(
@@ -187,8 +208,11 @@ def run_extract_timeseries(
             "fewer confounds",
         )
         cleaned = scan.cleaned
+        table = regions.scan_region_table(
+            atlas, coverage, signals[scan.kept], min_region_coverage
+        )
         quality = quality_fields(
-            cleaned, confound_names, atlas.names, coverage, scan.warnings
+            cleaned, confound_names, atlas.names, coverage, scan.warnings, table
         )
         sidecar = {
             "RepetitionTime": t_r,
@@ -214,14 +238,29 @@ def run_extract_timeseries(
             sidecar["NumberOfVolumesKept"] = int(scan.kept.size)
             sidecar["CensoredVolumes"] = scan.censored
             sidecar["CensoringReasons"] = scan.reasons
-        outputs.append((pd.DataFrame(cleaned.signals, columns=atlas.names), sidecar))
+        outputs.append(
+            (pd.DataFrame(cleaned.signals, columns=atlas.names), sidecar, table)
+        )
     # Written once every atlas is done: a failure leaves no file of this scan.
     write_tsv(high_variance, out_high_variance)
-    for (table, sidecar), out_tsv, out_json in zip(
-        outputs, out_tsvs, out_jsons, strict=True
+    _write_scan_outputs(outputs, out_tsvs, out_jsons, out_regions)
+
+
+def _write_scan_outputs(
+    outputs: Sequence[tuple[pd.DataFrame, dict, pd.DataFrame]],
+    out_tsvs: Sequence[PathLike],
+    out_jsons: Sequence[PathLike],
+    out_regions: Sequence[PathLike] | None,
+) -> None:
+    """Each atlas's time series, sidecar and (when asked) region table."""
+    tables = out_regions if out_regions is not None else [None] * len(outputs)
+    for (series, sidecar, regions), out_tsv, out_json, out_table in zip(
+        outputs, out_tsvs, out_jsons, tables, strict=True
     ):
-        write_tsv(table, out_tsv)
+        write_tsv(series, out_tsv)
         write_json(sidecar, Path(out_json))
+        if out_table is not None:
+            write_tsv(regions, out_table)
 
 
 def run_fmriprep_timeseries(
@@ -230,6 +269,7 @@ def run_fmriprep_timeseries(
     atlases: Sequence[AtlasSpec | Mapping[str, Any]],
     out_tsvs: Sequence[PathLike],
     out_jsons: Sequence[PathLike],
+    out_regions: Sequence[PathLike] | None = None,
     *,
     scan: str,
     strategy: str,
@@ -239,6 +279,7 @@ def run_fmriprep_timeseries(
     n_high_variance_confounds: int = 5,
     high_variance_percentile: float = 2.0,
     links: dict[str, str] | None = None,
+    min_region_coverage: float = 0.5,
 ) -> None:
     """One fMRIPrep run: denoise by ``strategy``, censor, extract and clean.
 
@@ -255,6 +296,8 @@ def run_fmriprep_timeseries(
 
     specs = _specs(atlases)
     _check_outputs(specs, time_series=out_tsvs, sidecars=out_jsons)
+    if out_regions is not None:
+        _check_outputs(specs, region_tables=out_regions)
     results = clean_scan_atlases(
         bold,
         specs,
@@ -265,6 +308,7 @@ def run_fmriprep_timeseries(
         cleaning=cleaning,
         n_high_variance_confounds=n_high_variance_confounds,
         high_variance_percentile=high_variance_percentile,
+        min_region_coverage=min_region_coverage,
     )
     outputs = []
     for spec, result in zip(specs, results, strict=True):
@@ -274,6 +318,7 @@ def run_fmriprep_timeseries(
             result.regions,
             result.coverage,
             result.warnings,
+            result.region_table,
         )
         sidecar = {
             "RepetitionTime": result.t_r,
@@ -303,9 +348,11 @@ def run_fmriprep_timeseries(
                 "left out of the group stage; its kept volumes are too few to "
                 "clean, so every volume is written uncensored, for inspection only"
             )
-        outputs.append((pd.DataFrame(result.signals, columns=result.regions), sidecar))
-    for (table, sidecar), out_tsv, out_json in zip(
-        outputs, out_tsvs, out_jsons, strict=True
-    ):
-        write_tsv(table, out_tsv)
-        write_json(sidecar, Path(out_json))
+        outputs.append(
+            (
+                pd.DataFrame(result.signals, columns=result.regions),
+                sidecar,
+                result.region_table,
+            )
+        )
+    _write_scan_outputs(outputs, out_tsvs, out_jsons, out_regions)

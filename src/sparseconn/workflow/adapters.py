@@ -256,6 +256,7 @@ def extract_timeseries(
         as_list(output.tsv),
         as_list(output.json),
         output.high_variance_confounds,
+        as_list(output.regions),
         subject=wildcards.subject,
         **task_params(params, drop=("code", "cleaning", "atlases")),
         cleaning=CleaningSettings(**params.cleaning),
@@ -283,6 +284,7 @@ def fmriprep_timeseries(
         list(params.atlases),
         as_list(output.tsv),
         as_list(output.json),
+        as_list(output.regions),
         scan=params.scan,
         strategy=params.strategy,
         confound_columns=list(params.confound_columns),
@@ -291,6 +293,7 @@ def fmriprep_timeseries(
         n_high_variance_confounds=params.n_high_variance_confounds,
         high_variance_percentile=params.high_variance_percentile,
         links=dict(params.links),
+        min_region_coverage=params.min_region_coverage,
         log=log[0],
     )
 
@@ -325,6 +328,7 @@ def group_sparse_covariance(
         output.npz,
         list(output.covariances),
         list(output.precisions),
+        input.regions,
         **params.settings,
         log=log[0],
     )
@@ -354,6 +358,7 @@ def graph_lasso(
         output.covariance,
         output.precision,
         output.npz,
+        input.regions,
         subject=params.subject,
         log=log[0],
     )
@@ -381,7 +386,34 @@ def graph_lasso_subject(
         output.covariance,
         output.precision,
         None,
+        input.regions,
         subject=params.subject,
+        log=log[0],
+    )
+
+
+def group_regions(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``group_regions``: the regions every group fit of an atlas uses.
+
+    Input ``tables`` (each group scan's region table, in params ``scans``'s
+    order); output ``tsv``; param ``strict``.
+    """
+    from sparseconn.steps.group import run_group_regions
+
+    run_job(
+        run_group_regions,
+        as_list(input.tables),
+        list(params.scans),
+        output.tsv,
+        strict=params.strict,
         log=log[0],
     )
 
@@ -511,6 +543,7 @@ def heldout_group_sparse(
         fold=int(wildcards.fold),
         n_blocks=params.n_blocks,
         group_sparse=dict(params.group_sparse),
+        regions_table=input.regions,
         log=log[0],
     )
 
@@ -541,6 +574,7 @@ def heldout_subjects(
         output.tsv,
         output.get("npz"),
         n_blocks=params.n_blocks,
+        regions_table=input.regions,
         log=log[0],
     )
 

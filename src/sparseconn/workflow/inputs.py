@@ -293,6 +293,18 @@ class RunInputs:
         """Time-series TSVs of a group element (several runs when concatenated)."""
         return [fill(self.paths.subject_timeseries(), subject=unit)]
 
+    def unit_regions(self, unit: str) -> list[str]:
+        """Region tables of a group element's scans (as :meth:`unit_timeseries`)."""
+        return [fill(self.paths.subject_regions, subject=unit)]
+
+    def group_region_tables(self) -> tuple[list[str], list[str]]:
+        """The region table of every scan of the group stage, and the scans' names."""
+        tables = [path for unit in self.group_units for path in self.unit_regions(unit)]
+        return tables, self._group_scan_names()
+
+    def _group_scan_names(self) -> list[str]:
+        return [f"sub-{unit}" for unit in self.group_units]
+
     def units_timeseries(self, units: Sequence[str]) -> tuple[list[str], list[int]]:
         """The time series of ``units``, flat, and how many each unit has."""
         files = [self.unit_timeseries(unit) for unit in units]
@@ -898,6 +910,12 @@ class FmriprepInputs(RunInputs):
     def unit_timeseries(self, unit: str) -> list[str]:
         return [self.paths.scan_timeseries(name) for name in self.unit_scans[unit]]
 
+    def unit_regions(self, unit: str) -> list[str]:
+        return [self.paths.scan_regions(name) for name in self.unit_scans[unit]]
+
+    def _group_scan_names(self) -> list[str]:
+        return [name for unit in self.group_units for name in self.unit_scans[unit]]
+
     def unit_relmat(self, unit: str, stat: str, desc: str) -> str:
         return self.paths.scan_file(
             unit, "relmat.tsv", atlas=self.paths.atlas, stat=stat, desc=desc
@@ -915,9 +933,13 @@ class FmriprepInputs(RunInputs):
     def targets(self) -> list[str]:
         """Every run's time series, those left out of the group stage too."""
         return [
-            self.paths.scan_timeseries(name, ext)
+            path
             for name in self.scans
-            for ext in ("tsv", "json")
+            for path in (
+                self.paths.scan_timeseries(name),
+                self.paths.scan_timeseries(name, "json"),
+                self.paths.scan_regions(name),
+            )
         ]
 
     def _source_links(self) -> dict[str, str]:

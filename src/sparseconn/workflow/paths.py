@@ -97,6 +97,11 @@ class Paths:
     def subject_timeseries(self, ext: str = "tsv") -> str:
         return self.subject_file(f"atlas-{self.atlas}_timeseries.{ext}")
 
+    @property
+    def subject_regions(self) -> str:
+        """A subject's region table: coverage, and whether the group can use each."""
+        return self.subject_file(f"atlas-{self.atlas}_desc-coverage_regions.tsv")
+
     def relmat(self, stat: str, desc: str) -> str:
         """A subject's relmat TSV (xcp_d layout), a ``{subject}`` pattern."""
         return self.subject_file(
@@ -119,6 +124,10 @@ class Paths:
     def scan_timeseries(self, name: str, ext: str = "tsv") -> str:
         return self.scan_file(name, f"timeseries.{ext}", atlas=self.atlas)
 
+    def scan_regions(self, name: str) -> str:
+        """A run's region table (see :attr:`subject_regions`)."""
+        return self.scan_file(name, "regions.tsv", atlas=self.atlas, desc="coverage")
+
     def timeseries_stem(self, name: str) -> str:
         """A run's time-series name without its suffix and atlas: the rule's key.
 
@@ -130,23 +139,33 @@ class Paths:
         return f"{before}|{after}"
 
     def scan_timeseries_pattern(self, atlases: list[str]) -> dict[str, list[str]]:
-        """Outputs of rule fmriprep_timeseries: each atlas's TSV and JSON.
+        """Outputs of rule fmriprep_timeseries: each atlas's TSV, JSON, regions.
 
         ``{folder}``, ``{stem}`` (the entities before ``atlas``) and ``{post}``
         (those after it: ``_res-2``, or empty) are wildcards.
         """
-        return {
+        folder = f"{self.results}/{{folder}}/func"
+        outputs = {
             ext: [
-                f"{self.results}/{{folder}}/func/{{stem}}_atlas-{atlas}{{post}}"
-                f"_timeseries.{ext}"
+                f"{folder}/{{stem}}_atlas-{atlas}{{post}}_timeseries.{ext}"
                 for atlas in atlases
             ]
             for ext in ("tsv", "json")
         }
+        outputs["regions"] = [
+            f"{folder}/{{stem}}_atlas-{atlas}{{post}}_desc-coverage_regions.tsv"
+            for atlas in atlases
+        ]
+        return outputs
 
     def group_connectome(self, estimate: str) -> str:
         """The group ``.npz`` of an estimate (``{estimate}`` for a pattern)."""
         return f"{self.group}/atlas-{self.atlas}_desc-{estimate}_connectome.npz"
+
+    @property
+    def group_regions(self) -> str:
+        """The regions of the group stage: kept, or dropped and why."""
+        return f"{self.group}/atlas-{self.atlas}_desc-coverage_regions.tsv"
 
     @property
     def scans_qc(self) -> str:
