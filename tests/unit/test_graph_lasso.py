@@ -14,6 +14,7 @@ from sklearn.covariance import graphical_lasso
 from sklearn.covariance import log_likelihood as sklearn_log_likelihood
 from sklearn.model_selection import KFold
 
+from sparseconn import graph_lasso as graph_lasso_module
 from sparseconn.graph_lasso import (
     alpha_max,
     empirical_covariance,
@@ -103,9 +104,14 @@ def _common_factor(n_samples: int, n_regions: int, seed: int) -> np.ndarray:
     )
 
 
-def test_many_cross_validations_side_by_side_are_each_alone_bit_for_bit(rng):
-    # different sample and region counts (the 6- and 8-region inputs share their
-    # batches), fits that fail, and one input twice
+@pytest.mark.parametrize("batch_entries", [2**20, 400])
+def test_many_cross_validations_side_by_side_are_each_alone_bit_for_bit(
+    rng, monkeypatch, batch_entries
+):
+    # inputs of the same region count share batches: all of them by default; with
+    # 400 entries, 2 cross-validations of 6 regions (5 folds) or 1 of 8 a batch
+    monkeypatch.setattr(graph_lasso_module, "_MAX_BATCH_ENTRIES", batch_entries)
+    # different sample and region counts, fits that fail, and one input twice
     x = rng.standard_normal((60, 6))
     x[:, 1] += 0.8 * x[:, 0]
     signals = [
