@@ -8,10 +8,11 @@ ways: scikit-learn's ``GraphicalLassoCV()`` one at a time;
 ``sparseconn.graph_lasso.graph_lasso_cv`` one at a time; and
 ``graph_lasso_cv_many`` in batches of ``--subjects-per-call`` subjects (the
 jobs' batches, default 5) and all at once. It prints each total (the best of
-``--repeat`` runs), its speed-up over scikit-learn and over the per-call
-``graph_lasso_cv``, how many alphas equal scikit-learn's, whether the batched
-results equal the per-call ones bit for bit, and the 1-minute load average
-(other processes on the machine distort the ratios).
+``--repeat`` rounds, each running every way once), its speed-up over
+scikit-learn and over the per-call ``graph_lasso_cv``, how many alphas equal
+scikit-learn's, whether the batched results equal the per-call ones bit for
+bit, and the 1-minute load average (other processes on the machine distort the
+ratios).
 
 The signals are the default synthetic run's: generated and extracted here, as
 the workflow does (about a minute), or read from a run's results folder
@@ -101,14 +102,20 @@ def science_check_inputs(signals: list[np.ndarray]) -> list[np.ndarray]:
     return inputs
 
 
-def best_of(repeat: int, fit_all, inputs: list[np.ndarray]):
-    """Smallest wall time of ``repeat`` calls of ``fit_all(inputs)``; its results."""
-    times = []
+def best_of(repeat: int, ways: dict, inputs: list[np.ndarray]) -> dict:
+    """Each way's smallest wall time over ``repeat`` rounds, and its results.
+
+    ``ways``: name -> ``fit_all(inputs)``. Each round runs every way once, so
+    that a change of the machine's load falls on all of them.
+    """
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    results = {}
     for _ in range(repeat):
-        start = time.perf_counter()
-        results = fit_all(inputs)
-        times.append(time.perf_counter() - start)
-    return min(times), results
+        for name, fit_all in ways.items():
+            start = time.perf_counter()
+            results[name] = fit_all(inputs)
+            times[name].append(time.perf_counter() - start)
+    return {name: (min(times[name]), results[name]) for name in ways}
 
 
 def in_batches(size: int):
@@ -167,11 +174,9 @@ def main() -> None:
         ),
         "graph_lasso_cv_many, all in one call": graph_lasso_cv_many,
     }
-    timings = {}
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")
-        for name, fit_all in ways.items():
-            timings[name] = best_of(args.repeat, fit_all, inputs)
+        timings = best_of(args.repeat, ways, inputs)
     sklearn_time, sklearn_fits = timings.pop("scikit-learn GraphicalLassoCV()")
     per_call_time, per_call = timings["graph_lasso_cv, one per call"]
     width = max(map(len, ways))
