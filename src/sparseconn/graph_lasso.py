@@ -7,7 +7,7 @@ precision ``K`` from an empirical covariance ``S`` by minimising::
 
 :func:`graph_lasso_cv` chooses ``alpha`` as scikit-learn's ``GraphicalLassoCV()``
 (default parameters) does, and returns the same ``alpha_``, precision, covariance
-and cross-validation scores, about 3 times faster; :func:`graph_lasso_cv_many`
+and cross-validation scores, 2 to 3 times faster; :func:`graph_lasso_cv_many`
 runs many such cross-validations side by side (the science check's: each
 subject's training halves and whole series), each result bit for bit that of
 :func:`graph_lasso_cv` alone, about 2 times faster again (``benchmarks/
