@@ -1,23 +1,31 @@
 """Graph lasso cross-validation: sparseconn vs scikit-learn, side by side in one run.
 
-The science check fits ``GraphicalLassoCV()`` on the training half of each subject
-and fold: 20 fits of 88 samples x 39 regions in the default run (10 subjects, 2
-folds). This benchmark times scikit-learn's ``GraphicalLassoCV()`` and
-``sparseconn.graph_lasso.graph_lasso_cv`` on those 20 training halves (BLAS on one
-thread, as the science check runs them), prints each total (the best of
-``--repeat`` runs), the ratio, whether every alpha matched, and the 1-minute load
-average (other processes on the machine distort the ratio).
+The science check's ``heldout_subjects`` jobs fit ``GraphicalLassoCV()`` on each
+subject's two training halves and whole series: 30 cross-validations in the
+default run (10 subjects; 88 and 176 samples x 39 regions), 5 subjects per job.
+This benchmark times that workload (BLAS on one thread, as the jobs run it) four
+ways: scikit-learn's ``GraphicalLassoCV()`` one at a time;
+``sparseconn.graph_lasso.graph_lasso_cv`` one at a time; and
+``graph_lasso_cv_many`` in batches of ``--subjects-per-call`` subjects (the
+jobs' batches, default 5) and all at once. It prints each total (the best of
+``--repeat`` rounds, each running every way once), its speed-up over
+scikit-learn and over the per-call ``graph_lasso_cv``, how many alphas equal
+scikit-learn's, whether the batched results equal the per-call ones bit for
+bit, and the 1-minute load average (other processes on the machine distort the
+ratios).
 
 The signals are the default synthetic run's: generated and extracted here, as
 the workflow does (about a minute), or read from a run's results folder
 (``--results results``: its ``sub-*/func/*_timeseries.tsv``).
 
 Usage: python benchmarks/bench_graph_lasso.py [--repeat 3] [--results DIR]
+    [--subjects 10] [--subjects-per-call 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -30,8 +38,12 @@ from threadpoolctl import threadpool_limits
 
 from sparseconn import synthetic
 from sparseconn.evaluation import contiguous_folds
-from sparseconn.graph_lasso import graph_lasso_cv
-from sparseconn.steps.subject import run_extract_timeseries, run_high_variance_confounds
+from sparseconn.graph_lasso import (
+    GraphLassoCVResult,
+    graph_lasso_cv,
+    graph_lasso_cv_many,
+)
+from sparseconn.steps.subject import run_extract_timeseries
 
 
 def generated_signals(n_subjects: int) -> list[np.ndarray]:
@@ -57,14 +69,14 @@ def generated_signals(n_subjects: int) -> list[np.ndarray]:
                 seed=0,
             )
             high_variance, series = folder / "hv.tsv", folder / "series.tsv"
-            run_high_variance_confounds(func, high_variance)
             run_extract_timeseries(
                 func,
                 maps,
                 labels,
-                [high_variance, confounds],
+                [confounds],
                 series,
                 folder / "series.json",
+                high_variance,
                 subject=subject,
                 atlas_name="synthetic",
             )
@@ -80,29 +92,61 @@ def results_signals(results: Path) -> list[np.ndarray]:
     return [pd.read_csv(path, sep="\t").to_numpy() for path in files]
 
 
-def training_halves(signals: list[np.ndarray]) -> list[np.ndarray]:
-    """Each subject's training part of each of the 2 folds of the science check."""
-    halves = []
+def science_check_inputs(signals: list[np.ndarray]) -> list[np.ndarray]:
+    """Each subject's training parts of the science check's 2 folds, then its
+    whole series: the inputs of its graph lasso cross-validations, in order."""
+    inputs = []
     for x in signals:
         blocks = contiguous_folds(x.shape[0], 2)
-        halves += [x[blocks[1]], x[blocks[0]]]
-    return halves
+        inputs += [x[blocks[1]], x[blocks[0]], x]
+    return inputs
 
 
-def best_of(repeat: int, fit, halves):
-    """Smallest total wall time of ``repeat`` passes over ``halves``, and the alphas."""
-    times = []
+def best_of(repeat: int, ways: dict, inputs: list[np.ndarray]) -> dict:
+    """Each way's smallest wall time over ``repeat`` rounds, and its results.
+
+    ``ways``: name -> ``fit_all(inputs)``. Each round runs every way once, so
+    that a change of the machine's load falls on all of them.
+    """
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    results = {}
     for _ in range(repeat):
-        start = time.perf_counter()
-        alphas = [fit(x) for x in halves]
-        times.append(time.perf_counter() - start)
-    return min(times), alphas
+        for name, fit_all in ways.items():
+            start = time.perf_counter()
+            results[name] = fit_all(inputs)
+            times[name].append(time.perf_counter() - start)
+    return {name: (min(times[name]), results[name]) for name in ways}
+
+
+def in_batches(size: int):
+    """``graph_lasso_cv_many`` on ``size`` inputs at a time."""
+
+    def fit_all(inputs: list[np.ndarray]) -> list[GraphLassoCVResult]:
+        results = []
+        for start in range(0, len(inputs), size):
+            results += graph_lasso_cv_many(inputs[start : start + size])
+        return results
+
+    return fit_all
+
+
+def same_bits(ours: GraphLassoCVResult, other: GraphLassoCVResult) -> bool:
+    return all(
+        np.array_equal(getattr(ours, field.name), getattr(other, field.name))
+        for field in dataclasses.fields(ours)
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="passes per timing")
     parser.add_argument("--subjects", type=int, default=10)
+    parser.add_argument(
+        "--subjects-per-call",
+        type=int,
+        default=5,
+        help="subjects per batched call (model_comparison.subjects_per_job)",
+    )
     parser.add_argument("--results", type=Path, help="read a run's time series")
     args = parser.parse_args()
 
@@ -113,29 +157,46 @@ def main() -> None:
         if args.results
         else generated_signals(args.subjects)
     )
-    halves = training_halves(signals)
-    shapes = sorted({x.shape for x in halves})
+    inputs = science_check_inputs(signals)
+    shapes = sorted({x.shape for x in inputs})
     print(
-        f"GraphicalLassoCV() on {len(halves)} training halves "
-        f"{' '.join(f'{n}x{p}' for n, p in shapes)}, best of {args.repeat}"
+        f"{len(inputs)} graph lasso cross-validations of {len(signals)} subjects "
+        f"({' '.join(f'{n}x{p}' for n, p in shapes)}: each subject's 2 training "
+        f"halves and whole series), best of {args.repeat}, BLAS on 1 thread"
     )
-    load = os.getloadavg()[0]
+    ways = {
+        "scikit-learn GraphicalLassoCV()": lambda xs: [
+            GraphicalLassoCV().fit(x) for x in xs
+        ],
+        "graph_lasso_cv, one per call": lambda xs: [graph_lasso_cv(x) for x in xs],
+        f"graph_lasso_cv_many, {args.subjects_per_call} subjects per call": (
+            in_batches(3 * args.subjects_per_call)
+        ),
+        "graph_lasso_cv_many, all in one call": graph_lasso_cv_many,
+    }
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")
-        theirs_time, theirs = best_of(
-            args.repeat, lambda x: GraphicalLassoCV().fit(x).alpha_, halves
-        )
-        ours_time, ours = best_of(
-            args.repeat, lambda x: graph_lasso_cv(x).alpha, halves
-        )
-    matched = sum(a == b for a, b in zip(ours, theirs, strict=True))
-    print(f"{'sparseconn':>11} {'sklearn':>9} {'ratio':>7}  same alpha  load")
+        timings = best_of(args.repeat, ways, inputs)
+    sklearn_time, sklearn_fits = timings.pop("scikit-learn GraphicalLassoCV()")
+    per_call_time, per_call = timings["graph_lasso_cv, one per call"]
+    width = max(map(len, ways))
     print(
-        f"{ours_time:>10.2f}s {theirs_time:>8.2f}s {theirs_time / ours_time:>6.2f}x  "
-        f"{matched}/{len(halves)} {'yes' if matched == len(halves) else 'NO'}"
-        f"{'':>6}{load:.2f}",
-        flush=True,
+        f"{'':<{width}} {'time':>7} {'vs sklearn':>10} {'vs per call':>11}"
+        "  same alpha as sklearn  bit for bit per call"
     )
+    print(f"{'scikit-learn GraphicalLassoCV()':<{width}} {sklearn_time:>6.2f}s")
+    for name, (elapsed, fits) in timings.items():
+        matched = sum(
+            ours.alpha == theirs.alpha_
+            for ours, theirs in zip(fits, sklearn_fits, strict=True)
+        )
+        identical = all(map(same_bits, fits, per_call))
+        print(
+            f"{name:<{width}} {elapsed:>6.2f}s {sklearn_time / elapsed:>9.2f}x "
+            f"{per_call_time / elapsed:>10.2f}x  {matched:>9}/{len(inputs)}"
+            f"{'yes' if identical else 'NO':>22}"
+        )
+    print(f"load average (1 min): {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

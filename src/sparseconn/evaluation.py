@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.covariance import GraphicalLassoCV, LedoitWolf, empirical_covariance
 
-from sparseconn.graph_lasso import graph_lasso_cv
+from sparseconn.graph_lasso import graph_lasso_cv_many
 
 #: Estimators compared, in display order.
 ESTIMATORS = ("group_sparse", "graph_lasso", "ledoit_wolf", "empirical")
@@ -108,14 +108,16 @@ def contiguous_folds(n_samples: int, n_blocks: int = 2) -> list[np.ndarray]:
     return list(np.array_split(np.arange(n_samples), n_blocks))
 
 
-def graph_lasso_precision(signals: np.ndarray) -> np.ndarray:
+def graph_lasso_precisions(signals: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Precision of the graph lasso cross-validated as ``GraphicalLassoCV()`` does.
 
-    :func:`sparseconn.graph_lasso.graph_lasso_cv`: the alpha, precision and
-    scores of scikit-learn's ``GraphicalLassoCV()`` (default parameters), a few
-    times faster; with a scikit-learn it does not restate
+    One per element of ``signals`` (each (n_samples_k, p_k)), all
+    cross-validations run side by side by
+    :func:`sparseconn.graph_lasso.graph_lasso_cv_many`: the alpha, precision
+    and scores of scikit-learn's ``GraphicalLassoCV()`` (default parameters),
+    several times faster; with a scikit-learn it does not restate
     (:func:`~sparseconn.graph_lasso.restates_installed_scikit_learn`),
-    ``GraphicalLassoCV()`` itself. BLAS on one thread.
+    ``GraphicalLassoCV()`` itself on each. BLAS on one thread.
     """
     from threadpoolctl import threadpool_limits
 
@@ -123,8 +125,13 @@ def graph_lasso_precision(signals: np.ndarray) -> np.ndarray:
 
     with threadpool_limits(limits=1):
         if restates_installed_scikit_learn():
-            return graph_lasso_cv(signals).precision
-        return GraphicalLassoCV().fit(signals).precision_
+            return [fit.precision for fit in graph_lasso_cv_many(signals)]
+        return [GraphicalLassoCV().fit(x).precision_ for x in signals]
+
+
+def graph_lasso_precision(signals: np.ndarray) -> np.ndarray:
+    """:func:`graph_lasso_precisions` of one subject's ``signals`` (n_samples, p)."""
+    return graph_lasso_precisions([signals])[0]
 
 
 def _split(x: np.ndarray, n_blocks: int, fold: int) -> tuple[np.ndarray, np.ndarray]:
@@ -177,28 +184,50 @@ def heldout_group_sparse(
 
 
 def heldout_single_subject(
-    x: np.ndarray, subject: str, n_blocks: int = 2
+    x: np.ndarray,
+    subject: str,
+    n_blocks: int = 2,
+    graph_lasso: Sequence[np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Held-out log-likelihood of the per-subject estimators, every fold.
 
     For each fold, the subject's block is held out and fitted on the others: the
-    graph lasso (:func:`graph_lasso_precision`, its own cross-validation),
+    graph lasso (:func:`graph_lasso_precisions`, its own cross-validation),
     Ledoit-Wolf shrinkage and the empirical covariance (NaN where it is not
     invertible).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_samples, p)
+    subject : str
+    n_blocks : int
+        Number of contiguous blocks in time (folds).
+    graph_lasso : sequence of ndarray (p, p), optional
+        The graph lasso precisions of the folds' training parts, in fold order,
+        if already fitted (:func:`heldout_subjects` fits many subjects' at
+        once); fitted here otherwise.
 
     Returns
     -------
     DataFrame with columns subject, estimator, fold, log_likelihood.
     """
+    parts = [_split(x, n_blocks, fold) for fold in range(1, n_blocks + 1)]
+    if graph_lasso is None:
+        graph_lasso = graph_lasso_precisions([train for train, _ in parts])
+    if len(graph_lasso) != n_blocks:
+        raise ValueError(
+            f"graph_lasso: {len(graph_lasso)} precisions for {n_blocks} folds"
+        )
     rows = []
-    for fold in range(1, n_blocks + 1):
-        train, test = _split(x, n_blocks, fold)
+    for fold, (train, test), graph_lasso_fit in zip(
+        range(1, n_blocks + 1), parts, graph_lasso, strict=True
+    ):
         covariance = empirical_covariance(train)
         invertible = (
             train.shape[0] > train.shape[1] and np.linalg.cond(covariance) < 1e12
         )
         precisions = {
-            "graph_lasso": graph_lasso_precision(train),
+            "graph_lasso": graph_lasso_fit,
             "ledoit_wolf": LedoitWolf().fit(train).precision_,
             "empirical": np.linalg.inv(covariance) if invertible else None,
         }
@@ -212,18 +241,61 @@ def heldout_single_subject(
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
-def single_subject_precisions(x: np.ndarray) -> dict[str, np.ndarray]:
+def single_subject_precisions(
+    x: np.ndarray, graph_lasso: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The per-subject estimators' precisions on a subject's whole series.
 
-    ``graph_lasso`` (:func:`graph_lasso_precision`), ``ledoit_wolf`` and
-    ``empirical`` (the inverse of the empirical covariance), as scored against
-    the truth by :func:`recovery_scores`.
+    ``graph_lasso`` (:func:`graph_lasso_precisions`; the argument if given,
+    already fitted on ``x``), ``ledoit_wolf`` and ``empirical`` (the inverse of
+    the empirical covariance), as scored against the truth by
+    :func:`recovery_scores`.
     """
     return {
-        "graph_lasso": graph_lasso_precision(x),
+        "graph_lasso": graph_lasso_precision(x) if graph_lasso is None else graph_lasso,
         "ledoit_wolf": LedoitWolf().fit(x).precision_,
         "empirical": np.linalg.inv(empirical_covariance(x)),
     }
+
+
+def heldout_subjects(
+    series: Sequence[np.ndarray],
+    subjects: Sequence[str],
+    n_blocks: int = 2,
+    whole_series: bool = False,
+) -> tuple[pd.DataFrame, list[dict[str, np.ndarray]]]:
+    """:func:`heldout_single_subject` of many subjects, graph lassos side by side.
+
+    Every graph lasso cross-validation (each subject's training parts, and with
+    ``whole_series`` its whole series) runs in one batch
+    (:func:`graph_lasso_precisions`); the numbers are those of the functions
+    called one subject at a time.
+
+    Returns
+    -------
+    The held-out table (:func:`heldout_single_subject` of each subject, in
+    order) and, with ``whole_series``, each subject's
+    :func:`single_subject_precisions` (else an empty list).
+    """
+    trainings = [
+        _split(x, n_blocks, fold)[0] for x in series for fold in range(1, n_blocks + 1)
+    ]
+    fits = graph_lasso_precisions(trainings + (list(series) if whole_series else []))
+    tables = [
+        heldout_single_subject(
+            x, subject, n_blocks, fits[k * n_blocks : (k + 1) * n_blocks]
+        )
+        for k, (x, subject) in enumerate(zip(series, subjects, strict=True))
+    ]
+    precisions = (
+        [
+            single_subject_precisions(x, graph_lasso)
+            for x, graph_lasso in zip(series, fits[len(trainings) :], strict=True)
+        ]
+        if whole_series
+        else []
+    )
+    return pd.concat(tables, ignore_index=True), precisions
 
 
 def sorted_comparison(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:

@@ -8,10 +8,15 @@ tolerance (its fits stop at a duality gap of 1e-4): test log-likelihoods within
 science check splits them) of the default synthetic run's 10 subjects, generated
 and extracted as the workflow does; seeded Gaussian data at 10, 39 and 60 regions
 and 40, 88 and 176 samples (60 x 40: singular training covariances, fits that
-fail at small alphas); nearly singular and strong-common-factor data.
+fail at small alphas); nearly singular and strong-common-factor data. Every
+case is also fitted in one call of ``graph_lasso_cv_many`` (all cases side by
+side, those of the same region count in shared batches), whose results must
+equal ``graph_lasso_cv`` alone bit for bit.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -21,7 +26,12 @@ from threadpoolctl import threadpool_limits
 
 from sparseconn import synthetic
 from sparseconn.evaluation import contiguous_folds
-from sparseconn.graph_lasso import graph_lasso_cv, restates_installed_scikit_learn
+from sparseconn.graph_lasso import (
+    GraphLassoCVResult,
+    graph_lasso_cv,
+    graph_lasso_cv_many,
+    restates_installed_scikit_learn,
+)
 from sparseconn.regions import AtlasSpec
 from sparseconn.steps.subject import run_extract_timeseries
 
@@ -73,10 +83,18 @@ def common_factor() -> np.ndarray:
 SEEDED = {f"gaussian-{p}x{n}": (p, n) for p in (10, 39, 60) for n in (40, 88, 176)}
 
 
-def assert_same_choice(signals: np.ndarray) -> None:
+def assert_same_choice(
+    signals: np.ndarray, batched: GraphLassoCVResult | None = None
+) -> None:
+    """Our choice is scikit-learn's; ``batched`` (from a batch) is ours alone."""
     with threadpool_limits(limits=1):
         reference = GraphicalLassoCV().fit(signals)
         ours = graph_lasso_cv(signals)
+    if batched is not None:
+        for field in dataclasses.fields(ours):
+            np.testing.assert_array_equal(
+                getattr(batched, field.name), getattr(ours, field.name)
+            )
     alphas = reference.cv_results_["alphas"]
     np.testing.assert_allclose(ours.cv_alphas, alphas, rtol=1e-12, atol=0)
     chosen = int(np.flatnonzero(alphas == reference.alpha_)[0])
@@ -145,36 +163,57 @@ def default_run_halves(tmp_path_factory) -> list[np.ndarray]:
     return halves
 
 
+def all_cases(default_run_halves: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every case of this file, by name."""
+    cases = {f"half-{k}": x for k, x in enumerate(default_run_halves)}
+    for case, (n_regions, n_samples) in SEEDED.items():
+        cases[case] = sparse_gaussian(n_regions, n_samples, seed=n_regions + n_samples)
+    cases["nearly-singular"] = nearly_singular()
+    cases["common-factor"] = common_factor()
+    cases["fewer-samples"] = sparse_gaussian(60, 40, seed=100)
+    return cases
+
+
+@pytest.fixture(scope="module")
+def batched(default_run_halves) -> dict[str, GraphLassoCVResult]:
+    """``graph_lasso_cv_many`` of every case at once, by name."""
+    cases = all_cases(default_run_halves)
+    with threadpool_limits(limits=1):
+        results = graph_lasso_cv_many(list(cases.values()))
+    return dict(zip(cases, results, strict=True))
+
+
 @pytest.mark.parametrize("half", range(20))
-def test_default_run_training_halves(default_run_halves, half):
+def test_default_run_training_halves(default_run_halves, batched, half):
     signals = default_run_halves[half]
     assert signals.shape == (88, 39)
-    assert_same_choice(signals)
+    assert_same_choice(signals, batched[f"half-{half}"])
 
 
 @pytest.mark.parametrize("case", sorted(SEEDED))
-def test_seeded_gaussian(case):
+def test_seeded_gaussian(case, batched):
     n_regions, n_samples = SEEDED[case]
     assert_same_choice(
-        sparse_gaussian(n_regions, n_samples, seed=n_regions + n_samples)
+        sparse_gaussian(n_regions, n_samples, seed=n_regions + n_samples),
+        batched[case],
     )
 
 
-def test_nearly_singular():
-    assert_same_choice(nearly_singular())
+def test_nearly_singular(batched):
+    assert_same_choice(nearly_singular(), batched["nearly-singular"])
 
 
-def test_common_factor_with_failed_fits():
+def test_common_factor_with_failed_fits(batched):
     signals = common_factor()
     with threadpool_limits(limits=1):
         scores = graph_lasso_cv(signals).cv_scores
     assert np.isinf(scores).any()  # the case exercises scikit-learn's failures
-    assert_same_choice(signals)
+    assert_same_choice(signals, batched["common-factor"])
 
 
-def test_fewer_samples_than_regions():
+def test_fewer_samples_than_regions(batched):
     signals = sparse_gaussian(60, 40, seed=100)
     with threadpool_limits(limits=1):
         scores = graph_lasso_cv(signals).cv_scores
     assert np.isinf(scores).any()
-    assert_same_choice(signals)
+    assert_same_choice(signals, batched["fewer-samples"])

@@ -119,18 +119,18 @@ def test_recovery_scores_table():
 
 def test_graph_lasso_precision_is_our_cross_validation(rng, monkeypatch):
     import sparseconn.evaluation as evaluation
-    from sparseconn.graph_lasso import graph_lasso_cv
+    from sparseconn.graph_lasso import graph_lasso_cv, graph_lasso_cv_many
 
     calls = []
 
     def spy(signals):
-        calls.append(signals.shape)
-        return graph_lasso_cv(signals)
+        calls.append([x.shape for x in signals])
+        return graph_lasso_cv_many(signals)
 
-    monkeypatch.setattr(evaluation, "graph_lasso_cv", spy)
+    monkeypatch.setattr(evaluation, "graph_lasso_cv_many", spy)
     x = rng.multivariate_normal(np.zeros(6), np.linalg.inv(_chain_precision(6)), 80)
     precision = evaluation.graph_lasso_precision(x)
-    assert calls == [(80, 6)]
+    assert calls == [[(80, 6)]]
     np.testing.assert_array_equal(precision, graph_lasso_cv(x).precision)
 
 
@@ -147,8 +147,8 @@ def test_compare_models_graph_lasso_rows_equal_scikit_learns(rng, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(
             evaluation,
-            "graph_lasso_precision",
-            lambda x: GraphicalLassoCV().fit(x).precision_,
+            "graph_lasso_precisions",
+            lambda signals: [GraphicalLassoCV().fit(x).precision_ for x in signals],
         )
         reference = compare_models(series, ["a", "b", "c"], n_blocks=2)
     is_graph_lasso = ours["estimator"] == "graph_lasso"
@@ -174,8 +174,71 @@ def test_graph_lasso_precision_falls_back_to_scikit_learn_it_does_not_restate(
     assert not graph_lasso.restates_installed_scikit_learn("1.10.0")
     monkeypatch.setattr(graph_lasso, "RESTATED_VERSIONS", ())
     monkeypatch.setattr(
-        evaluation, "graph_lasso_cv", lambda _: pytest.fail("not a restated version")
+        evaluation,
+        "graph_lasso_cv_many",
+        lambda _: pytest.fail("not a restated version"),
     )
+    expected = GraphicalLassoCV().fit(x).precision_
+    np.testing.assert_array_equal(evaluation.graph_lasso_precision(x), expected)
+    fallback = evaluation.graph_lasso_precisions([x, x[:40]])
+    np.testing.assert_array_equal(fallback[0], expected)
     np.testing.assert_array_equal(
-        evaluation.graph_lasso_precision(x), GraphicalLassoCV().fit(x).precision_
+        fallback[1], GraphicalLassoCV().fit(x[:40]).precision_
     )
+
+
+def _three_subjects(rng) -> list[np.ndarray]:
+    covariance = np.linalg.inv(_chain_precision(7, weight=0.35))
+    return [rng.multivariate_normal(np.zeros(7), covariance, n) for n in (90, 101, 120)]
+
+
+def test_heldout_subjects_batches_every_graph_lasso_and_equals_one_at_a_time(
+    rng, monkeypatch
+):
+    from sparseconn.graph_lasso import graph_lasso_cv_many
+
+    series, subjects = _three_subjects(rng), ["a", "b", "c"]
+    one_at_a_time = [
+        evaluation.heldout_single_subject(x, s, 2)
+        for x, s in zip(series, subjects, strict=True)
+    ]
+    whole = [evaluation.single_subject_precisions(x) for x in series]
+    calls = []
+
+    def spy(signals):
+        calls.append([x.shape[0] for x in signals])
+        return graph_lasso_cv_many(signals)
+
+    monkeypatch.setattr(evaluation, "graph_lasso_cv_many", spy)
+    table, precisions = evaluation.heldout_subjects(
+        series, subjects, 2, whole_series=True
+    )
+    # one batched call: both training parts of every subject (fold 1 trains on
+    # block 2), then the whole series
+    assert calls == [[45, 45, 50, 51, 60, 60, 90, 101, 120]]
+    pd.testing.assert_frame_equal(
+        table, pd.concat(one_at_a_time, ignore_index=True), check_exact=True
+    )
+    assert len(precisions) == 3
+    for batched, alone in zip(precisions, whole, strict=True):
+        assert list(batched) == list(alone)
+        for name in alone:
+            np.testing.assert_array_equal(batched[name], alone[name])
+    calls.clear()
+    table_only, none = evaluation.heldout_subjects(series, subjects, 2)
+    assert calls == [[45, 45, 50, 51, 60, 60]] and none == []
+    pd.testing.assert_frame_equal(table_only, table, check_exact=True)
+
+
+def test_heldout_single_subject_takes_fitted_graph_lasso_precisions(rng):
+    x = _three_subjects(rng)[0]
+    table = evaluation.heldout_single_subject(x, "a", 2, [np.eye(7), 2 * np.eye(7)])
+    graph_lasso = table[table["estimator"] == "graph_lasso"]
+    blocks = contiguous_folds(x.shape[0], 2)
+    expected = [
+        gaussian_log_likelihood(x[blocks[0]], np.eye(7)),
+        gaussian_log_likelihood(x[blocks[1]], 2 * np.eye(7)),
+    ]
+    assert list(graph_lasso["log_likelihood"]) == expected
+    with pytest.raises(ValueError, match="graph_lasso: 1 precisions for 2 folds"):
+        evaluation.heldout_single_subject(x, "a", 2, [np.eye(7)])

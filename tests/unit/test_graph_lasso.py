@@ -6,17 +6,21 @@ tests/parity/test_graph_lasso_cv.py.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.covariance import graphical_lasso
 from sklearn.covariance import log_likelihood as sklearn_log_likelihood
 from sklearn.model_selection import KFold
 
+from sparseconn import graph_lasso as graph_lasso_module
 from sparseconn.graph_lasso import (
     alpha_max,
     empirical_covariance,
     graph_lasso,
     graph_lasso_cv,
+    graph_lasso_cv_many,
     kfold_splits,
     log_likelihood,
 )
@@ -84,3 +88,47 @@ def test_single_fit_is_scikit_learns(rng):
 def test_bad_signals_are_one_clear_error(signals, message):
     with pytest.raises(ValueError, match=message):
         graph_lasso_cv(signals)
+    # in a batch, the message names the input
+    good = np.random.default_rng(0).standard_normal((30, 3))
+    detail = message.removeprefix("signals: ")
+    with pytest.raises(ValueError, match=rf"^signals\[1\]: .*{detail}"):
+        graph_lasso_cv_many([good, signals])
+
+
+def _common_factor(n_samples: int, n_regions: int, seed: int) -> np.ndarray:
+    """A strong shared factor: fits that fail (-inf scores) at small alphas."""
+    rng = np.random.default_rng(seed)
+    factor = rng.standard_normal((n_samples, 1))
+    return 3 * factor * rng.uniform(0.5, 1.0, n_regions) + rng.standard_normal(
+        (n_samples, n_regions)
+    )
+
+
+@pytest.mark.parametrize("batch_entries", [2**20, 400])
+def test_many_cross_validations_side_by_side_are_each_alone_bit_for_bit(
+    rng, monkeypatch, batch_entries
+):
+    # inputs of the same region count share batches: all of them by default; with
+    # 400 entries, 2 cross-validations of 6 regions (5 folds) or 1 of 8 a batch
+    monkeypatch.setattr(graph_lasso_module, "_MAX_BATCH_ENTRIES", batch_entries)
+    # different sample and region counts, fits that fail, and one input twice
+    x = rng.standard_normal((60, 6))
+    x[:, 1] += 0.8 * x[:, 0]
+    signals = [
+        x,
+        _common_factor(10, 12, seed=0),
+        rng.standard_normal((45, 8)) @ np.triu(np.ones((8, 8))) / 3,
+        x[:31],
+        _common_factor(30, 6, seed=1),
+        x,
+    ]
+    alone = [graph_lasso_cv(s) for s in signals]
+    assert np.isinf(alone[1].cv_scores).any() and np.isinf(alone[4].cv_scores).any()
+    together = graph_lasso_cv_many(signals)
+    assert len(together) == len(signals)
+    for ours, reference in zip(together, alone, strict=True):
+        for field in dataclasses.fields(reference):
+            np.testing.assert_array_equal(
+                getattr(ours, field.name), getattr(reference, field.name)
+            )
+    assert graph_lasso_cv_many([]) == []

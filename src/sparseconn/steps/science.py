@@ -57,22 +57,21 @@ def run_heldout_subjects(
     """Held-out log-likelihood of each subject's own estimators, every fold.
 
     ``timeseries``: one element per subject (a file, or its runs to concatenate).
-    See :func:`sparseconn.evaluation.heldout_single_subject`. With ``out_npz``,
-    also each estimator's precision on the whole series (``subjects`` and one
-    stacked array per estimator), for the ground-truth recovery.
+    See :func:`sparseconn.evaluation.heldout_subjects` (every graph lasso
+    cross-validation of the batch side by side). With ``out_npz``, also each
+    estimator's precision on the whole series (``subjects`` and one stacked
+    array per estimator), for the ground-truth recovery.
     """
     from threadpoolctl import threadpool_limits
 
-    from sparseconn.evaluation import heldout_single_subject, single_subject_precisions
+    from sparseconn.evaluation import heldout_subjects
 
     signals, _ = read_unit_timeseries(timeseries, regions_table)
     with threadpool_limits(limits=1):
-        tables = [
-            heldout_single_subject(x, subject, n_blocks)
-            for x, subject in zip(signals, subjects, strict=True)
-        ]
-        fits = [single_subject_precisions(x) for x in signals] if out_npz else []
-    write_tsv(pd.concat(tables, ignore_index=True), out_tsv)
+        table, fits = heldout_subjects(
+            signals, subjects, n_blocks, whole_series=bool(out_npz)
+        )
+    write_tsv(table, out_tsv)
     if out_npz:
         arrays = {name: np.stack([fit[name] for fit in fits]) for name in fits[0]}
         write_npz(out_npz, subjects=np.asarray(subjects), **arrays)
