@@ -333,6 +333,7 @@ def plot_connectome(
     edge_threshold: str | float = "80%",
     title: str = "",
     node_colors: Sequence[Any] | None = None,
+    max_edges: int | None = None,
 ) -> ConnectomeFigure:
     """Draw a connectome in sagittal, coronal and axial projections.
 
@@ -352,6 +353,9 @@ def plot_connectome(
     title : str
     node_colors : sequence of colours, length p, optional
         Default black.
+    max_edges : int, optional
+        Draw at most this many edges: the strongest (largest ``|value|``) of
+        those the threshold keeps (hundreds of regions keep tens of thousands).
 
     Returns
     -------
@@ -363,6 +367,10 @@ def plot_connectome(
     if coords.shape != (p, 3):
         raise ValueError(f"coords must have shape ({p}, 3), got {coords.shape}")
     rows, cols, values = connectome_edges(matrix, edge_threshold)
+    n_above = rows.size
+    if max_edges is not None and n_above > max_edges:
+        strongest = np.sort(np.argsort(-np.abs(values), kind="stable")[:max_edges])
+        rows, cols, values = rows[strongest], cols[strongest], values[strongest]
     off_diagonal = matrix[~np.eye(p, dtype=bool)]
     span = float(np.abs(off_diagonal).max()) if off_diagonal.size else 0.0
     norm = Normalize(vmin=-span, vmax=span) if span > 0 else Normalize(-1, 1)
@@ -397,7 +405,12 @@ def plot_connectome(
         figure.text(
             0.01,
             0.915,
-            f"{rows.size} edges: |value| ≥ {cutoff:.3g} ({rule})",
+            (
+                f"{rows.size} edges: |value| ≥ {cutoff:.3g} ({rule})"
+                if rows.size == n_above
+                else f"the {rows.size} strongest of {n_above} edges with "
+                f"|value| ≥ {cutoff:.3g} ({rule})"
+            ),
             fontsize=8,
             va="top",
             ha="left",
@@ -466,6 +479,12 @@ def network_colors(networks: Sequence[str]) -> dict[str, Any]:
     return {name: palette(index % palette.N) for index, name in enumerate(names)}
 
 
+#: Up to this many regions, a matrix names each one on its axes; beyond, its
+#: regions are grouped by network (one label per network block) or every k-th
+#: region is named.
+MATRIX_NAMED_REGIONS = 80
+
+
 def plot_matrix(
     matrix: np.ndarray,
     names: Sequence[str],
@@ -487,7 +506,10 @@ def plot_matrix(
     title : str
     networks : sequence of str, length p, optional
         Network of each region: tick labels take the network's colour and lines
-        separate consecutive regions of different networks.
+        separate consecutive regions of different networks. Beyond
+        :data:`MATRIX_NAMED_REGIONS` regions, the regions are reordered into
+        network blocks (networks in order of first appearance) and each block is
+        labelled with its network; without networks, every k-th region is named.
 
     Returns
     -------
@@ -500,6 +522,13 @@ def plot_matrix(
             f"a square matrix with one name per row is required, got shape "
             f"{matrix.shape} and {len(names)} names"
         )
+    if networks is not None and p > MATRIX_NAMED_REGIONS:
+        # network-ordered blocks (e.g. Schaefer's hemispheres split each network)
+        first = {name: i for i, name in reversed(list(enumerate(networks)))}
+        order = sorted(range(p), key=lambda i: (first[networks[i]], i))
+        matrix = matrix[np.ix_(order, order)]
+        names = [names[i] for i in order]
+        networks = [networks[i] for i in order]
     figure = _new_figure(7.6, 6.8)
     with matplotlib.rc_context(_STYLE):
         ax = figure.add_axes((0.2, 0.2, 0.64, 0.72))
@@ -534,13 +563,31 @@ def plot_matrix(
                 f"kind {kind!r} is not one of 'covariance', 'sparsity', 'precision'"
             )
         fontsize = float(np.clip(260.0 / max(p, 1), 3.0, 8.0))
-        ax.set_xticks(np.arange(p), labels=list(names), rotation=90, fontsize=fontsize)
-        ax.set_yticks(np.arange(p), labels=list(names), fontsize=fontsize)
+        if p <= MATRIX_NAMED_REGIONS:
+            ticks, labels = np.arange(p), list(names)
+        elif networks is not None:
+            # one label per network, at the middle of each of its blocks
+            starts = np.flatnonzero(
+                np.r_[True, np.asarray(networks[1:]) != np.asarray(networks[:-1])]
+            )
+            ends = np.r_[starts[1:], p]
+            ticks = (starts + ends - 1) / 2
+            labels = [str(networks[start]) for start in starts]
+            fontsize = 7.0
+        else:
+            step = int(np.ceil(p / MATRIX_NAMED_REGIONS))
+            ticks = np.arange(0, p, step)
+            labels = [str(names[i]) for i in ticks]
+        ax.set_xticks(ticks, labels=labels, rotation=90, fontsize=fontsize)
+        ax.set_yticks(ticks, labels=labels, fontsize=fontsize)
         ax.tick_params(length=2, pad=1)
         if networks is not None:
             colours = network_colors(networks)
+            tick_networks = (
+                networks if p <= MATRIX_NAMED_REGIONS else [str(n) for n in labels]
+            )
             for axis_labels in (ax.get_xticklabels(), ax.get_yticklabels()):
-                for label, network in zip(axis_labels, networks, strict=True):
+                for label, network in zip(axis_labels, tick_networks, strict=True):
                     label.set_color(colours[network])
             for boundary in np.flatnonzero(
                 np.asarray(networks[1:]) != np.asarray(networks[:-1])

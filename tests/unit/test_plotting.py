@@ -242,6 +242,26 @@ def test_connectome_draws_one_segment_per_edge_in_each_view(rng, tmp_path):
     _assert_not_blank(pixels)
 
 
+def test_connectome_keeps_the_strongest_edges(rng):
+    p = 120
+    coords = rng.uniform(0, 30, size=(p, 3))
+    matrix = _symmetric(rng, p)
+    drawn = plot_connectome(
+        matrix,
+        coords,
+        mask=np.ones((10, 10, 10), bool),
+        affine=np.diag([3.0, 3.0, 3.0, 1.0]),
+        max_edges=50,
+    )
+    upper = np.abs(matrix[np.triu_indices(p, 1)])
+    assert drawn.rows.size == 50
+    assert len(drawn.edge_collections["axial"].get_segments()) == 50
+    # the 50 largest |values| of all the off-diagonal entries
+    np.testing.assert_array_equal(np.sort(np.abs(drawn.values)), np.sort(upper)[-50:])
+    texts = [text.get_text() for text in drawn.figure.texts]
+    assert any(text.startswith("the 50 strongest of 1428 edges") for text in texts)
+
+
 def test_connectome_rejects_bad_coordinates(rng):
     with pytest.raises(ValueError, match="coords must have shape"):
         plot_connectome(
@@ -280,6 +300,32 @@ def test_matrix_figures(rng, tmp_path, kind):
     pixels = _png(tmp_path / "m.png")
     assert pixels.shape[:2] == (680, 760)
     _assert_not_blank(pixels)
+
+
+def test_large_matrix_in_network_blocks(rng):
+    """400 regions whose networks alternate (as Schaefer's hemispheres do)."""
+    p = 400
+    networks = [("Vis", "Default", "Motor")[(i // 20) % 3] for i in range(p)]
+    names = [f"{network}_{i}" for i, network in enumerate(networks)]
+    matrix = _symmetric(rng, p)
+    figure = plot_matrix(matrix, names, kind="covariance", networks=networks)
+    ax = figure.axes[0]
+    # one label per network block, blocks in order of first appearance
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Vis", "Default", "Motor"]
+    np.testing.assert_array_equal(
+        [t for t in ax.get_yticks()], [(0 + 139) / 2, (140 + 279) / 2, (280 + 399) / 2]
+    )
+    order = sorted(
+        range(p), key=lambda i: (("Vis", "Default", "Motor").index(networks[i]), i)
+    )
+    np.testing.assert_array_equal(
+        ax.images[0].get_array(), matrix[np.ix_(order, order)]
+    )
+    assert len(ax.lines) == 4  # two boundaries, both axes
+    # without networks: every k-th region named
+    plain = plot_matrix(matrix, names, kind="precision").axes[0]
+    labels = [t.get_text() for t in plain.get_yticklabels()]
+    assert labels == names[:: int(np.ceil(p / 80))] and len(labels) <= 80
 
 
 def test_matrix_without_networks_and_bad_kind(rng):

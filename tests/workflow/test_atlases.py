@@ -105,3 +105,22 @@ def test_bad_atlases_are_one_line(run_snakemake, tmp_path, atlases, message):
     line = error_line(result)
     assert line.startswith(ERROR_PREFIX) and message in line
     assert not (tmp_path / "results").exists()
+
+
+def test_maps_forced_as_labels_fail_their_job_with_one_line(run_snakemake, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "n_subjects": 1,
+                "science_check": False,
+                "atlases": [{"name": "synthetic", "kind": "labels"}],
+            }
+        )
+    )
+    result = run_snakemake(
+        "--configfile", ROOT_CONFIG, config, "--cores", "1", cwd=tmp_path
+    )
+    line = error_line(result)
+    assert "resources/synthetic/atlas_maps.nii.gz: a label atlas must be a 3D" in line
+    assert not list((tmp_path / "results").glob("sub-01/func/*_timeseries.*"))

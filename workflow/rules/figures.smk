@@ -179,6 +179,7 @@ rule plot_group_figures:
         estimates=ESTIMATES,
         subject=PLOT_SUBJECT,
         edge_threshold=FIGURE_SETTINGS["edge_threshold"],
+        max_edges=FIGURE_SETTINGS["max_edges"],
         dpi=FIGURE_SETTINGS["dpi"],
         code=rule_code("plot_group_figures"),
     message:

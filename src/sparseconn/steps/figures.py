@@ -146,6 +146,7 @@ def run_plot_connectome(
     subject: str,
     edge_threshold: str | float = "80%",
     dpi: int = 100,
+    max_edges: int | None = None,
 ) -> None:
     """Connectome of the negated precision of ``subject`` over the atlas outline.
 
@@ -173,9 +174,13 @@ def run_plot_connectome(
         edge_threshold=edge_threshold,
         title=estimate_title(estimate, subject, fit["alpha"]),
         node_colors=node_colors,
+        max_edges=max_edges,
     )
     logger.info(
-        "%d edges at or above the threshold %s", drawn.rows.size, edge_threshold
+        "%d edges drawn, at or above the threshold %s (at most %s)",
+        drawn.rows.size,
+        edge_threshold,
+        max_edges,
     )
     for path in _outputs(out_png, out_svg):
         save_figure(drawn.figure, path, dpi=dpi)
@@ -299,6 +304,7 @@ def run_plot_group_figures(
     subject: str,
     edge_threshold: str | float = "80%",
     dpi: int = 100,
+    max_edges: int | None = None,
 ) -> None:
     """Every group-level figure of every estimate, one after the other.
 
@@ -326,6 +332,7 @@ def run_plot_group_figures(
             subject=subject,
             edge_threshold=edge_threshold,
             dpi=dpi,
+            max_edges=max_edges,
         )
         run_plot_matrices(
             npz,

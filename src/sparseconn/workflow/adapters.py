@@ -456,6 +456,7 @@ def plot_group_figures(
         estimates=estimates,
         subject=params.subject,
         edge_threshold=params.edge_threshold,
+        max_edges=params.max_edges,
         dpi=params.dpi,
         log=log[0],
     )
