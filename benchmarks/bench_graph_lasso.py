@@ -43,6 +43,7 @@ from sparseconn.graph_lasso import (
     graph_lasso_cv,
     graph_lasso_cv_many,
 )
+from sparseconn.regions import AtlasSpec
 from sparseconn.steps.subject import run_extract_timeseries
 
 
@@ -71,14 +72,12 @@ def generated_signals(n_subjects: int) -> list[np.ndarray]:
             high_variance, series = folder / "hv.tsv", folder / "series.tsv"
             run_extract_timeseries(
                 func,
-                maps,
-                labels,
+                [AtlasSpec("synthetic", str(maps), str(labels))],
                 [confounds],
-                series,
-                folder / "series.json",
+                [series],
+                [folder / "series.json"],
                 high_variance,
                 subject=subject,
-                atlas_name="synthetic",
             )
             signals.append(pd.read_csv(series, sep="\t").to_numpy())
     return signals
