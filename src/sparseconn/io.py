@@ -403,11 +403,26 @@ def read_timeseries(path: PathLike) -> pd.DataFrame:
     return frame
 
 
-def write_relmat(matrix: np.ndarray, regions: Sequence[str], path: PathLike) -> None:
-    """Write a region x region matrix as xcp_d's ``relmat`` TSV (first column Node)."""
+def relmat_sidecar_path(path: PathLike) -> Path:
+    """The JSON sidecar of a relmat TSV: the same name, ``.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def write_relmat(
+    matrix: np.ndarray,
+    regions: Sequence[str],
+    path: PathLike,
+    sidecar: dict | None = None,
+) -> None:
+    """Write a region x region matrix as xcp_d's ``relmat`` TSV (first column Node).
+
+    With ``sidecar``, also its JSON sidecar (:func:`relmat_sidecar_path`).
+    """
     frame = pd.DataFrame(matrix, columns=list(regions))
     frame.insert(0, "Node", list(regions))
     write_tsv(frame, path)
+    if sidecar is not None:
+        write_json(sidecar, relmat_sidecar_path(path))
 
 
 def _same_regions(

@@ -8,6 +8,7 @@ region 4 naming the subject, every relmat of the run has the same 3 nodes; with
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -113,6 +114,33 @@ def test_every_relmat_has_the_same_nodes(run):
         table = pd.read_csv(path, sep="\t")
         assert list(table["Node"]) == NAMES[:3], path
         assert list(table.columns[1:]) == NAMES[:3], path
+        # its BEP017 sidecar: what the matrix is, from what, without which regions
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert sidecar["Measure"] in ("covariance", "precision")
+        assert sidecar["Measure"] in path.name
+        for key, value in (
+            ("Weighted", True),
+            ("Directed", False),
+            ("ValidDiagonal", True),
+            ("StorageFormat", "Full"),
+            ("Atlas", "four"),
+        ):
+            assert sidecar[key] == value, (path, key)
+        assert sidecar["MeasureDescription"]
+        estimator = sidecar["Estimator"]
+        assert estimator["Name"] == (
+            "GroupSparseCovarianceCV"
+            if "groupsparse" in path.name
+            else "GraphicalLassoCV"
+        )
+        assert estimator["Alpha"] > 0
+        assert sidecar["RegionsDropped"] == {
+            "far": "sub-cut: outside the field of view"
+        }
+        subject = path.name.split("_")[0]
+        (source,) = sidecar["Sources"]
+        assert source.startswith("bids::") and subject in source
+        assert source.endswith("_atlas-four_timeseries.tsv")
     assert (run / "figures/sub-a_atlas-four_desc-groupsparse_connectome.png").is_file()
 
 
@@ -127,4 +155,7 @@ def test_strict_regions_stops_with_one_line(dataset, run_snakemake, tmp_path):
     assert line.startswith(ERROR_PREFIX)
     assert "sub-cut_atlas-four_desc-coverage_regions.tsv: region far: outside" in line
     assert "strict_regions" in line
-    assert not (tmp_path / "strict" / "group").exists()
+    group = tmp_path / "strict" / "group"
+    assert not (group / "atlas-four_desc-coverage_regions.tsv").exists()
+    assert not list(group.glob("*_connectome.npz"))
+    assert not list((tmp_path / "strict").rglob("*_relmat.tsv"))

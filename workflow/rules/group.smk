@@ -56,6 +56,14 @@ rule group_sparse_covariance:
         precisions=[
             INPUTS.unit_relmat(u, "precision", "groupsparse") for u in GROUP_SUBJECTS
         ],
+        covariance_sidecars=[
+            INPUTS.unit_relmat(u, "covariance", "groupsparse", "json")
+            for u in GROUP_SUBJECTS
+        ],
+        precision_sidecars=[
+            INPUTS.unit_relmat(u, "precision", "groupsparse", "json")
+            for u in GROUP_SUBJECTS
+        ],
     log:
         f"{LOGS}/group_sparse_covariance/atlas-{{atlas}}.log",
     benchmark:
@@ -68,6 +76,7 @@ rule group_sparse_covariance:
         subjects=GROUP_SUBJECTS,
         sizes=GROUP_SIZES,
         settings=config["group_sparse"],
+        links=INPUTS.dataset_links,
         code=rule_code("group_sparse_covariance"),
     message:
         "Group-sparse inverse covariance of the group subjects, atlas {wildcards.atlas} (cross-validated)"
@@ -83,6 +92,12 @@ rule graph_lasso:
         npz=PATHS.group_connectome("graphlasso"),
         covariance=INPUTS.unit_relmat(PLOT_SUBJECT, "covariance", "graphlasso"),
         precision=INPUTS.unit_relmat(PLOT_SUBJECT, "precision", "graphlasso"),
+        covariance_sidecar=INPUTS.unit_relmat(
+            PLOT_SUBJECT, "covariance", "graphlasso", "json"
+        ),
+        precision_sidecar=INPUTS.unit_relmat(
+            PLOT_SUBJECT, "precision", "graphlasso", "json"
+        ),
     log:
         f"{LOGS}/graph_lasso/atlas-{{atlas}}.log",
     benchmark:
@@ -93,6 +108,7 @@ rule graph_lasso:
         runtime=10,
     params:
         subject=PLOT_SUBJECT,
+        links=INPUTS.dataset_links,
         code=rule_code("graph_lasso"),
     message:
         "Graph lasso (GraphicalLassoCV) of the plotted subject {params.subject}, atlas {wildcards.atlas}"
@@ -107,6 +123,8 @@ rule graph_lasso_subject:
     output:
         covariance=PATHS.relmat("covariance", "graphlasso"),
         precision=PATHS.relmat("precision", "graphlasso"),
+        covariance_sidecar=PATHS.relmat("covariance", "graphlasso", "json"),
+        precision_sidecar=PATHS.relmat("precision", "graphlasso", "json"),
     log:
         f"{LOGS}/graph_lasso_subject/{{subject}}_atlas-{{atlas}}.log",
     benchmark:
@@ -120,6 +138,7 @@ rule graph_lasso_subject:
         runtime=10,
     params:
         subject="{subject}",
+        links=INPUTS.dataset_links,
         code=rule_code("graph_lasso_subject"),
     message:
         "sub-{wildcards.subject}: graph lasso (GraphicalLassoCV), atlas {wildcards.atlas}"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from sparseconn import __version__
 from sparseconn.errors import InputError
 from sparseconn.io import (
     PathLike,
@@ -40,6 +42,86 @@ def split_sizes(paths: Sequence[PathLike], sizes: Sequence[int] | None) -> list:
         groups.append(chunk[0] if size == 1 else chunk)
         start += size
     return groups
+
+
+#: How each statistic written as a relmat is described in its sidecar (BEP017).
+MEASURES = {
+    "covariance": (
+        "covariance",
+        "Covariance of the cleaned (z-scored) region signals implied by the "
+        "estimate: the inverse of its precision",
+    ),
+    "precision": (
+        "precision",
+        "Precision (inverse covariance); an off-diagonal entry is zero when the "
+        "two regions are conditionally independent given all the others, and "
+        "minus it, normalised by the diagonal, is their partial correlation",
+    ),
+}
+#: The estimators, as named in the sidecars.
+ESTIMATORS = {
+    "groupsparse": {
+        "Name": "GroupSparseCovarianceCV",
+        "Description": "group-sparse inverse covariance of all subjects (Varoquaux "
+        "et al. 2010): one shared sparsity pattern",
+        "AlphaSelection": "cross-validated held-out log-likelihood",
+    },
+    "graphlasso": {
+        "Name": "GraphicalLassoCV",
+        "Description": "graphical lasso of one subject (Friedman et al. 2008)",
+        "AlphaSelection": "cross-validated held-out log-likelihood "
+        "(scikit-learn's GraphicalLassoCV choice)",
+    },
+}
+
+
+def relmat_sidecar(
+    stat: str,
+    estimate: str,
+    alpha: float,
+    *,
+    atlas: str | None,
+    sources: Sequence[str],
+    dropped: dict[str, str] | None = None,
+) -> dict:
+    """The JSON sidecar of a relmat (BEP017 fields, the estimator and its alpha)."""
+    measure, description = MEASURES[stat]
+    return {
+        "Measure": measure,
+        "MeasureDescription": description,
+        "Weighted": True,
+        "Directed": False,
+        "ValidDiagonal": True,
+        "StorageFormat": "Full",
+        "NonNegative": False,
+        "Estimator": {**ESTIMATORS[estimate], "Alpha": float(alpha)},
+        "Atlas": atlas,
+        "RegionsDropped": dict(dropped or {}),
+        "Sources": list(sources),
+        "SoftwareVersion": f"sparseconn {__version__}",
+    }
+
+
+def _dropped_reasons(regions_table: PathLike | None) -> dict[str, str]:
+    arrays = _dropped(regions_table)
+    if not arrays:
+        return {}
+    return dict(
+        zip(
+            arrays["dropped_regions"].tolist(),
+            arrays["dropped_reasons"].tolist(),
+            strict=True,
+        )
+    )
+
+
+def _unit_sources(
+    unit: PathLike | Sequence[PathLike], links: dict[str, str] | None
+) -> list[str]:
+    from sparseconn.steps.subject import source_uris
+
+    files = [unit] if isinstance(unit, str | Path) else list(unit)
+    return source_uris(files, links)
 
 
 def run_group_regions(
@@ -118,6 +200,8 @@ def run_group_sparse_covariance(
     precision_relmats: Sequence[PathLike],
     regions_table: PathLike | None = None,
     *,
+    atlas: str | None = None,
+    links: dict[str, str] | None = None,
     alphas: int = 4,
     n_refinements: int = 4,
     tol_cv: float = 1e-2,
@@ -168,9 +252,22 @@ def run_group_sparse_covariance(
         regions=np.asarray(regions, dtype=str),
         **_dropped(regions_table),
     )
-    for index in range(len(subjects)):
-        write_relmat(covariances[index], regions, covariance_relmats[index])
-        write_relmat(precisions[index], regions, precision_relmats[index])
+    dropped = _dropped_reasons(regions_table)
+    for index, unit in enumerate(timeseries):
+        sources = _unit_sources(unit, links)
+        for stat, matrices, relmats in (
+            ("covariance", covariances, covariance_relmats),
+            ("precision", precisions, precision_relmats),
+        ):
+            sidecar = relmat_sidecar(
+                stat,
+                "groupsparse",
+                estimator.alpha_,
+                atlas=atlas,
+                sources=sources,
+                dropped=dropped,
+            )
+            write_relmat(matrices[index], regions, relmats[index], sidecar)
 
 
 def run_graph_lasso(
@@ -181,6 +278,8 @@ def run_graph_lasso(
     regions_table: PathLike | None = None,
     *,
     subject: str,
+    atlas: str | None = None,
+    links: dict[str, str] | None = None,
 ) -> None:
     """``GraphicalLassoCV()`` (scikit-learn's defaults) on one subject's signals.
 
@@ -210,8 +309,16 @@ def run_graph_lasso(
             alpha = estimator.alpha_
             cv_alphas = estimator.cv_results_["alphas"]
             cv_scores = estimator.cv_results_["mean_test_score"]
-    write_relmat(covariance, regions, covariance_relmat)
-    write_relmat(precision, regions, precision_relmat)
+    sources = _unit_sources(timeseries, links)
+    dropped = _dropped_reasons(regions_table)
+    for stat, matrix, relmat in (
+        ("covariance", covariance, covariance_relmat),
+        ("precision", precision, precision_relmat),
+    ):
+        sidecar = relmat_sidecar(
+            stat, "graphlasso", alpha, atlas=atlas, sources=sources, dropped=dropped
+        )
+        write_relmat(matrix, regions, relmat, sidecar)
     if out_npz is not None:
         write_npz(
             out_npz,

@@ -329,6 +329,8 @@ def group_sparse_covariance(
         list(output.covariances),
         list(output.precisions),
         input.regions,
+        atlas=wildcards.atlas,
+        links=dict(params.links),
         **params.settings,
         log=log[0],
     )
@@ -360,6 +362,8 @@ def graph_lasso(
         output.npz,
         input.regions,
         subject=params.subject,
+        atlas=wildcards.atlas,
+        links=dict(params.links),
         log=log[0],
     )
 
@@ -388,6 +392,8 @@ def graph_lasso_subject(
         None,
         input.regions,
         subject=params.subject,
+        atlas=wildcards.atlas,
+        links=dict(params.links),
         log=log[0],
     )
 

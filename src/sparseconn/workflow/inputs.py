@@ -310,9 +310,9 @@ class RunInputs:
         files = [self.unit_timeseries(unit) for unit in units]
         return [f for unit_files in files for f in unit_files], [len(f) for f in files]
 
-    def unit_relmat(self, unit: str, stat: str, desc: str) -> str:
-        """Relmat TSV of a group element (xcp_d layout)."""
-        return fill(self.paths.relmat(stat, desc), subject=unit)
+    def unit_relmat(self, unit: str, stat: str, desc: str, ext: str = "tsv") -> str:
+        """Relmat TSV of a group element (xcp_d layout), or its JSON sidecar."""
+        return fill(self.paths.relmat(stat, desc, ext), subject=unit)
 
     # -------------------------------------------------------- every scan, QC
     @property
@@ -916,9 +916,9 @@ class FmriprepInputs(RunInputs):
     def _group_scan_names(self) -> list[str]:
         return [name for unit in self.group_units for name in self.unit_scans[unit]]
 
-    def unit_relmat(self, unit: str, stat: str, desc: str) -> str:
+    def unit_relmat(self, unit: str, stat: str, desc: str, ext: str = "tsv") -> str:
         return self.paths.scan_file(
-            unit, "relmat.tsv", atlas=self.paths.atlas, stat=stat, desc=desc
+            unit, f"relmat.{ext}", atlas=self.paths.atlas, stat=stat, desc=desc
         )
 
     @property

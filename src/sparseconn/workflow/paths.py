@@ -102,10 +102,10 @@ class Paths:
         """A subject's region table: coverage, and whether the group can use each."""
         return self.subject_file(f"atlas-{self.atlas}_desc-coverage_regions.tsv")
 
-    def relmat(self, stat: str, desc: str) -> str:
-        """A subject's relmat TSV (xcp_d layout), a ``{subject}`` pattern."""
+    def relmat(self, stat: str, desc: str, ext: str = "tsv") -> str:
+        """A subject's relmat TSV (xcp_d layout) or its JSON (a pattern)."""
         return self.subject_file(
-            f"atlas-{self.atlas}_stat-{stat}_desc-{desc}_relmat.tsv"
+            f"atlas-{self.atlas}_stat-{stat}_desc-{desc}_relmat.{ext}"
         )
 
     def scan_file(self, name: str, suffix: str, **entities: str) -> str:
