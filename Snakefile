@@ -128,6 +128,7 @@ rule dataset_description:
         name="sparseconn functional connectomes",
         version=PKG_VERSION,
         links=INPUTS.dataset_links_from_results,
+        atlases=INPUTS.atlas_descriptions,
         code=rule_code("dataset_description"),
     message:
         "Describing the results as a BIDS-derivatives dataset"

@@ -72,6 +72,19 @@ def test_every_output_per_atlas(run):
             figures / f"sub-01_atlas-{atlas}_desc-groupsparse_connectome.png"
         ).is_file()
         assert (figures / f"sub-02_atlas-{atlas}_qc.png").is_file()
+    description = json.loads((results / "dataset_description.json").read_text())
+    assert description["Atlases"] == [
+        {
+            "Name": "synthetic",
+            "Image": "bids:synthetic:atlas_maps.nii.gz",
+            "Labels": "bids:synthetic:atlas_labels.csv",
+        },
+        {
+            "Name": "parc",
+            "Image": "bids:synthetic:atlas_dseg.nii.gz",
+            "Labels": "bids:synthetic:atlas_dseg.tsv",
+        },
+    ]
     parcellation = json.loads(
         (results / "sub-01/func/sub-01_atlas-parc_timeseries.json").read_text()
     )

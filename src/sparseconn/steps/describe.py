@@ -91,22 +91,24 @@ def run_dataset_description(
     name: str,
     version: str,
     links: dict[str, str],
+    atlases: Sequence[dict] = (),
 ) -> None:
     """Describe the results as a BIDS derivative; ``.bidsignore`` its other files.
 
     ``links`` (dataset name -> folder, relative to the results or absolute) is
     written as ``DatasetLinks``, which the sidecars' ``bids:<name>:`` URIs refer
-    to. No dates, so reruns give the same bytes.
+    to; ``atlases`` (``Name``, ``Image``, ``Labels``: their BIDS URIs) as
+    ``Atlases``. No dates, so reruns give the same bytes.
     """
-    write_json(
-        {
-            "Name": name,
-            "BIDSVersion": BIDS_VERSION,
-            "DatasetType": "derivative",
-            "GeneratedBy": [{"Name": "sparseconn", "Version": version}],
-            "DatasetLinks": dict(sorted(links.items())),
-        },
-        out_json,
-    )
+    description = {
+        "Name": name,
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "sparseconn", "Version": version}],
+        "DatasetLinks": dict(sorted(links.items())),
+    }
+    if atlases:
+        description["Atlases"] = [dict(atlas) for atlas in atlases]
+    write_json(description, out_json)
     with atomic_output(out_bidsignore) as tmp:
         tmp.write_text("".join(f"{entry}\n" for entry in NOT_BIDS))

@@ -654,5 +654,6 @@ def dataset_description(
         name=params.name,
         version=params.version,
         links={name: path for name, path in params.links.items() if name},
+        atlases=[dict(atlas) for atlas in params.atlases],
         log=log[0],
     )

@@ -359,6 +359,23 @@ class RunInputs:
         return links
 
     @property
+    def atlas_descriptions(self) -> list[dict[str, str | None]]:
+        """The atlases as ``dataset_description.json`` lists them (BIDS URIs)."""
+        from sparseconn.bids import bids_uri
+
+        links = self.dataset_links
+        return [
+            {
+                "Name": atlas.name,
+                "Image": bids_uri(atlas.image, links),
+                "Labels": None
+                if atlas.labels is None
+                else bids_uri(atlas.labels, links),
+            }
+            for atlas in self.atlases
+        ]
+
+    @property
     def dataset_links_from_results(self) -> dict[str, str]:
         """:attr:`dataset_links` as written in dataset_description.json."""
         return {
