@@ -306,3 +306,17 @@ def test_sources_are_bids_uris_of_the_deepest_linked_dataset(tmp_path):
         bids_uri("/elsewhere/file.nii", {"data": str(tmp_path)})
         == "/elsewhere/file.nii"
     )
+
+
+def test_timing_fields_follow_bep012():
+    from sparseconn.steps.subject import timing_fields
+
+    assert timing_fields(2.5, np.arange(10)) == {
+        "SamplingFrequency": 0.4,
+        "StartTime": 0.0,
+    }
+    # the first two volumes censored: the first row is volume 2
+    assert timing_fields(2.0, np.arange(2, 10)) == {
+        "SamplingFrequency": 0.5,
+        "StartTime": 4.0,
+    }

@@ -103,6 +103,7 @@ def test_censored_runs_are_excluded_with_their_reason(scrubbed):
         sidecar = json.loads(series.with_suffix(".json").read_text())
         assert "0 of 100 volumes kept" in sidecar["ExcludedFromGroup"]
         assert sidecar["CensoringApplied"] is False
+        assert sidecar["StartTime"] == 0.0  # every volume is a row
         assert pd.read_csv(series, sep="\t").shape[0] == N_VOLUMES
         assert any("uncensored" in warning for warning in sidecar["Warnings"])
 
@@ -132,6 +133,10 @@ def test_every_output_name_follows_bids_and_has_its_sidecar(scrubbed):
         if sidecar["ExcludedFromGroup"]:
             continue
         assert sidecar["RepetitionTime"] == 2.0
+        # BEP012 timing: the first row is the first kept volume
+        assert sidecar["SamplingFrequency"] == 0.5
+        first_kept = min(set(range(N_VOLUMES)) - set(sidecar["CensoredVolumes"]))
+        assert sidecar["StartTime"] == 2.0 * first_kept
         assert sidecar["RepetitionTimeSource"] == "BOLD JSON sidecar (RepetitionTime)"
         assert sidecar["DenoiseStrategy"]["name"] == "scrubbing"
         assert sidecar["DenoiseStrategy"]["fd_threshold"] == 0.5

@@ -45,6 +45,21 @@ def source_uris(paths: Sequence[PathLike], links: dict[str, str] | None) -> list
     return [str(path) if links is None else bids_uri(path, links) for path in paths]
 
 
+def timing_fields(t_r: float, kept: Sequence[int]) -> dict[str, float]:
+    """BEP012's timing of a time series: ``SamplingFrequency`` (Hz), ``StartTime``.
+
+    ``StartTime`` is the onset (s, from the scan's first volume) of the first
+    row, i.e. of the first of the volumes ``kept`` in the rows; with censored
+    volumes the rows are not evenly spaced (``CensoredVolumes`` says which are
+    missing).
+    """
+    first = int(kept[0]) if len(kept) else 0
+    return {
+        "SamplingFrequency": round(1.0 / t_r, 9),
+        "StartTime": round(first * t_r, 9),
+    }
+
+
 def low_dof_warning(dof: dict[str, int]) -> str | None:
     """A warning when regressors and filters leave under half the volumes' freedom."""
     if dof["Remaining"] >= dof["Volumes"] / 2:
@@ -215,6 +230,7 @@ def run_extract_timeseries(
             cleaned, confound_names, atlas.names, coverage, scan.warnings, table
         )
         sidecar = {
+            **timing_fields(t_r, scan.kept if scan.censoring_applied else [0]),
             "RepetitionTime": t_r,
             "RepetitionTimeSource": t_r_source,
             "NumberOfVolumes": info.n_volumes,
@@ -321,6 +337,9 @@ def run_fmriprep_timeseries(
             result.region_table,
         )
         sidecar = {
+            **timing_fields(
+                result.t_r, result.kept if result.censoring_applied else [0]
+            ),
             "RepetitionTime": result.t_r,
             "RepetitionTimeSource": result.t_r_source,
             "NumberOfVolumes": result.n_volumes,
