@@ -393,7 +393,7 @@ def _batch_bounds(n_halves: int, halves_per_batch: int) -> list[tuple[int, int]]
 
 
 def default_alphas(
-    subjects: Sequence[np.ndarray], n_alphas: int = 20, ratio: float = 0.1
+    subjects: Sequence[np.ndarray], n_alphas: int = 12, ratio: float = 0.1
 ) -> np.ndarray:
     """A decreasing grid log-spaced from ``alpha_max`` to ``ratio * alpha_max``.
 
@@ -418,7 +418,7 @@ def stability_selection(
     n_blocks: int = 8,
     seed: int = 0,
     n_jobs: int | None = 1,
-    tol: float | None = 1e-3,
+    tol: float | None = 1e-2,
     max_iter: int = 50,
 ) -> StabilityResult:
     """Stable edges of the group-sparse estimator (complementary pairs).
@@ -433,8 +433,9 @@ def stability_selection(
     subjects : list of numpy.ndarray, each of shape (n_volumes_k, n_regions)
         Time series of each subject (at least 2 subjects).
     alphas : sequence of float, optional
-        The path (sorted decreasing). Default: :func:`default_alphas` (20 alphas
-        from ``alpha_max`` down to ``alpha_max / 10``).
+        The path (sorted decreasing). Default: :func:`default_alphas` (12 alphas
+        from ``alpha_max`` down to ``alpha_max / 10``; the path usually stops at
+        ``pfer`` halfway down).
     n_resamples : int, default=100
         Number of halves, even and at least 10 (``n_resamples / 2`` complementary
         pairs).
@@ -454,9 +455,11 @@ def stability_selection(
         Seed of the halves.
     n_jobs : int or None, default=1
         Processes (None or -1: all cores); the result does not depend on it.
-    tol : float or None, default=1e-3
+    tol : float or None, default=1e-2
         Tolerance of each fit (as
-        :func:`~sparseconn.covariance.group_sparse_covariance`).
+        :func:`~sparseconn.covariance.group_sparse_covariance`); the default and
+        ``max_iter``'s are those of the cross-validation's search fits
+        (``tol_cv``, ``max_iter_cv``): the supports are what counts here.
     max_iter : int, default=50
         Largest number of sweeps of each fit.
 
