@@ -911,7 +911,9 @@ def _sweep(
 #: and blocks with at least this many regions are swept by :func:`_sweep_large`.
 _LARGE_REGIONS = 64
 #: Width of the chunks of coordinates whose rank-one updates are batched.
-_CHUNK = 32
+_CHUNK = 16
+#: Columns whose low-rank updates of the inverses are added up before applying.
+_LAZY_COLUMNS = 8
 
 
 def _components(weighted_norms: np.ndarray, alpha: float) -> list[np.ndarray]:
@@ -997,7 +999,7 @@ def _screened_sweep(
     return change
 
 
-def _rank_two_update(
+def _add_products(
     sigma_t: list[np.ndarray], left_t: list[np.ndarray], right_t: list[np.ndarray]
 ) -> None:
     """``sigma += left @ right`` for each matrix, in place, by BLAS ``dgemm``.
@@ -1021,17 +1023,26 @@ def _sweep_large(
 ) -> np.ndarray:
     """:func:`_sweep` with its memory traffic cut, for hundreds of regions.
 
-    The same visits in the same order (so the same iterate, up to rounding); at
-    hundreds of regions :func:`_sweep`'s time goes to streaming the (B, K, n, n)
-    inverses through memory, twice per visit and four times per column. Here:
+    The same visits in the same order, with the same arithmetic for each visit
+    (so the same iterate, up to rounding in the low-rank updates). At hundreds of
+    regions :func:`_sweep`'s time goes to streaming the (B, K, n, n) inverses
+    through memory: four times per column for its rank-two update, twice per
+    changed coordinate for the rank-one update of the linear coefficients
+    ``rc``. Here:
 
-    - the rank-two update of the inverses after each column is one BLAS
-      ``dgemm`` per matrix, accumulating in place (one read and one write);
-    - the rank-one updates of the linear coefficients ``rc`` after each changed
-      coordinate are applied at once inside the current chunk of ``_CHUNK``
-      coordinates (the only ones visited before the chunk ends), and to the
-      other coordinates as one product of the chunk's changes with the chunk's
-      rows of the inverse when the chunk ends (each row read once per column).
+    - the low-rank updates of the inverses (a downdate before each column, an
+      update after it) are kept as factors ``left @ right`` of rank up to
+      ``2 * _LAZY_COLUMNS`` and added to ``sigma`` by one BLAS ``dgemm`` per
+      matrix every ``_LAZY_COLUMNS`` columns (compute-bound instead of
+      memory-bound); what a column reads of the current inverse (its row ``p``,
+      the blocks of rows below) is ``sigma`` plus the pending factors' product,
+      and the diagonal (for ``q``) is updated in O(n) per term;
+    - the rank-one updates of ``rc`` after each changed coordinate are applied at
+      once only inside the current chunk of ``_CHUNK`` coordinates (the only ones
+      visited before the chunk ends), from the chunk's diagonal block of the
+      inverse, computed once; the other coordinates get them as one product of
+      the chunk's changes with the chunk's rows of the inverse when the chunk
+      ends (each row read once per column).
 
     Arguments and return value as :func:`_sweep`.
     """
@@ -1039,14 +1050,32 @@ def _sweep_large(
     n_problems, n_subjects = weights.shape
     alpha = float(alpha)
     alpha2 = alpha * alpha
-    left = np.zeros((*sigma.shape[:-1], 2))
-    right = np.zeros((*sigma.shape[:-2], 2, n))
-    sigma_t = [sigma[b, k].T for b in range(n_problems) for k in range(n_subjects)]
-    left_t = [left[b, k].T for b in range(n_problems) for k in range(n_subjects)]
-    right_t = [right[b, k].T for b in range(n_problems) for k in range(n_subjects)]
+    width = 2 * _LAZY_COLUMNS
+    # the current inverse is sigma + left[..., :terms] @ right[..., :terms, :]
+    left = np.zeros((n_problems, n_subjects, n, width))
+    right = np.zeros((n_problems, n_subjects, width, n))
+    terms = 0
+    matrices = [(b, k) for b in range(n_problems) for k in range(n_subjects)]
+    sigma_t = [sigma[b, k].T for b, k in matrices]
+    left_t = [left[b, k].T for b, k in matrices]
+    right_t = [right[b, k].T for b, k in matrices]
+    diagonal = np.diagonal(sigma, axis1=2, axis2=3).copy()  # of the current inverse
     work = _Workspace(n_problems, n_subjects)
     c = work.c
     z = work.z
+    z2 = work.z2
+    u = work.u
+    u_x = work.u_x
+    u_ratio = work.u_ratio
+    d = work.d
+    g = work.g
+    g_column = work.g_column
+    inv_alpha = 1.0 / alpha
+    rtol = _NEWTON_RTOL
+    small_excess = _SMALL_EXCESS
+    sqrt = math.sqrt
+    inf = math.inf
+    problems = range(n_problems)
     new = np.empty((n_problems, n_subjects))
     change = np.empty((n_problems, n_subjects, 1))
     change_column = change[..., 0]
@@ -1054,34 +1083,39 @@ def _sweep_large(
     panel = np.empty((n_problems, n_subjects, 1, n))
     panel_row = panel[..., 0, :]
     multiply = np.multiply
+    subtract = np.subtract
+    add = np.add
+    divide = np.divide
+    matmul = np.matmul
     vecdot = _rowdot
     maximum = np.maximum.reduce
     pivots = np.empty((n, n_problems, n_subjects))
-    sigma_diagonal = np.diagonal(sigma, axis1=2, axis2=3).transpose(2, 0, 1)
     q_powers = np.empty((n, 3, n_problems, n_subjects))
     q_powers[:, 0] = 1.0
     q = q_powers[:, 1]
     q2 = q_powers[:, 2]
-    s_v = left[..., 0]
-    w_inv_y = left[..., 1]
-    v = right[..., 0, :]
-    col_row = right[..., 1, :]
     neg_scales = weights * diag_covs
     scales = -neg_scales
     scale_columns = scales[..., None]
     inv_diag_covs = 1.0 / diag_covs
     for p in range(n):
-        col = s_v * v[..., p, None]
-        col += sigma[..., p, :]
-        np.divide(col, -col[..., p, None], out=w_inv_y)
-        col_row[...] = col
-        _rank_two_update(sigma_t, left_t, right_t)
-        sigma[..., p, :] = 0.0
-        sigma[..., :, p] = 0.0
-        pivots[p] = col[..., p]
+        # row p of the current inverse; W^-1 = inverse - col col' / col[p]
+        col = sigma[..., p, :].copy()
+        if terms:
+            col += matmul(left[..., p : p + 1, :terms], right[..., :terms, :])[
+                ..., 0, :
+            ]
+        pivot = col[..., p].copy()
+        w_inv_y = left[..., terms]
+        np.divide(col, -pivot[..., None], out=w_inv_y)
+        right[..., terms, :] = col
+        terms += 1
+        pivots[p] = pivot
+        w_diagonal = diagonal + w_inv_y * col
+        w_diagonal[..., p] = 0.0
         scale = scales[p]
         neg_scale = neg_scales[p]
-        np.multiply(sigma_diagonal, neg_scale, out=q)
+        np.multiply(w_diagonal.transpose(2, 0, 1), neg_scale, out=q)
         np.multiply(q, q, out=q2)
         y = omega[:, p].copy()
         y[p] = 0
@@ -1098,21 +1132,36 @@ def _sweep_large(
         k = 0
         start = 0  # current chunk: start .. end - 1
         end = min(_CHUNK, n)
-        pending = False  # changes of the chunk not yet applied outside it
+        block = None  # its diagonal block of W^-1, once a coordinate changes
+        changed: list[int] = []  # the chunk's changed coordinates (from start)
         while True:
             if j >= end:
-                if pending:
-                    rows = sigma[..., start:end, :]
-                    np.matmul(chunk_changes[..., : end - start], rows, out=panel)
+                if block is not None:
+                    # the chunk's changes, to all coordinates outside the chunk
+                    # (reading only the rows that changed when they are few)
+                    if 4 * len(changed) <= end - start:
+                        rows = [start + index for index in changed]
+                        changes = chunk_changes[..., changed]
+                        lefts = left[..., rows, :terms]
+                        rows = sigma[..., rows, :]
+                    else:
+                        changes = chunk_changes[..., : end - start]
+                        lefts = left[..., start:end, :terms]
+                        rows = sigma[..., start:end, :]
+                    matmul(changes, rows, out=panel)
+                    panel += matmul(matmul(changes, lefts), right[..., :terms, :])
                     panel_row[..., start:end] = 0.0  # applied at each visit
+                    panel_row[..., p] = 0.0
                     rc += panel_row
                     chunk_changes.fill(0.0)
-                    pending = False
+                    changed.clear()
+                    block = None
                 if end == n:
                     break
                 start, end = end, min(end + _CHUNK, n)
             stop = min(nonzero[k], end)
             if j < stop:
+                # run of zero coordinates j .. stop - 1: find the first to leave 0
                 run = rc_rows[j:stop]
                 norms = vecdot(run, run)
                 if maximum(norms, axis=None) <= alpha2:
@@ -1123,12 +1172,53 @@ def _sweep_large(
             else:
                 k += 1
                 entering = False
-            multiply(rc_rows[j], q_powers[j], out=z)
+            multiply(rc_rows[j], q_powers[j], out=z)  # c, c q, c q^2
             norms2, c2q, c2q2 = vecdot(c, z).tolist()
             y_j = y[j]
             if max(norms2) > alpha2:
-                _threshold(q[j], norms2, c2q, c2q2, alpha, work, new)
-                np.subtract(new, y_j, change_column)
+                q_j = q[j]
+                # as in _sweep: the common case of _threshold (one Newton step
+                # for every row) inlined, with the same arithmetic
+                gamma = [0.0] * n_problems
+                lam = [inf] * n_problems
+                one_step = True
+                for i in problems:
+                    norm2 = norms2[i]
+                    if norm2 > alpha2:
+                        root = sqrt(norm2) * inv_alpha
+                        if root - 1.0 <= small_excess:
+                            one_step = False
+                            break
+                        mean = c2q[i] / norm2
+                        spread = c2q2[i] / norm2 - mean * mean
+                        value = (root - 1.0) / mean
+                        value += 1.5 * value * value * spread / (root * mean)
+                        gamma[i] = value
+                        lam[i] = 1.0 / value
+                if one_step:
+                    g_column[:] = lam
+                    add(q_j, g, d)
+                    divide(z2, d, u)
+                    divide(u_ratio, d, u_ratio)
+                    s, ds = vecdot(u_x, u).tolist()
+                    for i in problems:
+                        lam_i = lam[i]
+                        if lam_i != inf:
+                            s_i = s[i]
+                            step = (lam_i * sqrt(s_i) * inv_alpha - 1.0) * s_i
+                            step /= lam_i * ds[i]
+                            value = gamma[i] + step
+                            if abs(step) - rtol * value > 0.0:
+                                one_step = False
+                                break
+                            lam[i] = 1.0 / value
+                if one_step:
+                    g_column[:] = lam
+                    add(q_j, g, d)
+                    divide(c, d, new)
+                else:
+                    _threshold(q_j, norms2, c2q, c2q2, alpha, work, new)
+                subtract(new, y_j, change_column)
                 multiply(change_column, scale, change_column)
                 y_j[...] = new
             elif entering:
@@ -1137,22 +1227,38 @@ def _sweep_large(
             else:
                 multiply(y_j, neg_scale, change_column)
                 y_j.fill(0.0)
-            rc[..., start:end] += sigma[..., j, start:end] * change
+            if block is None:
+                block = sigma[..., start:end, start:end] + matmul(
+                    left[..., start:end, :terms], right[..., :terms, start:end]
+                )
+                if start <= p < end:
+                    block[..., p - start, :] = 0.0
+                    block[..., :, p - start] = 0.0
+            rc[..., start:end] += block[..., j - start, :] * change
             chunk_changes[..., 0, j - start] = change_column
-            pending = True
+            changed.append(j - start)
             j += 1
+        # r = W^-1 y read off rc (as in _sweep); new inverse = W^-1 + s v v'
         rc -= qy_rows
         rc += weighted_cov
+        v = right[..., terms, :]
         np.divide(rc, scale_columns[p], out=v)
         v[..., p] = -1.0
-        np.add(y, 0.0, out=y)
+        add(y, 0.0, out=y)  # -0.0 -> 0.0 in the rows left at zero
         omega[:, p] = y
         omega[p, :] = y
         omega[p, p] = inv_diag_covs[p] + vecdot(y.transpose(1, 2, 0), v)
+        s_v = left[..., terms]
         np.multiply(v, diag_covs[p][..., None], out=s_v)
-    w_inv_y.fill(0.0)
-    col_row.fill(0.0)
-    _rank_two_update(sigma_t, left_t, right_t)
+        terms += 1
+        diagonal = w_diagonal
+        diagonal += s_v * v
+        if terms == width or p == n - 1:
+            _add_products(sigma_t, left_t, right_t)
+            left.fill(0.0)
+            right.fill(0.0)
+            terms = 0
+            diagonal = np.diagonal(sigma, axis1=2, axis2=3).copy()
     pivots /= diag_covs
     return np.log(pivots).sum(axis=0)
 
