@@ -49,6 +49,25 @@ speed in numpy:
   group of folds in this process, the others in workers), with results identical
   to the last bit for any ``n_jobs``.
 
+From ``_LARGE_REGIONS`` (64) regions on, two changes of organisation that leave
+the iterates (hence the stopping rule and the cross-validated choice) those of
+the coordinate path, up to rounding; below it (the default atlas has 39 regions)
+the sweep above runs unchanged, bit for bit:
+
+- exact screening: the regions are split into the connected components of the
+  graph ``||w S[i, j, :]||_2 > alpha`` (for batched folds, of the union of their
+  graphs). If every pair in different components has ``||w S[i, j, :]||_2 <=
+  alpha``, then a block-diagonal iterate stays block diagonal through a sweep,
+  the sweep is the sweeps of the blocks, and the optimum is block diagonal; and
+  conversely the optimum cannot be block diagonal on a partition with a pair
+  above ``alpha`` (KKT; see :func:`_screened_sweep`). Single regions are solved
+  in closed form (``1 / S[i, i]``); a start that is not block diagonal (a user's
+  ``precisions_init``) is not screened;
+- blocks of ``_LARGE_REGIONS`` regions or more are swept by :func:`_sweep_large`,
+  the same visits with less memory traffic: the inverses' low-rank updates kept
+  as factors and added by BLAS every few columns, the rank-one updates of a
+  column's coefficients applied per chunk of coordinates.
+
 Progress is logged through the :mod:`logging` logger ``sparseconn.covariance``.
 
 References
@@ -58,6 +77,12 @@ better individual functional connectivity models using population prior". NIPS 2
 
 J. Honorio, D. Samaras. "Simultaneous and group-sparse multi-task learning of
 Gaussian graphical models". arXiv:1207.4255, 2012.
+
+P. Danaher, P. Wang, D. M. Witten. "The joint graphical lasso for inverse
+covariance estimation across multiple classes". J. R. Stat. Soc. B 76(2), 2014.
+
+D. M. Witten, J. H. Friedman, N. Simon. "New insights and faster computations for
+the graphical lasso". J. Comput. Graph. Stat. 20(4), 2011.
 
 J. J. Moré, D. C. Sorensen. "Computing a trust region step". SIAM J. Sci. Stat.
 Comput. 4(3), 1983.
@@ -966,8 +991,13 @@ def _screened_sweep(
     that gradient is ``w S[i, j, :]`` across blocks: every coordinate visit of a
     sweep leaves those entries at zero, and a column's visits inside its block
     read only that block's entries. So a sweep of the whole matrix is the sweeps
-    of the blocks (in any order: they share no entry), and the same holds at the
-    optimum, which is therefore block diagonal too (Danaher, Wang & Witten 2014;
+    of the blocks (in any order: they share no entry). At the optimum, the
+    subgradient condition for ``K[i, j, :] = 0`` is ``||w (S - K^-1)[i, j, :]||_2
+    <= alpha`` (the pair ``(i, j), (j, i)`` counted once on both sides), which
+    for a block-diagonal ``K`` reads ``||w S[i, j, :]||_2 <= alpha``: the block
+    solutions put together satisfy it, so (the objective being strictly convex)
+    they are the optimum; and conversely, no optimum is block diagonal on a
+    partition with a pair above ``alpha`` across it (Danaher, Wang & Witten 2014;
     Witten, Friedman & Simon 2011 for one subject). A block of one region has
     ``K[i, i] = 1 / S[i, i]``. ``blocks`` are the components of
     :func:`_components` (the caller checks that the iterate is block diagonal).
@@ -1005,12 +1035,13 @@ def _add_products(
     """``sigma += left @ right`` for each matrix, in place, by BLAS ``dgemm``.
 
     The lists hold the transposes (Fortran-ordered views) of each problem's and
-    subject's matrices, so each product is one call that reads and writes each
-    entry of ``sigma`` once (numpy would write the product to a buffer first).
+    subject's ``sigma``, ``left`` (n, r) and ``right`` (r, n), so each product is
+    one call that reads and writes each entry of ``sigma`` once (numpy would
+    write the product to a buffer first).
     """
     gemm = _dgemm
     for target, a, b in zip(sigma_t, right_t, left_t, strict=True):
-        gemm(1.0, a, b, beta=1.0, c=target, overwrite_c=True)
+        gemm(1.0, a, b, beta=1.0, c=target, overwrite_c=True, trans_b=1)
 
 
 def _sweep_large(
@@ -1051,13 +1082,13 @@ def _sweep_large(
     alpha = float(alpha)
     alpha2 = alpha * alpha
     width = 2 * _LAZY_COLUMNS
-    # the current inverse is sigma + left[..., :terms] @ right[..., :terms, :]
-    left = np.zeros((n_problems, n_subjects, n, width))
+    # the current inverse is sigma + left[..., :terms, :]^T @ right[..., :terms, :]
+    left = np.zeros((n_problems, n_subjects, width, n))
     right = np.zeros((n_problems, n_subjects, width, n))
     terms = 0
     matrices = [(b, k) for b in range(n_problems) for k in range(n_subjects)]
     sigma_t = [sigma[b, k].T for b, k in matrices]
-    left_t = [left[b, k].T for b, k in matrices]
+    left_t = [left[b, k].T for b, k in matrices]  # (n, r): op(b) = b^T
     right_t = [right[b, k].T for b, k in matrices]
     diagonal = np.diagonal(sigma, axis1=2, axis2=3).copy()  # of the current inverse
     work = _Workspace(n_problems, n_subjects)
@@ -1080,6 +1111,8 @@ def _sweep_large(
     change = np.empty((n_problems, n_subjects, 1))
     change_column = change[..., 0]
     chunk_changes = np.zeros((n_problems, n_subjects, 1, _CHUNK))
+    n_chunks = -(-n // _CHUNK)
+    chunk_coefs = np.zeros((n_problems, n_subjects, n_chunks + 1, width))
     panel = np.empty((n_problems, n_subjects, 1, n))
     panel_row = panel[..., 0, :]
     multiply = np.multiply
@@ -1102,11 +1135,9 @@ def _sweep_large(
         # row p of the current inverse; W^-1 = inverse - col col' / col[p]
         col = sigma[..., p, :].copy()
         if terms:
-            col += matmul(left[..., p : p + 1, :terms], right[..., :terms, :])[
-                ..., 0, :
-            ]
+            col += matmul(left[..., None, :terms, p], right[..., :terms, :])[..., 0, :]
         pivot = col[..., p].copy()
-        w_inv_y = left[..., terms]
+        w_inv_y = left[..., terms, :]
         np.divide(col, -pivot[..., None], out=w_inv_y)
         right[..., terms, :] = col
         terms += 1
@@ -1134,31 +1165,59 @@ def _sweep_large(
         end = min(_CHUNK, n)
         block = None  # its diagonal block of W^-1, once a coordinate changes
         changed: list[int] = []  # the chunk's changed coordinates (from start)
+        # The pending factors' share of the chunks' updates, sum_j change_j
+        # left[:, j]' right, is deferred: ``coef`` adds up change_j left[j] over the
+        # chunks done, and each chunk gets ``coef @ right`` on its own coordinates
+        # when it starts; the rest reaches every coordinate at the column's end.
+        coef = chunk_coefs[..., 0, :terms]  # (B, K, terms) view
+        coef.fill(0.0)
+        chunk = 0
         while True:
             if j >= end:
-                if block is not None:
+                if len(changed) == 1:
+                    # one change: to all coordinates outside the chunk
+                    index = start + changed[0]
+                    single = chunk_changes[..., 0, changed[0], None]  # (B, K, 1)
+                    multiply(sigma[..., index, :], single, panel_row)
+                    panel_row[..., start:end] = 0.0  # applied at the visit
+                    panel_row[..., p] = 0.0
+                    rc += panel_row
+                    coef += left[..., :terms, index] * single
+                    chunk_changes.fill(0.0)
+                    changed.clear()
+                elif changed:
                     # the chunk's changes, to all coordinates outside the chunk
                     # (reading only the rows that changed when they are few)
                     if 4 * len(changed) <= end - start:
                         rows = [start + index for index in changed]
                         changes = chunk_changes[..., changed]
-                        lefts = left[..., rows, :terms]
+                        lefts = left[..., :terms, rows].swapaxes(-1, -2)
                         rows = sigma[..., rows, :]
                     else:
                         changes = chunk_changes[..., : end - start]
-                        lefts = left[..., start:end, :terms]
+                        lefts = left[..., :terms, start:end].swapaxes(-1, -2)
                         rows = sigma[..., start:end, :]
                     matmul(changes, rows, out=panel)
-                    panel += matmul(matmul(changes, lefts), right[..., :terms, :])
                     panel_row[..., start:end] = 0.0  # applied at each visit
                     panel_row[..., p] = 0.0
                     rc += panel_row
+                    if terms:
+                        coef += matmul(changes, lefts)[..., 0, :]
                     chunk_changes.fill(0.0)
                     changed.clear()
                     block = None
+                # what chunk ``chunk`` has had of the deferred share
+                chunk_coefs[..., chunk + 1, :terms] = coef
                 if end == n:
                     break
+                chunk += 1
                 start, end = end, min(end + _CHUNK, n)
+                if terms and coef.any():
+                    rc[..., start:end] += matmul(
+                        coef[..., None, :], right[..., :terms, start:end]
+                    )[..., 0, :]
+                    if start <= p < end:
+                        rc[..., p] = 0.0
             stop = min(nonzero[k], end)
             if j < stop:
                 # run of zero coordinates j .. stop - 1: find the first to leave 0
@@ -1227,17 +1286,39 @@ def _sweep_large(
             else:
                 multiply(y_j, neg_scale, change_column)
                 y_j.fill(0.0)
-            if block is None:
+            if block is not None:
+                row = block[..., j - start, :]
+            elif not changed:  # the chunk's first change: its row of W^-1 only
+                row = (
+                    sigma[..., j, start:end]
+                    + matmul(left[..., None, :terms, j], right[..., :terms, start:end])[
+                        ..., 0, :
+                    ]
+                )
+                if start <= p < end:
+                    row[..., p - start] = 0.0
+            else:  # more: the chunk's whole diagonal block
                 block = sigma[..., start:end, start:end] + matmul(
-                    left[..., start:end, :terms], right[..., :terms, start:end]
+                    left[..., :terms, start:end].swapaxes(-1, -2),
+                    right[..., :terms, start:end],
                 )
                 if start <= p < end:
                     block[..., p - start, :] = 0.0
                     block[..., :, p - start] = 0.0
-            rc[..., start:end] += block[..., j - start, :] * change
+                row = block[..., j - start, :]
+            rc[..., start:end] += row * change
             chunk_changes[..., 0, j - start] = change_column
             changed.append(j - start)
             j += 1
+        if terms and coef.any():
+            # the deferred share: chunk i has had chunk_coefs[i + 1] of it
+            share = coef[..., None, :] - chunk_coefs[..., 1:, :terms]
+            for index, first in enumerate(range(0, n, _CHUNK)):
+                last = min(first + _CHUNK, n)
+                rc[..., first:last] += matmul(
+                    share[..., index : index + 1, :], right[..., :terms, first:last]
+                )[..., 0, :]
+            rc[..., p] = 0.0
         # r = W^-1 y read off rc (as in _sweep); new inverse = W^-1 + s v v'
         rc -= qy_rows
         rc += weighted_cov
@@ -1248,7 +1329,7 @@ def _sweep_large(
         omega[:, p] = y
         omega[p, :] = y
         omega[p, p] = inv_diag_covs[p] + vecdot(y.transpose(1, 2, 0), v)
-        s_v = left[..., terms]
+        s_v = left[..., terms, :]
         np.multiply(v, diag_covs[p][..., None], out=s_v)
         terms += 1
         diagonal = w_diagonal
