@@ -49,6 +49,25 @@ speed in numpy:
   group of folds in this process, the others in workers), with results identical
   to the last bit for any ``n_jobs``.
 
+From ``_LARGE_REGIONS`` (64) regions on, two changes of organisation that leave
+the iterates (hence the stopping rule and the cross-validated choice) those of
+the coordinate path, up to rounding; below it (the default atlas has 39 regions)
+the sweep above runs unchanged, bit for bit:
+
+- exact screening: the regions are split into the connected components of the
+  graph ``||w S[i, j, :]||_2 > alpha`` (for batched folds, of the union of their
+  graphs). If every pair in different components has ``||w S[i, j, :]||_2 <=
+  alpha``, then a block-diagonal iterate stays block diagonal through a sweep,
+  the sweep is the sweeps of the blocks, and the optimum is block diagonal; and
+  conversely the optimum cannot be block diagonal on a partition with a pair
+  above ``alpha`` (KKT; see :func:`_screened_sweep`). Single regions are solved
+  in closed form (``1 / S[i, i]``); a start that is not block diagonal (a user's
+  ``precisions_init``) is not screened;
+- blocks of ``_LARGE_REGIONS`` regions or more are swept by :func:`_sweep_large`,
+  the same visits with less memory traffic: the inverses' low-rank updates kept
+  as factors and added by BLAS every few columns, the rank-one updates of a
+  column's coefficients applied per chunk of coordinates.
+
 Progress is logged through the :mod:`logging` logger ``sparseconn.covariance``.
 
 References
@@ -58,6 +77,12 @@ better individual functional connectivity models using population prior". NIPS 2
 
 J. Honorio, D. Samaras. "Simultaneous and group-sparse multi-task learning of
 Gaussian graphical models". arXiv:1207.4255, 2012.
+
+P. Danaher, P. Wang, D. M. Witten. "The joint graphical lasso for inverse
+covariance estimation across multiple classes". J. R. Stat. Soc. B 76(2), 2014.
+
+D. M. Witten, J. H. Friedman, N. Simon. "New insights and faster computations for
+the graphical lasso". J. Comput. Graph. Stat. 20(4), 2011.
 
 J. J. Moré, D. C. Sorensen. "Computing a trust region step". SIAM J. Sci. Stat.
 Comput. 4(3), 1983.
@@ -78,6 +103,8 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg.blas import dgemm as _dgemm
+from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import check_cv
@@ -894,6 +921,429 @@ def _sweep(
     return np.log(pivots).sum(axis=0)
 
 
+# --------------------------------------------------------------------------------
+# Hundreds of regions: screening and the large-block sweep
+# --------------------------------------------------------------------------------
+#
+# Both change only how a sweep's arithmetic is organised, not which iterate it
+# computes (see :func:`_screened_sweep` and :func:`_sweep_large`), so the stopping
+# rule, the early stopping of cross-validation and hence the choice of alpha are
+# those of the coordinate path. Results differ from it by rounding only (sums in
+# another order), which is why problems with fewer than ``_LARGE_REGIONS``
+# regions (the default atlas has 39) keep :func:`_sweep` itself, bit for bit.
+
+#: Problems with at least this many regions are screened into independent blocks,
+#: and blocks with at least this many regions are swept by :func:`_sweep_large`.
+_LARGE_REGIONS = 64
+#: Width of the chunks of coordinates whose rank-one updates are batched.
+_CHUNK = 16
+#: Columns whose low-rank updates of the inverses are added up before applying.
+_LAZY_COLUMNS = 8
+
+
+def _components(weighted_norms: np.ndarray, alpha: float) -> list[np.ndarray]:
+    """Connected components of the graph ``||w S[i, j, :]||_2 > alpha``.
+
+    ``weighted_norms`` (n, n) holds the group norms of the off-diagonal weighted
+    covariances (for batched problems, their largest over the problems). Returns
+    the components as sorted index arrays, ordered by their smallest index.
+    """
+    graph = weighted_norms > alpha
+    np.fill_diagonal(graph, False)
+    _, labels = connected_components(sparse.csr_matrix(graph), directed=False)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    blocks = np.split(order, bounds)
+    blocks.sort(key=lambda block: int(block[0]))
+    return blocks
+
+
+def _weighted_norms(covs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Largest over problems of ``||w S[i, j, :]||_2``: (n, n, B, K) -> (n, n)."""
+    return np.sqrt(((covs * weights) ** 2).sum(axis=-1)).max(axis=-1)
+
+
+def _block_diagonal(matrices: np.ndarray, blocks: list[np.ndarray]) -> bool:
+    """True if ``matrices`` (n, n, ...) are zero outside the diagonal blocks."""
+    labels = np.empty(matrices.shape[0], dtype=int)
+    for index, block in enumerate(blocks):
+        labels[block] = index
+    across = labels[:, None] != labels[None, :]
+    return not matrices[across].any()
+
+
+def _screened_sweep(
+    omega: np.ndarray,
+    sigma: np.ndarray,
+    weighted_covs: np.ndarray,
+    diag_covs: np.ndarray,
+    weights: np.ndarray,
+    alpha: float,
+    blocks: list[np.ndarray],
+) -> np.ndarray:
+    """One sweep of :func:`_sweep`, block by block, for block-diagonal iterates.
+
+    Exactness (KKT): the smooth part's gradient at entry ``(i, j)`` is ``w_k
+    (S_k - K_k^-1)[i, j]`` and the group soft-threshold leaves ``K[i, j, :]`` at
+    zero when its norm is at most ``alpha``. If the precisions (hence their
+    inverses) are block diagonal on a partition of the regions such that
+    ``||w S[i, j, :]||_2 <= alpha`` for every pair ``(i, j)`` in different blocks,
+    that gradient is ``w S[i, j, :]`` across blocks: every coordinate visit of a
+    sweep leaves those entries at zero, and a column's visits inside its block
+    read only that block's entries. So a sweep of the whole matrix is the sweeps
+    of the blocks (in any order: they share no entry). At the optimum, the
+    subgradient condition for ``K[i, j, :] = 0`` is ``||w (S - K^-1)[i, j, :]||_2
+    <= alpha`` (the pair ``(i, j), (j, i)`` counted once on both sides), which
+    for a block-diagonal ``K`` reads ``||w S[i, j, :]||_2 <= alpha``: the block
+    solutions put together satisfy it, so (the objective being strictly convex)
+    they are the optimum; and conversely, no optimum is block diagonal on a
+    partition with a pair above ``alpha`` across it (Danaher, Wang & Witten 2014;
+    Witten, Friedman & Simon 2011 for one subject). A block of one region has
+    ``K[i, i] = 1 / S[i, i]``. ``blocks`` are the components of
+    :func:`_components` (the caller checks that the iterate is block diagonal).
+
+    Arguments and return value as :func:`_sweep`.
+    """
+    change = np.zeros(weights.shape)
+    for block in blocks:
+        if block.size == 1:
+            i = int(block[0])
+            change -= np.log(omega[i, i] * diag_covs[i])
+            omega[i, i] = 1.0 / diag_covs[i]
+            sigma[..., i, i] = diag_covs[i]
+            continue
+        if block.size == omega.shape[0]:
+            sub_omega, sub_sigma = omega, sigma
+            sub_covs, sub_diag = weighted_covs, diag_covs
+        else:
+            mesh = np.ix_(block, block)
+            sub_omega = np.ascontiguousarray(omega[mesh])
+            sub_sigma = np.ascontiguousarray(sigma[..., block[:, None], block])
+            sub_covs = np.ascontiguousarray(weighted_covs[block][..., block])
+            sub_diag = np.ascontiguousarray(diag_covs[block])
+        sweep = _sweep_large if block.size >= _LARGE_REGIONS else _sweep
+        change += sweep(sub_omega, sub_sigma, sub_covs, sub_diag, weights, alpha)
+        if sub_omega is not omega:
+            omega[mesh] = sub_omega
+            sigma[..., block[:, None], block] = sub_sigma
+    return change
+
+
+def _add_products(
+    sigma_t: list[np.ndarray], left_t: list[np.ndarray], right_t: list[np.ndarray]
+) -> None:
+    """``sigma += left @ right`` for each matrix, in place, by BLAS ``dgemm``.
+
+    The lists hold the transposes (Fortran-ordered views) of each problem's and
+    subject's ``sigma``, ``left`` (n, r) and ``right`` (r, n), so each product is
+    one call that reads and writes each entry of ``sigma`` once (numpy would
+    write the product to a buffer first).
+    """
+    gemm = _dgemm
+    for target, a, b in zip(sigma_t, right_t, left_t, strict=True):
+        gemm(1.0, a, b, beta=1.0, c=target, overwrite_c=True, trans_b=1)
+
+
+def _sweep_large(
+    omega: np.ndarray,
+    sigma: np.ndarray,
+    weighted_covs: np.ndarray,
+    diag_covs: np.ndarray,
+    weights: np.ndarray,
+    alpha: float,
+) -> np.ndarray:
+    """:func:`_sweep` with its memory traffic cut, for hundreds of regions.
+
+    The same visits in the same order, with the same arithmetic for each visit
+    (so the same iterate, up to rounding in the low-rank updates). At hundreds of
+    regions :func:`_sweep`'s time goes to streaming the (B, K, n, n) inverses
+    through memory: four times per column for its rank-two update, twice per
+    changed coordinate for the rank-one update of the linear coefficients
+    ``rc``. Here:
+
+    - the low-rank updates of the inverses (a downdate before each column, an
+      update after it) are kept as factors ``left @ right`` of rank up to
+      ``2 * _LAZY_COLUMNS`` and added to ``sigma`` by one BLAS ``dgemm`` per
+      matrix every ``_LAZY_COLUMNS`` columns (compute-bound instead of
+      memory-bound); what a column reads of the current inverse (its row ``p``,
+      the blocks of rows below) is ``sigma`` plus the pending factors' product,
+      and the diagonal (for ``q``) is updated in O(n) per term;
+    - the rank-one updates of ``rc`` after each changed coordinate are applied at
+      once only inside the current chunk of ``_CHUNK`` coordinates (the only ones
+      visited before the chunk ends), from the chunk's diagonal block of the
+      inverse, computed once; the other coordinates get them as one product of
+      the chunk's changes with the chunk's rows of the inverse when the chunk
+      ends (each row read once per column).
+
+    Arguments and return value as :func:`_sweep`.
+    """
+    n = omega.shape[0]
+    n_problems, n_subjects = weights.shape
+    alpha = float(alpha)
+    alpha2 = alpha * alpha
+    width = 2 * _LAZY_COLUMNS
+    # the current inverse is sigma + left[..., :terms, :]^T @ right[..., :terms, :]
+    left = np.zeros((n_problems, n_subjects, width, n))
+    right = np.zeros((n_problems, n_subjects, width, n))
+    terms = 0
+    matrices = [(b, k) for b in range(n_problems) for k in range(n_subjects)]
+    sigma_t = [sigma[b, k].T for b, k in matrices]
+    left_t = [left[b, k].T for b, k in matrices]  # (n, r): op(b) = b^T
+    right_t = [right[b, k].T for b, k in matrices]
+    diagonal = np.diagonal(sigma, axis1=2, axis2=3).copy()  # of the current inverse
+    work = _Workspace(n_problems, n_subjects)
+    c = work.c
+    z = work.z
+    z2 = work.z2
+    u = work.u
+    u_x = work.u_x
+    u_ratio = work.u_ratio
+    d = work.d
+    g = work.g
+    g_column = work.g_column
+    inv_alpha = 1.0 / alpha
+    rtol = _NEWTON_RTOL
+    small_excess = _SMALL_EXCESS
+    sqrt = math.sqrt
+    inf = math.inf
+    problems = range(n_problems)
+    new = np.empty((n_problems, n_subjects))
+    change = np.empty((n_problems, n_subjects, 1))
+    change_column = change[..., 0]
+    chunk_changes = np.zeros((n_problems, n_subjects, 1, _CHUNK))
+    n_chunks = -(-n // _CHUNK)
+    chunk_coefs = np.zeros((n_problems, n_subjects, n_chunks + 1, width))
+    panel = np.empty((n_problems, n_subjects, 1, n))
+    panel_row = panel[..., 0, :]
+    multiply = np.multiply
+    subtract = np.subtract
+    add = np.add
+    divide = np.divide
+    matmul = np.matmul
+    vecdot = _rowdot
+    maximum = np.maximum.reduce
+    pivots = np.empty((n, n_problems, n_subjects))
+    q_powers = np.empty((n, 3, n_problems, n_subjects))
+    q_powers[:, 0] = 1.0
+    q = q_powers[:, 1]
+    q2 = q_powers[:, 2]
+    neg_scales = weights * diag_covs
+    scales = -neg_scales
+    scale_columns = scales[..., None]
+    inv_diag_covs = 1.0 / diag_covs
+    for p in range(n):
+        # row p of the current inverse; W^-1 = inverse - col col' / col[p]
+        col = sigma[..., p, :].copy()
+        if terms:
+            col += matmul(left[..., None, :terms, p], right[..., :terms, :])[..., 0, :]
+        pivot = col[..., p].copy()
+        w_inv_y = left[..., terms, :]
+        np.divide(col, -pivot[..., None], out=w_inv_y)
+        right[..., terms, :] = col
+        terms += 1
+        pivots[p] = pivot
+        w_diagonal = diagonal + w_inv_y * col
+        w_diagonal[..., p] = 0.0
+        scale = scales[p]
+        neg_scale = neg_scales[p]
+        np.multiply(w_diagonal.transpose(2, 0, 1), neg_scale, out=q)
+        np.multiply(q, q, out=q2)
+        y = omega[:, p].copy()
+        y[p] = 0
+        qy_rows = (q * y).transpose(1, 2, 0)
+        rc = w_inv_y * scale_columns[p]
+        weighted_cov = weighted_covs[p]
+        rc -= weighted_cov
+        rc += qy_rows
+        rc[..., p] = 0
+        rc_rows = rc.transpose(2, 0, 1)
+        nonzero = y.reshape(n, -1).any(axis=1).nonzero()[0].tolist()
+        nonzero.append(n)
+        j = 0
+        k = 0
+        start = 0  # current chunk: start .. end - 1
+        end = min(_CHUNK, n)
+        block = None  # its diagonal block of W^-1, once a coordinate changes
+        changed: list[int] = []  # the chunk's changed coordinates (from start)
+        # The pending factors' share of the chunks' updates, sum_j change_j
+        # left[:, j]' right, is deferred: ``coef`` adds up change_j left[j] over the
+        # chunks done, and each chunk gets ``coef @ right`` on its own coordinates
+        # when it starts; the rest reaches every coordinate at the column's end.
+        coef = chunk_coefs[..., 0, :terms]  # (B, K, terms) view
+        coef.fill(0.0)
+        chunk = 0
+        while True:
+            if j >= end:
+                if len(changed) == 1:
+                    # one change: to all coordinates outside the chunk
+                    index = start + changed[0]
+                    single = chunk_changes[..., 0, changed[0], None]  # (B, K, 1)
+                    multiply(sigma[..., index, :], single, panel_row)
+                    panel_row[..., start:end] = 0.0  # applied at the visit
+                    panel_row[..., p] = 0.0
+                    rc += panel_row
+                    coef += left[..., :terms, index] * single
+                    chunk_changes.fill(0.0)
+                    changed.clear()
+                elif changed:
+                    # the chunk's changes, to all coordinates outside the chunk
+                    # (reading only the rows that changed when they are few)
+                    if 4 * len(changed) <= end - start:
+                        rows = [start + index for index in changed]
+                        changes = chunk_changes[..., changed]
+                        lefts = left[..., :terms, rows].swapaxes(-1, -2)
+                        rows = sigma[..., rows, :]
+                    else:
+                        changes = chunk_changes[..., : end - start]
+                        lefts = left[..., :terms, start:end].swapaxes(-1, -2)
+                        rows = sigma[..., start:end, :]
+                    matmul(changes, rows, out=panel)
+                    panel_row[..., start:end] = 0.0  # applied at each visit
+                    panel_row[..., p] = 0.0
+                    rc += panel_row
+                    if terms:
+                        coef += matmul(changes, lefts)[..., 0, :]
+                    chunk_changes.fill(0.0)
+                    changed.clear()
+                    block = None
+                # what chunk ``chunk`` has had of the deferred share
+                chunk_coefs[..., chunk + 1, :terms] = coef
+                if end == n:
+                    break
+                chunk += 1
+                start, end = end, min(end + _CHUNK, n)
+                if terms and coef.any():
+                    rc[..., start:end] += matmul(
+                        coef[..., None, :], right[..., :terms, start:end]
+                    )[..., 0, :]
+                    if start <= p < end:
+                        rc[..., p] = 0.0
+            stop = min(nonzero[k], end)
+            if j < stop:
+                # run of zero coordinates j .. stop - 1: find the first to leave 0
+                run = rc_rows[j:stop]
+                norms = vecdot(run, run)
+                if maximum(norms, axis=None) <= alpha2:
+                    j = stop
+                    continue
+                j += int((norms > alpha2).argmax()) // n_problems
+                entering = True
+            else:
+                k += 1
+                entering = False
+            multiply(rc_rows[j], q_powers[j], out=z)  # c, c q, c q^2
+            norms2, c2q, c2q2 = vecdot(c, z).tolist()
+            y_j = y[j]
+            if max(norms2) > alpha2:
+                q_j = q[j]
+                # as in _sweep: the common case of _threshold (one Newton step
+                # for every row) inlined, with the same arithmetic
+                gamma = [0.0] * n_problems
+                lam = [inf] * n_problems
+                one_step = True
+                for i in problems:
+                    norm2 = norms2[i]
+                    if norm2 > alpha2:
+                        root = sqrt(norm2) * inv_alpha
+                        if root - 1.0 <= small_excess:
+                            one_step = False
+                            break
+                        mean = c2q[i] / norm2
+                        spread = c2q2[i] / norm2 - mean * mean
+                        value = (root - 1.0) / mean
+                        value += 1.5 * value * value * spread / (root * mean)
+                        gamma[i] = value
+                        lam[i] = 1.0 / value
+                if one_step:
+                    g_column[:] = lam
+                    add(q_j, g, d)
+                    divide(z2, d, u)
+                    divide(u_ratio, d, u_ratio)
+                    s, ds = vecdot(u_x, u).tolist()
+                    for i in problems:
+                        lam_i = lam[i]
+                        if lam_i != inf:
+                            s_i = s[i]
+                            step = (lam_i * sqrt(s_i) * inv_alpha - 1.0) * s_i
+                            step /= lam_i * ds[i]
+                            value = gamma[i] + step
+                            if abs(step) - rtol * value > 0.0:
+                                one_step = False
+                                break
+                            lam[i] = 1.0 / value
+                if one_step:
+                    g_column[:] = lam
+                    add(q_j, g, d)
+                    divide(c, d, new)
+                else:
+                    _threshold(q_j, norms2, c2q, c2q2, alpha, work, new)
+                subtract(new, y_j, change_column)
+                multiply(change_column, scale, change_column)
+                y_j[...] = new
+            elif entering:
+                j += 1
+                continue
+            else:
+                multiply(y_j, neg_scale, change_column)
+                y_j.fill(0.0)
+            if block is not None:
+                row = block[..., j - start, :]
+            elif not changed:  # the chunk's first change: its row of W^-1 only
+                row = (
+                    sigma[..., j, start:end]
+                    + matmul(left[..., None, :terms, j], right[..., :terms, start:end])[
+                        ..., 0, :
+                    ]
+                )
+                if start <= p < end:
+                    row[..., p - start] = 0.0
+            else:  # more: the chunk's whole diagonal block
+                block = sigma[..., start:end, start:end] + matmul(
+                    left[..., :terms, start:end].swapaxes(-1, -2),
+                    right[..., :terms, start:end],
+                )
+                if start <= p < end:
+                    block[..., p - start, :] = 0.0
+                    block[..., :, p - start] = 0.0
+                row = block[..., j - start, :]
+            rc[..., start:end] += row * change
+            chunk_changes[..., 0, j - start] = change_column
+            changed.append(j - start)
+            j += 1
+        if terms and coef.any():
+            # the deferred share: chunk i has had chunk_coefs[i + 1] of it
+            share = coef[..., None, :] - chunk_coefs[..., 1:, :terms]
+            for index, first in enumerate(range(0, n, _CHUNK)):
+                last = min(first + _CHUNK, n)
+                rc[..., first:last] += matmul(
+                    share[..., index : index + 1, :], right[..., :terms, first:last]
+                )[..., 0, :]
+            rc[..., p] = 0.0
+        # r = W^-1 y read off rc (as in _sweep); new inverse = W^-1 + s v v'
+        rc -= qy_rows
+        rc += weighted_cov
+        v = right[..., terms, :]
+        np.divide(rc, scale_columns[p], out=v)
+        v[..., p] = -1.0
+        add(y, 0.0, out=y)  # -0.0 -> 0.0 in the rows left at zero
+        omega[:, p] = y
+        omega[p, :] = y
+        omega[p, p] = inv_diag_covs[p] + vecdot(y.transpose(1, 2, 0), v)
+        s_v = left[..., terms, :]
+        np.multiply(v, diag_covs[p][..., None], out=s_v)
+        terms += 1
+        diagonal = w_diagonal
+        diagonal += s_v * v
+        if terms == width or p == n - 1:
+            _add_products(sigma_t, left_t, right_t)
+            left.fill(0.0)
+            right.fill(0.0)
+            terms = 0
+            diagonal = np.diagonal(sigma, axis1=2, axis2=3).copy()
+    pivots /= diag_covs
+    return np.log(pivots).sum(axis=0)
+
+
 @dataclass
 class _Result:
     """Outcome of a batched solve."""
@@ -976,6 +1426,12 @@ def _solve(
             logdet_all = _logdet(_to_stack(omega_all))
         else:
             logdet_all = np.array(init_logdets, dtype=np.float64, copy=True)
+    # hundreds of regions: independent blocks, each swept by the sweep for its size
+    blocks = None
+    if n >= _LARGE_REGIONS:
+        blocks = _components(_weighted_norms(covs, weights), alpha)
+        if len(blocks) > 1 and not _block_diagonal(omega_all, blocks):
+            blocks = [np.arange(n)]  # a start that does not split: no screening
     n_iter = np.zeros(n_problems, dtype=int)
     converged = np.zeros(n_problems, dtype=bool)
     interrupted = np.zeros(n_problems, dtype=bool)
@@ -1017,7 +1473,12 @@ def _solve(
             stack = _to_stack(omega)
             sigma[...] = np.linalg.inv(stack)
             logdet[...] = _logdet(stack)
-        logdet += _sweep(omega, sigma, weighted_covs, d_run, w_run, alpha)
+        if blocks is None:
+            logdet += _sweep(omega, sigma, weighted_covs, d_run, w_run, alpha)
+        else:
+            logdet += _screened_sweep(
+                omega, sigma, weighted_covs, d_run, w_run, alpha, blocks
+            )
         if debug:
             stack = _to_stack(omega)
             np.linalg.cholesky(stack)  # raises if not positive definite
