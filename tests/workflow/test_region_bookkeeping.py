@@ -114,8 +114,12 @@ def test_every_relmat_has_the_same_nodes(run):
         table = pd.read_csv(path, sep="\t")
         assert list(table["Node"]) == NAMES[:3], path
         assert list(table.columns[1:]) == NAMES[:3], path
-        # its BEP017 sidecar: what the matrix is, from what, without which regions
-        sidecar = json.loads(path.with_suffix(".json").read_text())
+        # its BEP017 sidecar: what the matrix is, from what, without which regions;
+        # the group-sparse relmats inherit one per statistic (BIDS inheritance)
+        own = path.with_suffix(".json")
+        inherited = run / "_".join(path.name.split("_")[1:]).replace(".tsv", ".json")
+        assert own.is_file() != inherited.is_file(), path
+        sidecar = json.loads((own if own.is_file() else inherited).read_text())
         assert sidecar["Measure"] in ("covariance", "precision")
         assert sidecar["Measure"] in path.name
         for key, value in (
@@ -138,9 +142,12 @@ def test_every_relmat_has_the_same_nodes(run):
             "far": "sub-cut: outside the field of view"
         }
         subject = path.name.split("_")[0]
-        (source,) = sidecar["Sources"]
-        assert source.startswith("bids::") and subject in source
-        assert source.endswith("_atlas-four_timeseries.tsv")
+        sources = sidecar["Sources"]
+        assert all(s.startswith("bids::") for s in sources)
+        assert all(s.endswith("_atlas-four_timeseries.tsv") for s in sources)
+        assert any(f"/{subject}_" in s for s in sources)
+        if "groupsparse" in path.name:
+            assert inherited.is_file() and len(sources) == 3  # every subject's
     assert (run / "figures/sub-a_atlas-four_desc-groupsparse_connectome.png").is_file()
 
 

@@ -56,14 +56,10 @@ rule group_sparse_covariance:
         precisions=[
             INPUTS.unit_relmat(u, "precision", "groupsparse") for u in GROUP_SUBJECTS
         ],
-        covariance_sidecars=[
-            INPUTS.unit_relmat(u, "covariance", "groupsparse", "json")
-            for u in GROUP_SUBJECTS
-        ],
-        precision_sidecars=[
-            INPUTS.unit_relmat(u, "precision", "groupsparse", "json")
-            for u in GROUP_SUBJECTS
-        ],
+        # one sidecar per statistic, inherited by every subject's relmat (BIDS
+        # inheritance): the same estimator, alpha and regions for all of them
+        covariance_sidecar=PATHS.group_relmat_sidecar("covariance", "groupsparse"),
+        precision_sidecar=PATHS.group_relmat_sidecar("precision", "groupsparse"),
     log:
         f"{LOGS}/group_sparse_covariance/atlas-{{atlas}}.log",
     benchmark:

@@ -17,6 +17,7 @@ from sparseconn.errors import InputError
 from sparseconn.io import (
     PathLike,
     read_unit_timeseries,
+    write_json,
     write_npz,
     write_relmat,
     write_tsv,
@@ -199,6 +200,7 @@ def run_group_sparse_covariance(
     covariance_relmats: Sequence[PathLike],
     precision_relmats: Sequence[PathLike],
     regions_table: PathLike | None = None,
+    sidecars: Sequence[PathLike] | None = None,
     *,
     atlas: str | None = None,
     links: dict[str, str] | None = None,
@@ -214,7 +216,10 @@ def run_group_sparse_covariance(
     ``timeseries`` has one element per subject: a TSV, or a list of TSVs (runs,
     concatenated). Writes the group ``.npz`` (covariances and precisions of shape
     (n_subjects, p, p), alpha, cv_alphas, cv_scores, subjects, regions) and each
-    subject's covariance and precision as ``relmat`` TSVs, in ``subjects`` order.
+    subject's covariance and precision as ``relmat`` TSVs, in ``subjects`` order,
+    and with ``sidecars`` (covariance, precision) the JSON sidecar every relmat of
+    that statistic inherits (:func:`relmat_sidecar`; sources: every subject's
+    time series).
     With ``regions_table`` (:func:`run_group_regions`), on the regions it keeps
     (the ``.npz`` lists the others: ``dropped_regions``, ``dropped_reasons``).
     BLAS runs on one thread: the bytes written do not depend on the machine's
@@ -252,22 +257,21 @@ def run_group_sparse_covariance(
         regions=np.asarray(regions, dtype=str),
         **_dropped(regions_table),
     )
-    dropped = _dropped_reasons(regions_table)
-    for index, unit in enumerate(timeseries):
-        sources = _unit_sources(unit, links)
-        for stat, matrices, relmats in (
-            ("covariance", covariances, covariance_relmats),
-            ("precision", precisions, precision_relmats),
-        ):
+    for index in range(len(subjects)):
+        write_relmat(covariances[index], regions, covariance_relmats[index])
+        write_relmat(precisions[index], regions, precision_relmats[index])
+    if sidecars is not None:
+        sources = [uri for unit in timeseries for uri in _unit_sources(unit, links)]
+        for stat, path in zip(("covariance", "precision"), sidecars, strict=True):
             sidecar = relmat_sidecar(
                 stat,
                 "groupsparse",
                 estimator.alpha_,
                 atlas=atlas,
                 sources=sources,
-                dropped=dropped,
+                dropped=_dropped_reasons(regions_table),
             )
-            write_relmat(matrices[index], regions, relmats[index], sidecar)
+            write_json(sidecar, Path(path))
 
 
 def run_graph_lasso(

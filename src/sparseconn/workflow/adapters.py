@@ -329,6 +329,7 @@ def group_sparse_covariance(
         list(output.covariances),
         list(output.precisions),
         input.regions,
+        [output.covariance_sidecar, output.precision_sidecar],
         atlas=wildcards.atlas,
         links=dict(params.links),
         **params.settings,

@@ -108,6 +108,16 @@ class Paths:
             f"atlas-{self.atlas}_stat-{stat}_desc-{desc}_relmat.{ext}"
         )
 
+    def group_relmat_sidecar(self, stat: str, desc: str) -> str:
+        """The sidecar every relmat of ``stat`` and ``desc`` inherits (BIDS).
+
+        At the top of the results, named by the entities the relmats share, so
+        that it applies to each of them (``sub-01/func/sub-01_atlas-A_stat-
+        precision_desc-groupsparse_relmat.tsv`` inherits
+        ``atlas-A_stat-precision_desc-groupsparse_relmat.json``).
+        """
+        return f"{self.results}/atlas-{self.atlas}_stat-{stat}_desc-{desc}_relmat.json"
+
     def scan_file(self, name: str, suffix: str, **entities: str) -> str:
         """A file of a run (or group unit) named by its BIDS entities.
 
