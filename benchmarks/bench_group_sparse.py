@@ -31,6 +31,7 @@ import warnings
 import numpy as np
 
 from sparseconn.covariance import GroupSparseCovarianceCV
+from sparseconn.synthetic import group_sparse_samples
 
 
 def make_subjects(
@@ -41,23 +42,9 @@ def make_subjects(
     seed: int = 0,
 ) -> list[np.ndarray]:
     """Seeded subjects drawn from a group-sparse Gaussian model, z-scored."""
-    rng = np.random.default_rng(seed)
-    upper = np.triu_indices(n_regions, 1)
-    support = rng.random(upper[0].size) < density
-    subjects = []
-    for _ in range(n_subjects):
-        values = np.zeros(upper[0].size)
-        m = int(support.sum())
-        values[support] = rng.uniform(0.2, 0.5, m) * rng.choice([-1.0, 1.0], m)
-        precision = np.zeros((n_regions, n_regions))
-        precision[upper] = values
-        precision += precision.T
-        shift = max(0.0, -np.linalg.eigvalsh(precision).min()) + 0.3
-        precision += (shift + rng.random()) * np.eye(n_regions)
-        chol = np.linalg.cholesky(np.linalg.inv(precision))
-        x = rng.standard_normal((n_samples, n_regions)) @ chol.T
-        subjects.append((x - x.mean(0)) / x.std(0, ddof=1))
-    return subjects
+    return group_sparse_samples(
+        seed, n_subjects, n_regions, n_samples, density=density
+    )[0]
 
 
 def best_of(repeat: int, fit):

@@ -73,3 +73,23 @@ def output_files(folder: Path) -> list[Path]:
             sub == "results" and path.relative_to(folder / sub).parts[0] in RUN_RECORDS
         )
     )
+
+
+def count_reads(monkeypatch) -> list[Path]:
+    """The images decompressed from now on (each ``iter_volume_chunks`` pass).
+
+    ``monkeypatch`` is pytest's fixture: every module that streams an image
+    (``io``, ``signals``, ``confounds``) sees the counting reader.
+    """
+    from sparseconn import io
+
+    reads: list[Path] = []
+    original = io.iter_volume_chunks
+
+    def counted(*args, **kwargs):
+        reads.append(args[0].path)
+        return original(*args, **kwargs)
+
+    for module in ("sparseconn.io", "sparseconn.signals", "sparseconn.confounds"):
+        monkeypatch.setattr(f"{module}.iter_volume_chunks", counted)
+    return reads

@@ -39,7 +39,7 @@ changes existing ones, and the same arguments give byte-identical files.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import nibabel as nib
@@ -848,3 +848,53 @@ def generate_subject(
         drifts=drifts,
         t_r=np.float64(t_r),
     )
+
+
+def group_sparse_samples(
+    seed: int,
+    n_subjects: int,
+    n_regions: int,
+    n_samples: int | Sequence[int],
+    *,
+    density: float,
+    strength: tuple[float, float] = (0.2, 0.5),
+    margin: float = 0.3,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """z-scored Gaussian samples of subject precisions sharing one sparse support.
+
+    The group-sparse model in its plainest form, for tests and benchmarks of the
+    estimators: each off-diagonal entry is in the shared support with probability
+    ``density``; each subject draws its own values there (uniform in
+    ``strength``, random sign) and a diagonal making its precision positive
+    definite with at least ``margin`` (plus a uniform [0, 1) draw) of smallest
+    eigenvalue. ``n_samples`` is one count for all subjects or one per subject.
+
+    Returns
+    -------
+    subjects : list of ndarray, each (n_samples_k, n_regions), columns z-scored
+    support : ndarray, shape (n_regions, n_regions), bool, symmetric, diagonal False
+    """
+    rng = np.random.default_rng(seed)
+    counts = (
+        [int(n_samples)] * n_subjects
+        if np.isscalar(n_samples)
+        else [int(n) for n in n_samples]
+    )
+    upper = np.triu_indices(n_regions, 1)
+    support = rng.random(upper[0].size) < density
+    m = int(support.sum())
+    subjects = []
+    for n in counts:
+        values = np.zeros(upper[0].size)
+        values[support] = rng.uniform(*strength, m) * rng.choice([-1.0, 1.0], m)
+        precision = np.zeros((n_regions, n_regions))
+        precision[upper] = values
+        precision += precision.T
+        shift = max(0.0, -np.linalg.eigvalsh(precision).min()) + margin
+        precision += (shift + rng.random()) * np.eye(n_regions)
+        chol = np.linalg.cholesky(np.linalg.inv(precision))
+        x = rng.standard_normal((n, n_regions)) @ chol.T
+        subjects.append((x - x.mean(0)) / x.std(0, ddof=1))
+    truth = np.zeros((n_regions, n_regions), dtype=bool)
+    truth[upper] = support
+    return subjects, truth | truth.T

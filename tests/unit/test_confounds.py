@@ -15,7 +15,7 @@ from sparseconn.confounds import (
 )
 from sparseconn.io import read_func_info
 from sparseconn.signals import extract_map_signals
-from tests.helpers import make_func, make_maps
+from tests.helpers import count_reads, make_func, make_maps
 
 
 def _brute_force(series, n_confounds=5, percentile=2.0):
@@ -86,16 +86,7 @@ def test_one_read_gives_confounds_and_signals(tmp_path, rng, monkeypatch, dtype)
     expected_confounds = high_variance_confounds(info, n_confounds=4, percentile=10)
     expected_signals = extract_map_signals(info, atlas).signals
 
-    reads = []
-    original = io.iter_volume_chunks
-
-    def counted(*args, **kwargs):
-        reads.append(args[0].path)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(io, "iter_volume_chunks", counted)
-    monkeypatch.setattr("sparseconn.signals.iter_volume_chunks", counted)
-    monkeypatch.setattr("sparseconn.confounds.iter_volume_chunks", counted)
+    reads = count_reads(monkeypatch)
     collector = HighVarianceCollector(info, n_confounds=4, percentile=10)
     signals = extract_map_signals(info, atlas, on_chunk=collector.add).signals
     confounds = collector.confounds()

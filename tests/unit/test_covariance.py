@@ -22,6 +22,7 @@ from sparseconn.covariance import (
     group_sparse_covariance_path,
     group_sparse_scores,
 )
+from sparseconn.synthetic import group_sparse_samples
 
 
 def make_subjects(
@@ -33,24 +34,10 @@ def make_subjects(
     vary_samples: bool = False,
 ) -> list[np.ndarray]:
     """Gaussian samples of a random sparse precision shared by all subjects."""
-    rng = np.random.default_rng(seed)
-    upper = np.triu_indices(n_regions, 1)
-    support = rng.random(upper[0].size) < density
-    subjects = []
-    for k in range(n_subjects):
-        values = np.zeros(upper[0].size)
-        m = int(support.sum())
-        values[support] = rng.uniform(0.2, 0.5, m) * rng.choice([-1.0, 1.0], m)
-        precision = np.zeros((n_regions, n_regions))
-        precision[upper] = values
-        precision += precision.T
-        shift = max(0.0, -np.linalg.eigvalsh(precision).min()) + 0.5
-        precision += (shift + rng.random()) * np.eye(n_regions)
-        n = n_samples + (17 * k if vary_samples else 0)
-        chol = np.linalg.cholesky(np.linalg.inv(precision))
-        x = rng.standard_normal((n, n_regions)) @ chol.T
-        subjects.append((x - x.mean(0)) / x.std(0, ddof=1))
-    return subjects
+    counts = [n_samples + (17 * k if vary_samples else 0) for k in range(n_subjects)]
+    return group_sparse_samples(
+        seed, n_subjects, n_regions, counts, density=density, margin=0.5
+    )[0]
 
 
 def objective(precisions, covs, weights, alpha) -> float:

@@ -19,29 +19,16 @@ from sparseconn.covariance import (
     empirical_covariances,
     group_sparse_scores,
 )
+from sparseconn.synthetic import group_sparse_samples
 
 
 def sparse_subjects(
     seed: int, n_subjects: int, n_regions: int, n_samples: int = 150
 ) -> list[np.ndarray]:
     """Gaussian samples of a random sparse precision shared by all subjects."""
-    rng = np.random.default_rng(seed)
-    upper = np.triu_indices(n_regions, 1)
-    support = rng.random(upper[0].size) < 0.2
-    subjects = []
-    for _ in range(n_subjects):
-        values = np.zeros(upper[0].size)
-        m = int(support.sum())
-        values[support] = rng.uniform(0.2, 0.5, m) * rng.choice([-1.0, 1.0], m)
-        precision = np.zeros((n_regions, n_regions))
-        precision[upper] = values
-        precision += precision.T
-        shift = max(0.0, -np.linalg.eigvalsh(precision).min()) + 0.5
-        precision += (shift + rng.random()) * np.eye(n_regions)
-        chol = np.linalg.cholesky(np.linalg.inv(precision))
-        x = rng.standard_normal((n_samples, n_regions)) @ chol.T
-        subjects.append((x - x.mean(0)) / x.std(0, ddof=1))
-    return subjects
+    return group_sparse_samples(
+        seed, n_subjects, n_regions, n_samples, density=0.2, margin=0.5
+    )[0]
 
 
 def block_subjects(seed: int, sizes: list[int], n_subjects: int = 5) -> list:

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from sparseconn import io
 from sparseconn.confounds import HighVarianceCollector, high_variance_confounds
 from sparseconn.errors import InputError
 from sparseconn.io import read_func_info
 from sparseconn.labels import atlas_kind, extract_label_signals, load_label_atlas
-from tests.helpers import make_func, make_maps
+from tests.helpers import count_reads, make_func, make_maps
 
 AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
 
@@ -236,16 +235,7 @@ def test_one_read_gives_confounds_and_signals(tmp_path, rng, monkeypatch, target
     expected_confounds = high_variance_confounds(info, n_confounds=4, percentile=10)
     expected_signals = extract_label_signals(info, atlas, target).signals
 
-    reads = []
-    original = io.iter_volume_chunks
-
-    def counted(*args, **kwargs):
-        reads.append(args[0].path)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(io, "iter_volume_chunks", counted)
-    monkeypatch.setattr("sparseconn.signals.iter_volume_chunks", counted)
-    monkeypatch.setattr("sparseconn.confounds.iter_volume_chunks", counted)
+    reads = count_reads(monkeypatch)
     collector = HighVarianceCollector(info, n_confounds=4, percentile=10)
     starts = []
 

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sparseconn import io, regions
+from sparseconn import regions
 from sparseconn.errors import InputError
 from sparseconn.io import read_func_info
 from sparseconn.labels import extract_label_signals, load_label_atlas
 from sparseconn.regions import AtlasSpec
 from sparseconn.signals import extract_map_signals
 from sparseconn.steps.subject import run_extract_timeseries
-from tests.helpers import make_func, make_maps
+from tests.helpers import count_reads, make_func, make_maps
 
 AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
 
@@ -96,20 +96,6 @@ def test_table_matching_no_label_is_an_error(files, tmp_path):
         regions.load(AtlasSpec("L", str(files["labels"]), str(table)))
 
 
-def _count_reads(monkeypatch) -> list:
-    """The images decompressed from now on (by the extraction or the confounds)."""
-    reads = []
-    original = io.iter_volume_chunks
-
-    def counted(*args, **kwargs):
-        reads.append(args[0].path)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr("sparseconn.signals.iter_volume_chunks", counted)
-    monkeypatch.setattr("sparseconn.confounds.iter_volume_chunks", counted)
-    return reads
-
-
 def test_two_atlases_one_read_same_signals(files, monkeypatch):
     """Maps and labels from one decompression equal each extracted alone."""
     info = read_func_info(files["func"])
@@ -123,7 +109,7 @@ def test_two_atlases_one_read_same_signals(files, monkeypatch):
         extract_label_signals(info, loaded[1].atlas, "data"),
         extract_label_signals(info, loaded[2].atlas, "labels"),
     ]
-    reads = _count_reads(monkeypatch)
+    reads = count_reads(monkeypatch)
     from sparseconn.signals import extract_signals
 
     together = extract_signals(info, regions.extractors_for(info, loaded))
@@ -134,7 +120,7 @@ def test_two_atlases_one_read_same_signals(files, monkeypatch):
 
 
 def test_extraction_step_writes_every_atlas(files, tmp_path, monkeypatch):
-    reads = _count_reads(monkeypatch)
+    reads = count_reads(monkeypatch)
     specs = [AtlasSpec("M", str(files["maps"])), AtlasSpec("L", str(files["labels"]))]
     tsvs = [tmp_path / "m.tsv", tmp_path / "l.tsv"]
     jsons = [tmp_path / "m.json", tmp_path / "l.json"]

@@ -21,6 +21,7 @@ from sparseconn.stability import (
     ebic_scores,
     stability_selection,
 )
+from sparseconn.synthetic import group_sparse_samples
 
 
 def planted(
@@ -35,25 +36,9 @@ def planted(
 
     Returns the subjects and the true support (p, p) bool.
     """
-    rng = np.random.default_rng(seed)
-    upper = np.triu_indices(n_regions, 1)
-    support = rng.random(upper[0].size) < density
-    subjects = []
-    for _ in range(n_subjects):
-        values = np.zeros(upper[0].size)
-        m = int(support.sum())
-        values[support] = rng.uniform(*strength, m) * rng.choice([-1.0, 1.0], m)
-        precision = np.zeros((n_regions, n_regions))
-        precision[upper] = values
-        precision += precision.T
-        shift = max(0.0, -np.linalg.eigvalsh(precision).min()) + 0.3
-        precision += (shift + rng.random()) * np.eye(n_regions)
-        chol = np.linalg.cholesky(np.linalg.inv(precision))
-        x = rng.standard_normal((n_volumes, n_regions)) @ chol.T
-        subjects.append((x - x.mean(0)) / x.std(0, ddof=1))
-    truth = np.zeros((n_regions, n_regions), dtype=bool)
-    truth[upper] = support
-    return subjects, truth | truth.T
+    return group_sparse_samples(
+        seed, n_subjects, n_regions, n_volumes, density=density, strength=strength
+    )
 
 
 def test_halves_are_complementary_pairs_of_contiguous_blocks():

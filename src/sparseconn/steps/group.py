@@ -103,19 +103,6 @@ def relmat_sidecar(
     }
 
 
-def _dropped_reasons(regions_table: PathLike | None) -> dict[str, str]:
-    arrays = _dropped(regions_table)
-    if not arrays:
-        return {}
-    return dict(
-        zip(
-            arrays["dropped_regions"].tolist(),
-            arrays["dropped_reasons"].tolist(),
-            strict=True,
-        )
-    )
-
-
 def _unit_sources(
     unit: PathLike | Sequence[PathLike], links: dict[str, str] | None
 ) -> list[str]:
@@ -177,19 +164,24 @@ def run_group_regions(
     write_tsv(table, out_tsv)
 
 
-def _dropped(regions_table: PathLike | None) -> dict[str, np.ndarray]:
-    """The group file's record of the regions left out (nothing when none are)."""
+def _dropped(regions_table: PathLike | None) -> dict[str, str]:
+    """The regions the group table leaves out -> why (empty without a table)."""
     if regions_table is None:
         return {}
     from sparseconn.io import read_region_table
 
     table = read_region_table(regions_table)
     dropped = table[~table["kept"]]
-    if not len(dropped):
+    return dict(zip(dropped["name"], dropped["reason"], strict=True))
+
+
+def _dropped_arrays(dropped: dict[str, str]) -> dict[str, np.ndarray]:
+    """The group ``.npz``'s record of the regions left out (nothing when none are)."""
+    if not dropped:
         return {}
     return {
-        "dropped_regions": np.asarray(dropped["name"], dtype=str),
-        "dropped_reasons": np.asarray(dropped["reason"], dtype=str),
+        "dropped_regions": np.asarray(list(dropped), dtype=str),
+        "dropped_reasons": np.asarray(list(dropped.values()), dtype=str),
     }
 
 
@@ -230,6 +222,7 @@ def run_group_sparse_covariance(
     from sparseconn.covariance import GroupSparseCovarianceCV
 
     signals, regions = read_unit_timeseries(timeseries, regions_table)
+    dropped = _dropped(regions_table)
     estimator = GroupSparseCovarianceCV(
         alphas=alphas,
         n_refinements=n_refinements,
@@ -255,7 +248,7 @@ def run_group_sparse_covariance(
         cv_refinements=np.asarray(estimator.cv_refinements_, dtype=np.int64),
         subjects=np.asarray(subjects, dtype=str),
         regions=np.asarray(regions, dtype=str),
-        **_dropped(regions_table),
+        **_dropped_arrays(dropped),
     )
     for index in range(len(subjects)):
         write_relmat(covariances[index], regions, covariance_relmats[index])
@@ -269,7 +262,7 @@ def run_group_sparse_covariance(
                 estimator.alpha_,
                 atlas=atlas,
                 sources=sources,
-                dropped=_dropped_reasons(regions_table),
+                dropped=dropped,
             )
             write_json(sidecar, Path(path))
 
@@ -314,7 +307,7 @@ def run_graph_lasso(
             cv_alphas = estimator.cv_results_["alphas"]
             cv_scores = estimator.cv_results_["mean_test_score"]
     sources = _unit_sources(timeseries, links)
-    dropped = _dropped_reasons(regions_table)
+    dropped = _dropped(regions_table)
     for stat, matrix, relmat in (
         ("covariance", covariance, covariance_relmat),
         ("precision", precision, precision_relmat),
@@ -333,5 +326,5 @@ def run_graph_lasso(
             cv_scores=np.asarray(cv_scores, dtype=np.float64),
             subject=np.asarray(subject, dtype=str),
             regions=np.asarray(regions, dtype=str),
-            **_dropped(regions_table),
+            **_dropped_arrays(dropped),
         )
