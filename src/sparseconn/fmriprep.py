@@ -1068,7 +1068,7 @@ def clean_scan_atlases(
                 cleaning=scan.cleaned,
                 outliers=scan.reasons,
                 censoring_applied=scan.censoring_applied,
-                warnings=scan.warnings,
+                warnings=[*scan.warnings, *atlas.notes],
                 settings=settings,
                 region_table=regions.scan_region_table(
                     atlas, coverage, signals[scan.kept], min_region_coverage

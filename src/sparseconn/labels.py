@@ -57,12 +57,16 @@ class LabelAtlas:
     labels : DataFrame, n_regions rows in increasing label order
         Columns ``index`` (the label value, int) and ``name`` (unique), and
         ``network`` when the table has one.
+    notes : tuple of str
+        Where table and image disagree (labels of one missing from the other),
+        for the sidecars' warnings.
     """
 
     image: np.ndarray
     affine: np.ndarray
     image_path: Path
     labels: pd.DataFrame
+    notes: tuple[str, ...] = ()
 
     @property
     def values(self) -> np.ndarray:
@@ -173,15 +177,21 @@ def load_label_atlas(
     values = values[values != 0]
     if values.size == 0:
         raise InputError(path, "label atlas has no region (every voxel is 0)")
+    notes: list[str] = []
     if table_path is None:
         labels = pd.DataFrame({"index": values, "name": [str(v) for v in values]})
     else:
-        labels = _read_label_table(Path(table_path), values)
-    return LabelAtlas(image, affine, path, labels)
+        labels = _read_label_table(Path(table_path), values, notes)
+    for note in notes:
+        logger.warning("%s", note)
+    return LabelAtlas(image, affine, path, labels, tuple(notes))
 
 
-def _read_label_table(path: Path, values: np.ndarray) -> pd.DataFrame:
-    """The regions' table (index, name, network) for the image's label ``values``."""
+def _read_label_table(path: Path, values: np.ndarray, notes: list[str]) -> pd.DataFrame:
+    """The regions' table (index, name, network) for the image's label ``values``.
+
+    Disagreements between table and image are appended to ``notes``.
+    """
     table = read_table(path)
     if "index" not in table.columns:
         positional = read_labels(path, len(values))
@@ -210,18 +220,16 @@ def _read_label_table(path: Path, values: np.ndarray) -> pd.DataFrame:
             f"{_preview(table['index'])}; image: {_preview(values)})",
         )
     if not in_image.all():
-        logger.warning(
-            "%s: labels %s are not in the image: dropped",
-            path,
-            _preview(table["index"][~in_image]),
+        notes.append(
+            f"atlas table {path.name}: labels "
+            f"{_preview(table['index'][~in_image])} are not in the image: no region"
         )
     table = table[in_image].set_index("index")
     missing = [int(v) for v in values if v not in table.index]
     if missing:
-        logger.warning(
-            "%s: image labels %s are not in the table: named after their value",
-            path,
-            _preview(missing),
+        notes.append(
+            f"atlas table {path.name}: image labels {_preview(missing)} are not in "
+            "the table: named after their value"
         )
     names = [
         table.at[v, "name"].strip() if v in table.index else str(v) for v in values

@@ -106,6 +106,11 @@ class LoadedAtlas:
         return self.atlas.labels
 
     @property
+    def notes(self) -> tuple[str, ...]:
+        """Where the atlas's table and image disagree (label atlases), for sidecars."""
+        return getattr(self.atlas, "notes", ())
+
+    @property
     def resampling_target(self) -> str:
         """The grid signals are extracted on: ``maps``, ``data`` or ``labels``."""
         if self.kind == "maps":

@@ -240,3 +240,28 @@ def test_group_time_series_read_on_the_kept_regions(tmp_path):
     write_tsv(frame.rename(columns={"c": "d"}), series)
     with pytest.raises(InputError, match="other regions than the time series"):
         read_unit_timeseries([series], table)
+
+
+def test_table_and_image_disagreements_reach_the_sidecar(files, tmp_path):
+    table = tmp_path / "t.tsv"
+    pd.DataFrame({"index": [1, 2, 3], "name": ["a", "b", "c"]}).to_csv(
+        table, sep="\t", index=False
+    )
+    spec = AtlasSpec("L", str(files["labels"]), str(table))
+    out_tsv, out_json = tmp_path / "l.tsv", tmp_path / "l.json"
+    run_extract_timeseries(
+        files["func"],
+        [spec],
+        [],
+        [out_tsv],
+        [out_json],
+        tmp_path / "hv.tsv",
+        subject="01",
+    )
+    assert list(pd.read_csv(out_tsv, sep="\t").columns) == ["a", "b", "5"]
+    warnings = json.loads(out_json.read_text())["Warnings"]
+    assert "atlas table t.tsv: labels [3] are not in the image: no region" in warnings
+    assert (
+        "atlas table t.tsv: image labels [5] are not in the table: named after "
+        "their value" in warnings
+    )

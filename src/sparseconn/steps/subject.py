@@ -227,7 +227,12 @@ def run_extract_timeseries(
             atlas, coverage, signals[scan.kept], min_region_coverage
         )
         quality = quality_fields(
-            cleaned, confound_names, atlas.names, coverage, scan.warnings, table
+            cleaned,
+            confound_names,
+            atlas.names,
+            coverage,
+            [*scan.warnings, *atlas.notes],
+            table,
         )
         sidecar = {
             **timing_fields(t_r, scan.kept if scan.censoring_applied else [0]),
