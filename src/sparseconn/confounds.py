@@ -126,6 +126,7 @@ class HighVarianceCollector:
             self.stored = np.empty((info.n_volumes, info.n_voxels), dtype=info.dtype)
         self._ramp = _centred_ramp(info.n_volumes)
         self._first: np.ndarray | None = None
+        self._block = self._moments = np.empty((0, 0))
         self._sums = np.zeros(info.n_voxels)
         self._trend = np.zeros(info.n_voxels)
         self._squares = np.zeros(info.n_voxels)
@@ -143,17 +144,25 @@ class HighVarianceCollector:
             volumes = self.info.to_float(raw)
         if self._first is None:
             self._first = volumes[0].astype(np.float64)
-        block = volumes - self._first  # float64
+            # reused by every chunk: no allocation per chunk
+            self._block = np.empty((len(volumes), self.info.n_voxels))
+            self._moments = np.empty((2, self.info.n_voxels))
+        block = self._block[: len(volumes)]
+        np.subtract(volumes, self._first, out=block)
         # the plain and ramp-weighted sums in one matrix product
         weights = np.ones((2, len(block)))
         weights[1] = self._ramp[start : start + len(block)]
-        sums, trend = weights @ block
-        self._sums += sums
-        self._trend += trend
-        self._squares += np.einsum("ij,ij->j", block, block)
+        np.matmul(weights, block, out=self._moments)
+        self._sums += self._moments[0]
+        self._trend += self._moments[1]
+        np.square(block, out=block)
+        self._squares += block.sum(axis=0, out=self._moments[0])
 
     def confounds(self) -> np.ndarray:
-        """The confounds, shape (n_volumes, n_confounds), once every volume is in."""
+        """The confounds, shape (n_volumes, n_confounds), once every volume is in.
+
+        Called once: the copy of the image is released on the way.
+        """
         info = self.info
         if self.n_added != info.n_volumes:
             raise RuntimeError(
@@ -169,6 +178,7 @@ class HighVarianceCollector:
             raise InputError(info.path, str(error)) from error
         if self.stored is not None:
             selected = info.to_float(self.stored[:, kept]).astype(np.float64)
+            self.stored = None  # the copy of the image: half its float32 size
         else:
             selected = np.empty((n_samples, kept.size))
             for start, raw in iter_volume_chunks(info):

@@ -1026,11 +1026,12 @@ def clean_scan_atlases(
             info, n_high_variance_confounds, high_variance_percentile
         )
     # One decompression of the image for every atlas's signals and the confounds.
+    extractors = regions.extractors_for(info, loaded)
+    loaded = [regions.without_maps(atlas) for atlas in loaded]
     extracted = extract_signals(
-        info,
-        regions.extractors_for(info, loaded),
-        on_chunk=None if collector is None else collector.add,
+        info, extractors, on_chunk=None if collector is None else collector.add
     )
+    del extractors
     tables = [denoising.confounds]
     if collector is not None:
         tables.insert(0, high_variance_table(collector.confounds()))

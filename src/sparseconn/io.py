@@ -165,6 +165,22 @@ class FuncInfo:
             data += kind(self.inter)
         return data
 
+    def to_float64(self, raw: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``to_float(raw)`` cast to float64, written into ``out`` (same shape).
+
+        Unscaled data whose values :attr:`float_dtype` holds exactly (floats,
+        integers of at most 16 bits) are cast once, straight to float64: the
+        same values without the intermediate copy.
+        """
+        exact = self.dtype.kind == "f" or (
+            self.dtype.kind in "iu" and self.dtype.itemsize <= 2
+        )
+        if exact and self.slope == 1.0 and self.inter == 0.0:
+            np.copyto(out, raw, casting="unsafe")
+        else:
+            np.copyto(out, self.to_float(raw))
+        return out
+
 
 _TIME_UNIT_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 
@@ -244,12 +260,14 @@ def read_func_info(path: PathLike, min_volumes: int = 3) -> FuncInfo:
 
 
 def iter_volume_chunks(
-    info: FuncInfo, chunk_volumes: int = 16
+    info: FuncInfo, chunk_volumes: int = 16, n_buffers: int = 1
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Stream the raw stored volumes of a 4D NIfTI file, a chunk at a time.
 
     The file is read once, sequentially (a ``.nii.gz`` is decompressed on the fly),
-    so memory stays at one chunk whatever the image size.
+    so memory stays at ``n_buffers`` chunks whatever the image size: the chunks
+    are read into that many buffers in turn, so a chunk stays valid until
+    ``n_buffers`` more have been read (1: until the next one).
 
     Yields
     ------
@@ -266,14 +284,17 @@ def iter_volume_chunks(
     """
     n_volumes = info.n_volumes
     volume_bytes = info.n_voxels * info.dtype.itemsize
-    buffer = bytearray(volume_bytes * min(chunk_volumes, n_volumes))
+    buffers = [
+        bytearray(volume_bytes * min(chunk_volumes, n_volumes))
+        for _ in range(n_buffers)
+    ]
     opener = gzip.open if info.path.name.endswith(".gz") else open
     try:
         with opener(info.path, "rb") as handle:
             handle.seek(info.offset)
-            for start in range(0, n_volumes, chunk_volumes):
+            for index, start in enumerate(range(0, n_volumes, chunk_volumes)):
                 count = min(chunk_volumes, n_volumes - start)
-                view = memoryview(buffer)[: count * volume_bytes]
+                view = memoryview(buffers[index % n_buffers])[: count * volume_bytes]
                 filled = 0
                 while filled < len(view):
                     got = handle.readinto(view[filled:])

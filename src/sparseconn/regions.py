@@ -13,7 +13,7 @@ scan's single decompression.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -159,7 +159,7 @@ def load(spec: AtlasSpec) -> LoadedAtlas:
 
 
 def extractors_for(
-    info: FuncInfo, atlases: Sequence[LoadedAtlas], chunk_volumes: int = 4
+    info: FuncInfo, atlases: Sequence[LoadedAtlas], chunk_volumes: int = 2
 ) -> list[SignalExtractor]:
     """One extractor per atlas, for one pass over the scan ``info``.
 
@@ -176,6 +176,17 @@ def extractors_for(
             target = loaded.resampling_target
             extractors.append(LabelsExtractor(info, loaded.atlas, target))
     return extractors
+
+
+def without_maps(loaded: LoadedAtlas) -> LoadedAtlas:
+    """A maps atlas without its voxel data (names, table, notes kept; any other
+    atlas as it is): once its extractor holds the part it needs, the full maps
+    need not stay in memory through the rest of a scan's job."""
+    if loaded.kind != "maps":
+        return loaded
+    atlas = loaded.atlas
+    empty = np.empty((0, 0, 0, atlas.n_regions))
+    return replace(loaded, atlas=replace(atlas, maps=empty))
 
 
 def label_centres(atlas: LabelAtlas) -> np.ndarray:

@@ -11,7 +11,10 @@ applied as matrix products; otherwise each volume is resampled with
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
@@ -69,6 +72,9 @@ class Resampler:
     source_shape: tuple[int, int, int]
     target_shape: tuple[int, int, int]
     axes: list[np.ndarray] | None = field(default=None)
+    _workspace: dict[int, tuple[np.ndarray, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def between(
@@ -95,6 +101,21 @@ class Resampler:
                 for k in range(3)
             ]
         return resampler
+
+    def cropped(self, box: tuple[slice, slice, slice]) -> Resampler:
+        """The same resampling onto the sub-box ``box`` of the target grid only.
+
+        Axis-aligned resamplers compute each kept target voxel exactly as before
+        (the same rows of the 1D operators); others are returned whole.
+        """
+        if self.axes is None:
+            return self
+        shape = tuple(
+            len(range(*part.indices(n)))
+            for part, n in zip(box, self.target_shape, strict=True)
+        )
+        axes = [axis[part] for axis, part in zip(self.axes, box, strict=True)]
+        return Resampler(self.matrix, self.offset, self.source_shape, shape, axes)
 
     def covered(self) -> np.ndarray:
         """Boolean target-grid mask of voxels that fall inside the source grid.
@@ -128,7 +149,8 @@ class Resampler:
 
         Returns
         -------
-        ndarray, shape (n, n_target_voxels), float64, rows in NIfTI order.
+        ndarray, shape (n, n_target_voxels), float64, rows in NIfTI order:
+        reused by the next call of an axis-aligned resampler (keep a copy).
         """
         n = volumes.shape[0]
         sx, sy, sz = self.source_shape
@@ -146,33 +168,48 @@ class Resampler:
                 ).ravel(order="F")
             return out
         ax, ay, az = self.axes
+        if n not in self._workspace:  # reused by every call: no allocation per chunk
+            self._workspace[n] = (
+                np.empty((n, sz, sy, tx)),
+                np.empty((n, sz, ty, tx)),
+                np.empty((n, tz, ty * tx)),
+            )
+        along_x, along_y, along_z = self._workspace[n]
         # Row-major view (n, z, y, x) of Fortran-ordered volumes: contract x, y, z.
-        stack = volumes.reshape(n, sz, sy, sx)
-        stack = stack @ ax.T  # (n, sz, sy, tx)
-        stack = np.matmul(ay, stack)  # (n, sz, ty, tx)
-        stack = np.matmul(az, stack.reshape(n, sz, ty * tx))  # (n, tz, ty*tx)
-        return stack.reshape(n, tx * ty * tz)
+        np.matmul(volumes.reshape(n, sz, sy, sx), ax.T, out=along_x)
+        np.matmul(ay, along_x, out=along_y)
+        np.matmul(az, along_y.reshape(n, sz, ty * tx), out=along_z)
+        return along_z.reshape(n, tx * ty * tz)
 
 
 # ------------------------------------------------------------------ extraction
+
+
+#: Chunks of a :class:`VolumeStream` alive at once: the one its caller works on,
+#: the next one (read, waiting) and the one being read.
+_CHUNKS_IN_FLIGHT = 3
 
 
 class VolumeStream:
     """One streamed pass over a 4D image, as float64 chunks of volumes.
 
     Each chunk is read once (:func:`sparseconn.io.iter_volume_chunks`), scaled
-    as the header says (float32, float64 for images stored in float64; checked
-    finite) and cast to float64 once;
-    ``on_chunk(start, raw, volumes)`` sees it before the caller does, so that
-    other per-scan results share the decompression. On the way the pass records
+    as the header says (:meth:`FuncInfo.to_float`: float32, float64 for images
+    stored in float64; checked finite) and cast to float64 once, by a reader
+    thread that decompresses and converts the next chunk while the caller works
+    on this one (zlib and numpy release the interpreter lock, so the two share
+    the machine's cores); every value is computed as in a single thread.
+    ``on_chunk(start, raw, volumes)`` sees each chunk before the caller does,
+    so that other per-scan results share the decompression. The pass records
     the constant volumes (every voxel equal: dropouts) and the data range
     (``data_min``, ``data_max``, 0 included), up to the chunk last yielded.
+    A chunk's arrays are reused once the next chunk is asked for: keep copies.
     """
 
     def __init__(
         self,
         info: FuncInfo,
-        chunk_volumes: int = 4,
+        chunk_volumes: int = 2,
         on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
     ) -> None:
         self.info = info
@@ -182,18 +219,57 @@ class VolumeStream:
         self._constant: list[int] = []
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        chunks: queue.Queue = queue.Queue(maxsize=_CHUNKS_IN_FLIGHT - 2)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=self._read, args=(chunks, stop), name="VolumeStream", daemon=True
+        )
+        reader.start()
+        try:
+            while (item := chunks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                start, raw, volumes, lows, highs = item
+                if self.on_chunk is not None:
+                    self.on_chunk(start, raw, volumes)
+                constant = np.flatnonzero(lows == highs)
+                self._constant.extend(int(start + i) for i in constant)
+                self.data_min = min(self.data_min, float(lows.min()))
+                self.data_max = max(self.data_max, float(highs.max()))
+                yield start, volumes
+        finally:
+            stop.set()
+            while reader.is_alive():  # unblock a reader waiting to queue a chunk
+                with contextlib.suppress(queue.Empty):
+                    chunks.get(timeout=0.01)
+            reader.join()
+
+    def _read(self, chunks: queue.Queue, stop: threading.Event) -> None:
+        """Reader thread: queue (start, raw, volumes, lows, highs) per chunk, then
+        None; or the error that stopped it."""
+
+        def put(item: object) -> bool:
+            while not stop.is_set():
+                with contextlib.suppress(queue.Full):
+                    chunks.put(item, timeout=0.05)
+                    return True
+            return False
+
         info = self.info
-        for start, raw in iter_volume_chunks(info, self.chunk_volumes):
-            volumes = info.to_float(raw)
-            check_finite(info, start, volumes)
-            volumes = volumes.astype(np.float64)
-            if self.on_chunk is not None:
-                self.on_chunk(start, raw, volumes)
-            lows, highs = volumes.min(axis=1), volumes.max(axis=1)
-            self._constant.extend(int(start + i) for i in np.flatnonzero(lows == highs))
-            self.data_min = min(self.data_min, float(lows.min()))
-            self.data_max = max(self.data_max, float(highs.max()))
-            yield start, volumes
+        rows = min(self.chunk_volumes, info.n_volumes)
+        buffers = [np.empty((rows, info.n_voxels)) for _ in range(_CHUNKS_IN_FLIGHT)]
+        try:
+            stream = iter_volume_chunks(info, self.chunk_volumes, _CHUNKS_IN_FLIGHT)
+            for index, (start, raw) in enumerate(stream):
+                volumes = buffers[index % _CHUNKS_IN_FLIGHT][: len(raw)]
+                info.to_float64(raw, out=volumes)
+                check_finite(info, start, volumes)
+                lows, highs = volumes.min(axis=1), volumes.max(axis=1)
+                if not put((start, raw, volumes, lows, highs)):
+                    return
+            put(None)
+        except BaseException as error:  # handed to the caller's thread
+            put(error)
 
     @property
     def constant_volumes(self) -> np.ndarray:
@@ -223,6 +299,16 @@ class SignalExtractor(Protocol):
         """The region signals once the stream is over."""
 
 
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """Smallest box (one slice per axis) holding every True voxel of a 3D mask."""
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(k for k in range(mask.ndim) if k != axis)
+        indices = np.flatnonzero(mask.any(axis=others))
+        box.append(slice(int(indices[0]), int(indices[-1]) + 1))
+    return tuple(box)
+
+
 class MapsExtractor:
     """Least-squares signal of each atlas map, from the func resampled on its grid.
 
@@ -238,7 +324,7 @@ class MapsExtractor:
         When the func field of view does not overlap any atlas map.
     """
 
-    def __init__(self, info: FuncInfo, atlas: Atlas, chunk_volumes: int = 4) -> None:
+    def __init__(self, info: FuncInfo, atlas: Atlas, chunk_volumes: int = 2) -> None:
         self.resampler = Resampler.between(
             info.affine, info.shape, atlas.affine, atlas.maps.shape
         )
@@ -257,8 +343,14 @@ class MapsExtractor:
         # Atlas voxels where every map is 0 add nothing to the least-squares
         # problem: only the maps' support is kept (a quarter of the grid for
         # MSDL-like maps).
-        self.support = np.flatnonzero(np.any(maps != 0, axis=1))
-        self.maps = maps[self.support]
+        in_support = np.any(maps != 0, axis=1)
+        self.maps = maps[in_support]
+        # Only the support's bounding box is resampled (half the grid for
+        # MSDL-like maps), when the resampling is axis-aligned.
+        support = in_support.reshape(atlas.maps.shape[:3], order="F")
+        box = _bounding_box(support) if self.resampler.axes is not None else ()
+        self.resampler = self.resampler.cropped(box) if box else self.resampler
+        self.support = np.flatnonzero(support[box].ravel(order="F"))
         self.resampled = np.empty((info.n_volumes, self.support.size), info.float_dtype)
         self.chunk_volumes = chunk_volumes
 
@@ -287,7 +379,7 @@ class MapsExtractor:
 def extract_signals(
     info: FuncInfo,
     extractors: Sequence[SignalExtractor],
-    chunk_volumes: int = 4,
+    chunk_volumes: int = 2,
     on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> list[MapSignals]:
     """Every extractor's region signals from one streamed pass over the func.
@@ -311,7 +403,7 @@ def extract_signals(
 def extract_map_signals(
     info: FuncInfo,
     atlas: Atlas,
-    chunk_volumes: int = 4,
+    chunk_volumes: int = 2,
     on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> MapSignals:
     """Least-squares signal of each atlas map (:class:`MapsExtractor`), one pass.

@@ -170,3 +170,46 @@ def test_read_confounds_rejects_wrong_row_count(tmp_path):
     path = write_table(tmp_path / "c.tsv", pd.DataFrame({"a": [1.0, 2.0, 3.0]}))
     with pytest.raises(InputError, match=r"3 rows of confounds but .* 5 volumes"):
         read_confounds(path, 5)
+
+
+def test_each_of_n_buffers_chunks_stays_valid_until_that_many_more_are_read(
+    tmp_path, rng
+):
+    path = tmp_path / "func.nii.gz"
+    data = make_func(path, rng, dtype="int16", n_volumes=11)
+    expected = data.reshape(-1, 11, order="F").T
+    info = read_func_info(path)
+    held = []
+    for start, raw in iter_volume_chunks(info, 2, n_buffers=3):
+        held.append((start, raw))
+        # the chunk read two chunks ago is still intact
+        for old_start, old_raw in held[-3:]:
+            np.testing.assert_array_equal(
+                old_raw, expected[old_start : old_start + len(old_raw)]
+            )
+    assert len(held) == 6
+
+
+@pytest.mark.parametrize(
+    ("dtype", "slope", "inter"),
+    [
+        ("int16", 1.0, 0.0),
+        ("uint8", 1.0, 0.0),
+        ("int16", 0.37, -12.5),
+        ("int32", 1.0, 0.0),  # rounded to float32 first, like to_float
+        ("float32", 1.0, 0.0),
+        ("float32", 2.0, 1.0),
+        ("float64", 1.0, 0.0),
+    ],
+)
+def test_to_float64_equals_to_float_cast_to_float64(tmp_path, rng, dtype, slope, inter):
+    path = tmp_path / "func.nii"
+    values = rng.integers(0, 200, (4, 5, 6, 3)) * (1 if dtype != "int32" else 99991)
+    image = nib.Nifti1Image(values.astype(dtype), np.eye(4))
+    image.header.set_slope_inter(slope, inter)
+    nib.save(image, path)
+    info = read_func_info(path)
+    for _, raw in iter_volume_chunks(info):
+        out = np.empty(raw.shape)
+        info.to_float64(raw, out=out)
+        np.testing.assert_array_equal(out, info.to_float(raw).astype(np.float64))

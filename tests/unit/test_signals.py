@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -13,6 +17,7 @@ from sparseconn.errors import InputError
 from sparseconn.io import read_func_info
 from sparseconn.signals import (
     Resampler,
+    VolumeStream,
     butterworth_sos,
     clean,
     confound_basis,
@@ -222,3 +227,62 @@ def test_censored_volumes_never_reach_the_cleaned_rows(rng, censored):
     np.testing.assert_allclose(
         clean(signals, confounds, 2.0, sample_mask=kept), reference, atol=1e-10
     )
+
+
+def test_cropped_resampler_computes_the_box_of_the_whole_grid(rng):
+    resampler = Resampler.between(
+        _affine([3, 3, 3], [-2, -3, -1]),
+        (9, 11, 8),
+        _affine([4, 4, 4], [0, 0, 0]),
+        (7, 8, 6),
+    )
+    box = (slice(1, 6), slice(2, 8), slice(0, 4))
+    cropped = resampler.cropped(box)
+    assert cropped.target_shape == (5, 6, 4)
+    volumes = rng.standard_normal((3, 9 * 11 * 8))
+    whole = resampler.apply(volumes).reshape(3, 7, 8, 6, order="F")[:, 1:6, 2:8, 0:4]
+    np.testing.assert_array_equal(
+        cropped.apply(volumes), whole.reshape(3, -1, order="F")
+    )
+
+
+def test_stream_hands_every_chunk_once_in_order_and_records_the_range(tmp_path, rng):
+    path = tmp_path / "func.nii.gz"
+    data = make_func(path, rng, dtype="int16", n_volumes=13)
+    data[..., 4] = 0.0  # a blank volume
+    nib.save(nib.Nifti1Image(data.astype(np.int16), np.diag([3.0, 3, 3, 1])), path)
+    expected = data.reshape(-1, 13, order="F").T
+    seen = []
+    stream = VolumeStream(
+        read_func_info(path), 3, on_chunk=lambda s, raw, v: seen.append((s, v.copy()))
+    )
+    yielded = [(start, volumes.copy()) for start, volumes in stream]
+    assert [start for start, _ in yielded] == [0, 3, 6, 9, 12]
+    np.testing.assert_array_equal(np.concatenate([v for _, v in yielded]), expected)
+    np.testing.assert_array_equal(np.concatenate([v for _, v in seen]), expected)
+    assert stream.constant_volumes.tolist() == [4]
+    assert (stream.data_min, stream.data_max) == (0.0, expected.max())
+
+
+def test_a_corrupt_image_fails_in_the_callers_thread_and_stops_the_reader(
+    tmp_path, rng
+):
+    path = tmp_path / "func.nii.gz"
+    make_func(path, rng, n_volumes=30)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    threads = threading.active_count()
+    with pytest.raises(InputError, match="truncated"):
+        for _ in VolumeStream(read_func_info(path), 2):
+            pass
+    assert threading.active_count() == threads
+
+
+def test_a_caller_that_stops_early_stops_the_reader(tmp_path, rng):
+    path = tmp_path / "func.nii.gz"
+    make_func(path, rng, n_volumes=30)
+    threads = threading.active_count()
+    stream = iter(VolumeStream(read_func_info(path), 1))
+    next(stream)
+    time.sleep(0.05)  # let the reader fill the queue and wait
+    stream.close()
+    assert threading.active_count() == threads

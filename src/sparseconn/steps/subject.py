@@ -193,9 +193,10 @@ def run_extract_timeseries(
     collector = HighVarianceCollector(
         info, n_high_variance_confounds, high_variance_percentile
     )
-    extracted = extract_signals(
-        info, regions.extractors_for(info, loaded), on_chunk=collector.add
-    )
+    extractors = regions.extractors_for(info, loaded)
+    loaded = [regions.without_maps(atlas) for atlas in loaded]
+    extracted = extract_signals(info, extractors, on_chunk=collector.add)
+    del extractors
     logger.info(
         "%s: one streamed pass, region signals of %d atlas(es): %s",
         func,
