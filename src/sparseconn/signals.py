@@ -264,7 +264,14 @@ class VolumeStream:
                 volumes = buffers[index % _CHUNKS_IN_FLIGHT][: len(raw)]
                 info.to_float64(raw, out=volumes)
                 check_finite(info, start, volumes)
-                lows, highs = volumes.min(axis=1), volumes.max(axis=1)
+                # The scaling is monotone: the extremes of the stored values
+                # (half the bytes of int16) give those of the float values.
+                lows, highs = (
+                    info.to_float(raw.min(axis=1)),
+                    info.to_float(raw.max(axis=1)),
+                )
+                if info.slope < 0:
+                    lows, highs = highs, lows
                 if not put((start, raw, volumes, lows, highs)):
                     return
             put(None)
