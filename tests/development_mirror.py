@@ -83,7 +83,12 @@ def development_mirror_files(
         folder / "truth.npz",
     )
     generate_atlas(
-        maps, labels, truth, n_regions=n_regions, shape=(20, 24, 18), affine=atlas_affine
+        maps,
+        labels,
+        truth,
+        n_regions=n_regions,
+        shape=(20, 24, 18),
+        affine=atlas_affine,
     )
     files = {
         MSDL_PATH: zip_bytes(

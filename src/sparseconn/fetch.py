@@ -217,7 +217,9 @@ def development_subjects(participants: PathLike, n_subjects: int) -> list[str]:
     try:
         table = pd.read_csv(participants, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise InputError(participants, f"cannot read the participants table ({error})")
+        raise InputError(
+            participants, f"cannot read the participants table ({error})"
+        ) from None
     for column in ("participant_id", "Child_Adult"):
         if column not in table.columns:
             raise InputError(participants, f"participants table has no {column} column")
@@ -257,7 +259,7 @@ def development_subjects(participants: PathLike, n_subjects: int) -> list[str]:
 
 
 def reduce_development_confounds(full: PathLike, reduced: PathLike) -> Path:
-    """Write the confounds nilearn's fetcher keeps (:data:`DEVELOPMENT_CONFOUND_COLUMNS`).
+    """Write the confounds nilearn's fetcher keeps (``DEVELOPMENT_CONFOUND_COLUMNS``).
 
     Tab-separated with a header, in that column order, every value as read
     (nilearn's example regresses this whole file out).

@@ -29,9 +29,7 @@ NILEARN_ORDER = ["pixar123", "pixar001", "pixar002", "pixar003"]
 
 def mirror_config(mirror: Mirror, n_subjects: int = 4) -> list[str]:
     """``--configfile config/development.yaml --config ...`` pointing at ``mirror``."""
-    development = (
-        f'{{base_url: "{mirror.root}", atlas_url: "{mirror.url(MSDL_PATH)}"}}'
-    )
+    development = f'{{base_url: "{mirror.root}", atlas_url: "{mirror.url(MSDL_PATH)}"}}'
     return [
         "--configfile",
         str(ROOT / "config" / "development.yaml"),
@@ -85,7 +83,9 @@ def test_downloads_land_in_nilearns_layout(development_run, mirror_files):
         assert list(reduced.columns) == list(fetch.DEVELOPMENT_CONFOUND_COLUMNS)
         full = pd.read_csv(confounds, sep="\t")
         np.testing.assert_array_equal(reduced, full[reduced.columns])
-    lock = json.loads((folder / "resources/development/checksums.lock.json").read_text())
+    lock = json.loads(
+        (folder / "resources/development/checksums.lock.json").read_text()
+    )
     assert len(lock["files"]) == 1 + 2 * len(NILEARN_ORDER)
 
 

@@ -779,8 +779,7 @@ class DevelopmentInputs(RunInputs):
                 "confounds": self.development.file_url(confounds_key),
             },
             "checksums": {
-                key: self.development.checksums.get(name)
-                for key, name in names.items()
+                key: self.development.checksums.get(name) for key, name in names.items()
             },
         }
 

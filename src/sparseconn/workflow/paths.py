@@ -319,9 +319,7 @@ class Paths:
             "confounds": DEVELOPMENT_CONFOUNDS_NAME,
             "reduced_confounds": DEVELOPMENT_REDUCED_CONFOUNDS_NAME,
         }
-        return {
-            key: f"{self.development_data}/{name}" for key, name in names.items()
-        }
+        return {key: f"{self.development_data}/{name}" for key, name in names.items()}
 
     @property
     def development_lock(self) -> str:
