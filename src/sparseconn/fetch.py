@@ -128,6 +128,164 @@ def adhd_subject_members(subject: str) -> dict[str, str]:
     }
 
 
+# ------------------------------------------------------ the development layout
+# nilearn 0.13.1's fetch_development_fmri (nilearn/datasets/func.py): the
+# participants table is https://osf.io/yr3av/download; each subject's files are
+# https://osf.io/download/<key>/ (trailing slash), with one OSF key for the
+# confounds TSV and one for the image, listed in nilearn's package data
+# (nilearn/datasets/data/development_fmri.csv, shipped here, same keys, as
+# sparseconn/data/development_fmri_osf.tsv). nilearn stores everything in
+# <data_dir>/development_fmri/development_fmri/.
+
+#: The participants table, relative to the base URL (https://osf.io/).
+DEVELOPMENT_PARTICIPANTS_PATH = "yr3av/download"
+#: Folder of the files below the dataset's resources folder (nilearn's layout:
+#: nilearn's fetcher given that resources folder as data_dir finds them).
+DEVELOPMENT_FOLDER = "development_fmri/development_fmri"
+DEVELOPMENT_PARTICIPANTS_NAME = "participants.tsv"
+DEVELOPMENT_FUNC_NAME = (
+    "sub-{subject}_task-pixar_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+)
+DEVELOPMENT_CONFOUNDS_NAME = "sub-{subject}_task-pixar_desc-confounds_regressors.tsv"
+#: The confounds nilearn's fetcher keeps (reduce_confounds=True, its default, as
+#: in nilearn's group-sparse example), in its order; written beside the full table
+#: under the name nilearn gives it.
+DEVELOPMENT_REDUCED_CONFOUNDS_NAME = (
+    "sub-{subject}_task-pixar_desc-reducedConfounds_regressors.tsv"
+)
+DEVELOPMENT_CONFOUND_COLUMNS: tuple[str, ...] = (
+    "trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z",
+    "framewise_displacement",
+    "a_comp_cor_00", "a_comp_cor_01", "a_comp_cor_02",
+    "a_comp_cor_03", "a_comp_cor_04", "a_comp_cor_05",
+    "csf", "white_matter",
+)  # fmt: skip
+
+
+def development_index() -> dict[str, tuple[str, str]]:
+    """Subject label (``pixar001``) -> (confounds key, image key) on OSF."""
+    from importlib.resources import files
+
+    text = files("sparseconn").joinpath("data/development_fmri_osf.tsv").read_text()
+    index = {}
+    for line in text.splitlines()[1:]:
+        participant, confounds_key, bold_key = line.split("\t")
+        index[participant.removeprefix("sub-")] = (confounds_key, bold_key)
+    return index
+
+
+def development_file_path(key: str) -> str:
+    """A file on OSF, relative to the base URL: ``download/<key>/``."""
+    return f"download/{key}/"
+
+
+def development_subjects(participants: PathLike, n_subjects: int) -> list[str]:
+    """The subjects nilearn's ``fetch_development_fmri(n_subjects)`` picks, in order.
+
+    The rule of nilearn 0.13.1 (default ``age_group="both"``), read from its
+    source: with ``a`` adults and ``c`` children in the participants table
+    (column ``Child_Adult``), it keeps the first ``round(n * c / (a + c))``
+    children and first ``round(n * a / (a + c))`` adults in table order (numpy's
+    rounding, half to even; so the count may differ from ``n`` by one), except 1
+    adult for ``n == 1`` and 1 adult + 1 child for ``n == 2``; then it sorts them
+    by ``Child_Adult`` (adults first) with pandas' default sort, numpy's
+    quicksort, which is not stable: the same sort is used here, so that the
+    order within a group is nilearn's too.
+
+    Parameters
+    ----------
+    participants : path-like
+        The participants TSV (columns ``participant_id``, ``Child_Adult``).
+    n_subjects : int
+        1 to the number of participants (nilearn silently takes all of them
+        for a number out of range; that is an error here).
+
+    Returns
+    -------
+    list of str
+        Subject labels without ``sub-`` (``pixar123``).
+
+    Raises
+    ------
+    InputError
+        A table without those columns or with another group than child/adult
+        (naming the file); `ValueError` for ``n_subjects`` out of range.
+    """
+    import numpy as np
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(participants, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise InputError(
+            participants, f"cannot read the participants table ({error})"
+        ) from None
+    for column in ("participant_id", "Child_Adult"):
+        if column not in table.columns:
+            raise InputError(participants, f"participants table has no {column} column")
+    groups = table["Child_Adult"].tolist()
+    unknown = sorted(set(groups) - {"adult", "child"})
+    if unknown:
+        raise InputError(
+            participants,
+            f"Child_Adult {unknown[0]!r} is neither 'adult' nor 'child'",
+        )
+    total = len(groups)
+    if not 1 <= n_subjects <= total:
+        raise ValueError(
+            f"the development dataset's participants table ({participants}) lists "
+            f"{total} subjects; n_subjects {n_subjects} is out of range (1 to {total})"
+        )
+    n_adults, n_children = groups.count("adult"), groups.count("child")
+    wanted = {
+        "adult": int(np.round(n_subjects / total * n_adults)),
+        "child": int(np.round(n_subjects / total * n_children)),
+    }
+    if n_subjects == 1:
+        wanted = {"adult": 1, "child": 0}
+    elif n_subjects == 2:
+        wanted = {"adult": 1, "child": 1}
+    seen = {"adult": 0, "child": 0}
+    kept: list[int] = []
+    for row, group in enumerate(groups):
+        if seen[group] < wanted[group]:
+            seen[group] += 1
+            kept.append(row)
+    order = np.array([groups[row] for row in kept], dtype=object).argsort(
+        kind="quicksort"
+    )
+    ids = [table["participant_id"].iloc[kept[i]] for i in order]
+    return [str(participant).removeprefix("sub-") for participant in ids]
+
+
+def reduce_development_confounds(full: PathLike, reduced: PathLike) -> Path:
+    """Write the confounds nilearn's fetcher keeps (``DEVELOPMENT_CONFOUND_COLUMNS``).
+
+    Tab-separated with a header, in that column order, every value as read
+    (nilearn's example regresses this whole file out).
+
+    Raises
+    ------
+    InputError
+        A missing column (naming ``full`` and the column).
+    """
+    import pandas as pd
+
+    table = pd.read_csv(full, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in DEVELOPMENT_CONFOUND_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(
+            full,
+            f"no column {missing[0]!r} among the confounds (nilearn's reduced "
+            f"confounds are {', '.join(DEVELOPMENT_CONFOUND_COLUMNS)})",
+        )
+    with atomic_output(reduced) as temporary:
+        table[list(DEVELOPMENT_CONFOUND_COLUMNS)].to_csv(
+            temporary, sep="\t", index=False, lineterminator="\n"
+        )
+    return Path(reduced)
+
+
 def join_url(base_url: str, relative: str) -> str:
     """``base_url`` (with or without a trailing slash) joined with ``relative``."""
     return base_url.rstrip("/") + "/" + relative.lstrip("/")
@@ -1097,3 +1255,45 @@ def fetch_file(
         **sums,
         **download_options,
     )
+
+
+def fetch_development_subject(
+    urls: Mapping[str, str],
+    outputs: Mapping[str, PathLike],
+    *,
+    checksums: Mapping[str, str | None] | None = None,
+    lock_file: PathLike | None = None,
+    **download_options: Any,
+) -> list[Path]:
+    """Download a development subject's image and confounds, write the reduced ones.
+
+    Parameters
+    ----------
+    urls : mapping
+        ``{"func": url, "confounds": url}``.
+    outputs : mapping
+        ``{"func": path, "confounds": path, "reduced_confounds": path}``.
+    checksums : mapping, optional
+        ``"md5:<hex>"`` or ``"sha256:<hex>"`` (or None) by the keys of ``urls``.
+    lock_file : path-like, optional
+        Checksum lock file, see :func:`download` (keys: the files' names).
+    **download_options
+        ``attempts``, ``backoff``, ``timeout`` of :func:`download`.
+    """
+    checksums = checksums or {}
+    hint = "use dataset: synthetic, or set development.base_url to a mirror"
+    written = [
+        fetch_file(
+            urls[key],
+            outputs[key],
+            checksum=checksums.get(key),
+            lock_file=lock_file,
+            unreachable_hint=hint,
+            **download_options,
+        )
+        for key in ("func", "confounds")
+    ]
+    written.append(
+        reduce_development_confounds(outputs["confounds"], outputs["reduced_confounds"])
+    )
+    return written

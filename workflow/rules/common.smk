@@ -136,5 +136,13 @@ def get_adhd_subject_members(wildcards):
     return fetch.adhd_subject_members(wildcards.subject)
 
 
+def get_development_urls(wildcards):
+    return INPUTS.subject_downloads(wildcards.subject)["urls"]
+
+
+def get_development_checksums(wildcards):
+    return INPUTS.subject_downloads(wildcards.subject)["checksums"]
+
+
 def get_sheet_url(wildcards):
     return INPUTS.urls[wildcards.subject, wildcards.column]

@@ -1,5 +1,7 @@
 # Downloads: the MSDL atlas, the ADHD-40 subjects and their phenotypic table
-# (dataset adhd), and the http(s) URLs of a subjects sheet (dataset sheet).
+# (dataset adhd), the development subjects (dataset development: its
+# participants table is fetched when the workflow is read), and the http(s) URLs
+# of a subjects sheet (dataset sheet).
 # Local rules (they need the internet, which compute nodes may lack); each takes
 # one unit of the `downloads` resource, so `--resources downloads=N` caps the
 # parallel connections. Archives go to {resources_dir}/adhd/downloads/ (resumable
@@ -16,6 +18,7 @@
 localrules:
     fetch_atlas,
     fetch_subject,
+    fetch_development_subject,
     fetch_phenotypes,
     fetch_sheet_file,
 
@@ -37,8 +40,8 @@ rule fetch_atlas:
         mem_mb=200,
         runtime=30,
     params:
-        url=INPUTS.adhd.atlas_url,
-        checksum=INPUTS.adhd.checksums.get("MSDL_rois.zip"),
+        url=INPUTS.msdl_url,
+        checksum=INPUTS.msdl_checksum,
         archive=PATHS.adhd_download("MSDL_rois.zip"),
         lock=PATHS.adhd_lock,
         maps_member=fetch.MSDL_MAPS_MEMBER,
@@ -77,6 +80,35 @@ rule fetch_subject:
         "sub-{wildcards.subject}: downloading {params.url}"
     script:
         "../../scripts/fetch_subject.py"
+
+
+rule fetch_development_subject:
+    output:
+        func=PATHS.development_subject["func"],
+        confounds=PATHS.development_subject["confounds"],
+        reduced_confounds=PATHS.development_subject["reduced_confounds"],
+    log:
+        f"{LOGS}/fetch_development_subject/{{subject}}.log",
+    benchmark:
+        f"{BENCHMARKS}/fetch_development_subject/{{subject}}.tsv"
+    wildcard_constraints:
+        subject="pixar[0-9]+",
+    retries: 0
+    conda:
+        "../../envs/sparseconn.yaml"
+    threads: 1
+    resources:
+        downloads=1,
+        mem_mb=200,
+        runtime=60,
+    params:
+        urls=get_development_urls,
+        checksums=get_development_checksums,
+        lock=PATHS.development_lock,
+    message:
+        "sub-{wildcards.subject}: downloading its image and confounds"
+    script:
+        "../../scripts/fetch_development_subject.py"
 
 
 rule fetch_phenotypes:

@@ -121,6 +121,38 @@ def fetch_subject(
     )
 
 
+def fetch_development_subject(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``fetch_development_subject``: one subject of dataset development.
+
+    Outputs ``func``, ``confounds`` (fMRIPrep's table) and ``reduced_confounds``
+    (the columns nilearn's fetcher keeps); params ``urls`` and ``checksums`` (by
+    ``func``/``confounds``), ``lock``.
+    """
+    from sparseconn.fetch import fetch_development_subject
+
+    run_job(
+        fetch_development_subject,
+        dict(params.urls),
+        {
+            "func": output.func,
+            "confounds": output.confounds,
+            "reduced_confounds": output.reduced_confounds,
+        },
+        checksums=dict(params.checksums),
+        lock_file=params.lock,
+        **download_settings(config),
+        log=log[0],
+    )
+
+
 def fetch_phenotypes(
     input: Any,
     output: Any,

@@ -62,6 +62,45 @@ class AdhdSources:
         return self.url(fetch.adhd_subject_archive(subject))
 
 
+def _canonical_sources(
+    name: str,
+    config: Mapping[str, Any],
+    basedir: str | Path,
+    *,
+    source: str,
+    required: bool,
+) -> tuple[dict[str, str | None], dict[str, str]]:
+    """URLs and checksums of config ``name``, else of ``config/<name>.yaml``.
+
+    A null URL keeps the canonical one; checksums are merged (the config's
+    win). Raises InputError for a malformed checksum, and, when ``required``,
+    for a URL set nowhere.
+    """
+    canonical_file = Path(basedir, "config", f"{name}.yaml")
+    try:
+        canonical = yaml.safe_load(canonical_file.read_text())[name]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        canonical = {}
+    given = config[name]
+    urls = {
+        key: given.get(key) or canonical.get(key) for key in ("base_url", "atlas_url")
+    }
+    checksums = {**(canonical.get("checksums") or {}), **(given.get("checksums") or {})}
+    for file_name, value in checksums.items():
+        try:
+            fetch.parse_checksum(value)
+        except ValueError as error:
+            raise InputError(source, f"{name}.checksums.{file_name}: {error}") from None
+    missing = [key for key, url in urls.items() if url is None]
+    if required and missing:
+        raise InputError(
+            source,
+            f"{name}.{missing[0]} is not set and {canonical_file} gives none; "
+            f"run with --configfile config/{name}.yaml or set it to a mirror",
+        )
+    return urls, checksums
+
+
 def adhd_sources(
     config: Mapping[str, Any], basedir: str | Path, *, source: str, required: bool
 ) -> AdhdSources:
@@ -70,28 +109,9 @@ def adhd_sources(
     A null URL keeps the canonical one. Read for every dataset (the download
     rules are always defined), required (an error when unset) by dataset adhd.
     """
-    canonical_file = Path(basedir, "config", "adhd.yaml")
-    try:
-        canonical = yaml.safe_load(canonical_file.read_text())["adhd"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        canonical = {}
-    given = config["adhd"]
-    urls = {
-        key: given.get(key) or canonical.get(key) for key in ("base_url", "atlas_url")
-    }
-    checksums = {**(canonical.get("checksums") or {}), **(given.get("checksums") or {})}
-    for name, value in checksums.items():
-        try:
-            fetch.parse_checksum(value)
-        except ValueError as error:
-            raise InputError(source, f"adhd.checksums.{name}: {error}") from None
-    missing = [key for key, url in urls.items() if url is None]
-    if required and missing:
-        raise InputError(
-            source,
-            f"adhd.{missing[0]} is not set and {canonical_file} gives none; "
-            "run with --configfile config/adhd.yaml or set it to a mirror",
-        )
+    urls, checksums = _canonical_sources(
+        "adhd", config, basedir, source=source, required=required
+    )
     return AdhdSources(urls["base_url"], urls["atlas_url"], MappingProxyType(checksums))
 
 
@@ -183,6 +203,17 @@ class RunInputs:
             "source": source,
             "adhd": adhd,
         }
+
+    # ------------------------------------------------------------ the MSDL atlas
+    @property
+    def msdl_url(self) -> str | None:
+        """URL of the MSDL atlas zip (rule fetch_atlas)."""
+        return self.adhd.atlas_url
+
+    @property
+    def msdl_checksum(self) -> str | None:
+        """Known checksum of the MSDL atlas zip, or None."""
+        return self.adhd.checksums.get("MSDL_rois.zip")
 
     # ------------------------------------------------------------------ atlases
     @property
@@ -635,6 +666,135 @@ class AdhdInputs(RunInputs):
         return {"adhd": self.paths.adhd}
 
 
+# ---------------------------------------------------------------- development
+
+
+@dataclass(frozen=True)
+class DevelopmentSources:
+    """Where dataset development is downloaded from, and its known checksums.
+
+    ``base_url`` stands for https://osf.io/ (nilearn's host): the participants
+    table is ``<base_url>yr3av/download``, each file ``<base_url>download/<key>/``.
+    """
+
+    base_url: str
+    atlas_url: str
+    checksums: Mapping[str, str]
+
+    @property
+    def participants_url(self) -> str:
+        return fetch.join_url(self.base_url, fetch.DEVELOPMENT_PARTICIPANTS_PATH)
+
+    def file_url(self, key: str) -> str:
+        """The URL of the OSF file ``key``."""
+        return fetch.join_url(self.base_url, fetch.development_file_path(key))
+
+
+@dataclass(frozen=True)
+class DevelopmentInputs(RunInputs):
+    """Dataset ``development``: nilearn's fetch_development_fmri, and MSDL.
+
+    The subjects, and their order in the group stage, are those nilearn's
+    fetcher picks for ``n_subjects`` (:func:`sparseconn.fetch.development_subjects`),
+    read from the participants table. That table is downloaded (robustly, once,
+    its SHA-256 locked) when the workflow is read, as nilearn's fetcher does
+    before choosing: the jobs, ``-n`` included, then show every subject.
+    """
+
+    kind: ClassVar[str] = "development"
+
+    sources: DevelopmentSources | None = None
+
+    @classmethod
+    def build(cls, config, *, source, basedir, validate_sheet=None):
+        common = cls._common(config, source, basedir, cls.kind)
+        paths = Paths.from_config(config)
+        msdl = _msdl(paths)
+        atlases = resolve_atlases(config, source, cls.kind, msdl, generated=msdl.files)
+        urls, checksums = _canonical_sources(
+            cls.kind, config, basedir, source=source, required=True
+        )
+        sources = DevelopmentSources(
+            str(urls["base_url"]), str(urls["atlas_url"]), MappingProxyType(checksums)
+        )
+        participants = fetch.fetch_file(
+            sources.participants_url,
+            paths.development_participants,
+            checksum=checksums.get(fetch.DEVELOPMENT_PARTICIPANTS_NAME),
+            lock_file=paths.development_lock,
+            unreachable_hint="use dataset: synthetic, or set development.base_url "
+            "to a mirror",
+            timeout=config["download_timeout"],
+            attempts=config["download_attempts"],
+        )
+        try:
+            ordered = fetch.development_subjects(participants, config["n_subjects"])
+        except ValueError as error:
+            raise InputError(source, str(error)) from None
+        index = fetch.development_index()
+        unknown = [subject for subject in ordered if subject not in index]
+        if unknown:
+            raise InputError(
+                participants,
+                f"participant sub-{unknown[0]} has no files on OSF (not among the "
+                "155 of nilearn's index)",
+            )
+        ordered = [check_subject_id(subject, source) for subject in ordered]
+        inputs = cls(
+            **common,
+            paths=paths,
+            atlases=atlases,
+            subjects=tuple(sorted(ordered)),
+            group_units=tuple(ordered),
+            excluded=MappingProxyType({}),
+            plot_unit="",
+            sources=sources,
+        )
+        return _with_plot_unit(inputs)
+
+    @property
+    def development(self) -> DevelopmentSources:
+        """The sources (always set once built)."""
+        assert self.sources is not None
+        return self.sources
+
+    @property
+    def msdl_url(self) -> str | None:
+        return self.development.atlas_url
+
+    @property
+    def msdl_checksum(self) -> str | None:
+        return self.development.checksums.get("MSDL_rois.zip")
+
+    def subject_downloads(self, subject: str) -> dict[str, Any]:
+        """Rule fetch_development_subject's params: URLs and checksums by file."""
+        confounds_key, bold_key = fetch.development_index()[subject]
+        names = {
+            "func": fetch.DEVELOPMENT_FUNC_NAME.format(subject=subject),
+            "confounds": fetch.DEVELOPMENT_CONFOUNDS_NAME.format(subject=subject),
+        }
+        return {
+            "urls": {
+                "func": self.development.file_url(bold_key),
+                "confounds": self.development.file_url(confounds_key),
+            },
+            "checksums": {
+                key: self.development.checksums.get(name) for key, name in names.items()
+            },
+        }
+
+    def func(self, subject: str) -> str:
+        return self.paths.development_subject["func"].format(subject=subject)
+
+    def file_confounds(self, subject: str) -> str | None:
+        return self.paths.development_subject["reduced_confounds"].format(
+            subject=subject
+        )
+
+    def _source_links(self) -> dict[str, str]:
+        return {"development": self.paths.development_data}
+
+
 # ---------------------------------------------------------------------- sheet
 
 
@@ -965,7 +1125,14 @@ class FmriprepInputs(RunInputs):
 
 #: Dataset kinds (config ``dataset``) and their inputs.
 KINDS: dict[str, type[RunInputs]] = {
-    cls.kind: cls for cls in (SyntheticInputs, AdhdInputs, SheetInputs, FmriprepInputs)
+    cls.kind: cls
+    for cls in (
+        SyntheticInputs,
+        AdhdInputs,
+        DevelopmentInputs,
+        SheetInputs,
+        FmriprepInputs,
+    )
 }
 
 

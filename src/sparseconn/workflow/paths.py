@@ -13,7 +13,14 @@ import posixpath
 from dataclasses import dataclass
 
 from sparseconn.bids import output_name, parse_stem
-from sparseconn.fetch import ADHD_PHENOTYPES_MEMBER
+from sparseconn.fetch import (
+    ADHD_PHENOTYPES_MEMBER,
+    DEVELOPMENT_CONFOUNDS_NAME,
+    DEVELOPMENT_FOLDER,
+    DEVELOPMENT_FUNC_NAME,
+    DEVELOPMENT_PARTICIPANTS_NAME,
+    DEVELOPMENT_REDUCED_CONFOUNDS_NAME,
+)
 
 #: The two estimates of the group stage, as named in ``desc-``.
 ESTIMATES = ("groupsparse", "graphlasso")
@@ -288,6 +295,36 @@ class Paths:
     def adhd_lock(self) -> str:
         """SHA-256 of every validated archive."""
         return f"{self.adhd}/checksums.lock.json"
+
+    # ------------------------------------------------ downloads (development)
+    @property
+    def development(self) -> str:
+        """The dataset's folder: nilearn's ``data_dir`` for the same files."""
+        return f"{self.resources}/development"
+
+    @property
+    def development_data(self) -> str:
+        """Where the files are, in nilearn's layout."""
+        return f"{self.development}/{DEVELOPMENT_FOLDER}"
+
+    @property
+    def development_participants(self) -> str:
+        return f"{self.development_data}/{DEVELOPMENT_PARTICIPANTS_NAME}"
+
+    @property
+    def development_subject(self) -> dict[str, str]:
+        """A subject's image, confounds and reduced confounds, named as nilearn's."""
+        names = {
+            "func": DEVELOPMENT_FUNC_NAME,
+            "confounds": DEVELOPMENT_CONFOUNDS_NAME,
+            "reduced_confounds": DEVELOPMENT_REDUCED_CONFOUNDS_NAME,
+        }
+        return {key: f"{self.development_data}/{name}" for key, name in names.items()}
+
+    @property
+    def development_lock(self) -> str:
+        """SHA-256 of every validated download."""
+        return f"{self.development}/checksums.lock.json"
 
     # -------------------------------------------- downloads (sheet URL cells)
     @property
