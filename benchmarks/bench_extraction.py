@@ -47,18 +47,20 @@ from sparseconn.steps.subject import run_extract_timeseries
 # Peak RSS read from /proc (VmHWM): ru_maxrss of a forked child would include the
 # pages of this (large) parent process.
 JOB = """
-import re, sys
+import re, sys, time
 from sparseconn.steps.subject import run_extract_timeseries
 folder = sys.argv[1]
 from sparseconn.regions import AtlasSpec
 atlas = AtlasSpec("synthetic", f"{folder}/maps.nii.gz", f"{folder}/labels.csv")
+start = time.perf_counter()
 run_extract_timeseries(
     f"{folder}/func.nii.gz", [atlas], [f"{folder}/confounds.tsv"],
     [f"{folder}/ts_job.tsv"], [f"{folder}/ts_job.json"], f"{folder}/hv_job.tsv",
     subject="01",
 )
+seconds = time.perf_counter() - start
 status = open("/proc/self/status").read()
-print(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+print(seconds, re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
 """
 
 
@@ -152,7 +154,11 @@ def main() -> None:
         t_nilearn = best_of(args.repeat, reference)
         t_floor = best_of(args.repeat, floor)
         t_two = best_of(args.repeat, lambda: ours(2))
-        print(f"ours     (confounds + extraction): {t_ours:7.2f} s")
+        print(
+            f"ours     (confounds + extraction; warm: the atlas read and its "
+            f"operators built once per process, as for a run's later scans): "
+            f"{t_ours:7.2f} s"
+        )
         print(
             f"ours, two atlases (maps + their parcellation), one read: {t_two:7.2f} s"
             f" = {t_two / t_ours:4.2f}x one atlas"
@@ -169,7 +175,13 @@ def main() -> None:
             capture_output=True,
             text=True,
         )
-        peak_mb = int(out.stdout.split()[-1]) / 1024
+        cold, peak_kb = out.stdout.split()[-2:]
+        peak_mb = int(peak_kb) / 1024
+        print(
+            f"ours, cold (a fresh process's first scan: atlas read, operators "
+            f"built): {float(cold):5.2f} s = {float(cold) / t_floor:4.2f}x the floor, "
+            f"{t_nilearn / float(cold):4.1f}x nilearn"
+        )
         print(
             f"peak RSS of the job: {peak_mb:6.0f} MB = "
             f"{peak_mb / float32_mb:4.2f} x the float32 image"

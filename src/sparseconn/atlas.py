@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,33 @@ def load_atlas(maps_path: PathLike, labels_path: PathLike | None = None) -> Atla
         table without ``name`` or with a row count different from the map count.
     """
     maps_path = Path(maps_path)
+    maps, affine = _checked_maps(maps_path, file_stamp(maps_path))
+    n_regions = maps.shape[3]
+    if labels_path is None:
+        labels = pd.DataFrame(
+            {"name": [f"region{i + 1:02d}" for i in range(n_regions)]}
+        )
+    else:
+        labels = read_labels(labels_path, n_regions)
+    return Atlas(maps, affine, maps_path, labels)
+
+
+def file_stamp(path: Path) -> tuple[int, ...]:
+    """What tells a file's versions apart (inode, size, modification time in ns),
+    for caches of what is read from it."""
+    try:
+        status = path.stat()
+    except OSError:
+        return ()
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _checked_maps(
+    maps_path: Path, stamp: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The maps (read-only) and affine of a file version, read and checked once
+    per process: the scans of a run that share a process share them."""
     try:
         image = nib.load(maps_path)
         maps = np.asarray(image.dataobj, dtype=np.float64)
@@ -82,14 +110,10 @@ def load_atlas(maps_path: PathLike, labels_path: PathLike | None = None) -> Atla
     empty = np.flatnonzero(~np.any(maps != 0, axis=(0, 1, 2)))
     if empty.size:
         raise InputError(maps_path, f"atlas map(s) {list(empty + 1)} are all zero")
-    n_regions = maps.shape[3]
-    if labels_path is None:
-        labels = pd.DataFrame(
-            {"name": [f"region{i + 1:02d}" for i in range(n_regions)]}
-        )
-    else:
-        labels = read_labels(labels_path, n_regions)
-    return Atlas(maps, np.asarray(image.affine, dtype=np.float64), maps_path, labels)
+    maps.flags.writeable = False
+    affine = np.asarray(image.affine, dtype=np.float64)
+    affine.flags.writeable = False
+    return maps, affine
 
 
 def read_table(path: PathLike) -> pd.DataFrame:

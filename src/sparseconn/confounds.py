@@ -104,10 +104,14 @@ class HighVarianceCollector:
     :func:`high_variance_confounds` returns, so that one decompression of the
     file serves the confounds and whatever else the pass computes (the region
     signals). Each voxel's detrended mean of squares is accumulated on the way
-    (float64 sums, shifted by the first volume against cancellation); the kept
-    voxels' series are then taken from a copy of the image at its stored
-    precision (an int16 image: half the size of a float32 copy) when it is
-    stored on at most 4 bytes per voxel, else read from the file a second time.
+    (float64 sums, shifted by the first volume against cancellation). The kept
+    voxels' series are then rebuilt from what the pass stored, at the stored
+    precision (int16: half the bytes of float32), when the image is stored on at
+    most 4 bytes per voxel, else read from the file a second time. What is
+    stored is only the voxels that have left their first value (a chunk's
+    other voxels hold it throughout): the background of a brain image
+    (80% of the grid of the ADHD-like images) is never copied. A voxel that
+    never leaves its first value has a mean of squares of 0 and is never kept.
     """
 
     def __init__(
@@ -121,11 +125,16 @@ class HighVarianceCollector:
         self.n_confounds = n_confounds
         self.percentile = percentile
         self.n_added = 0
-        self.stored: np.ndarray | None = None
-        if info.dtype.itemsize <= 4:
-            self.stored = np.empty((info.n_volumes, info.n_voxels), dtype=info.dtype)
+        # A difference between two values that fit in 4 bytes (float32 values,
+        # or integers scaled in float32) squares to a positive float64: a chunk
+        # whose sum of squared differences is 0 holds the first value throughout.
+        self.stores_series = info.dtype.itemsize <= 4
+        self._chunks: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self._moved = np.zeros(info.n_voxels, dtype=bool)  # left its first value
+        self._moved_columns = np.empty(0, dtype=np.intp)
         self._ramp = _centred_ramp(info.n_volumes)
         self._first: np.ndarray | None = None
+        self._first_raw: np.ndarray | None = None
         self._block = self._moments = np.empty((0, 0))
         self._sums = np.zeros(info.n_voxels)
         self._trend = np.zeros(info.n_voxels)
@@ -138,12 +147,11 @@ class HighVarianceCollector:
         ``volumes``: the same as float (as ``FuncInfo.to_float`` gives them,
         possibly then cast to float64), computed from ``raw`` if not given)."""
         self.n_added += len(raw)
-        if self.stored is not None:
-            self.stored[start : start + len(raw)] = raw
         if volumes is None:
             volumes = self.info.to_float(raw)
         if self._first is None:
             self._first = volumes[0].astype(np.float64)
+            self._first_raw = raw[0].copy()
             # reused by every chunk: no allocation per chunk
             self._block = np.empty((len(volumes), self.info.n_voxels))
             self._moments = np.empty((2, self.info.n_voxels))
@@ -156,12 +164,20 @@ class HighVarianceCollector:
         self._sums += self._moments[0]
         self._trend += self._moments[1]
         np.square(block, out=block)
-        self._squares += block.sum(axis=0, out=self._moments[0])
+        chunk_squares = block.sum(axis=0, out=self._moments[0])
+        self._squares += chunk_squares
+        if self.stores_series:
+            moved = chunk_squares > 0
+            if (moved > self._moved).any():
+                self._moved |= moved
+                self._moved_columns = np.flatnonzero(self._moved)
+            columns = self._moved_columns
+            self._chunks.append((start, columns, raw[:, columns]))
 
     def confounds(self) -> np.ndarray:
         """The confounds, shape (n_volumes, n_confounds), once every volume is in.
 
-        Called once: the copy of the image is released on the way.
+        Called once: the stored series are released on the way.
         """
         info = self.info
         if self.n_added != info.n_volumes:
@@ -176,14 +192,29 @@ class HighVarianceCollector:
             kept = _kept_voxels(mean_squares, self.n_confounds, self.percentile)
         except ValueError as error:
             raise InputError(info.path, str(error)) from error
-        if self.stored is not None:
-            selected = info.to_float(self.stored[:, kept]).astype(np.float64)
-            self.stored = None  # the copy of the image: half its float32 size
+        if self.stores_series:
+            selected = info.to_float(self._stored_series(kept)).astype(np.float64)
+            self._chunks = []
         else:
             selected = np.empty((n_samples, kept.size))
             for start, raw in iter_volume_chunks(info):
                 selected[start : start + len(raw)] = info.to_float(raw[:, kept])
         return _top_eigenvectors(_detrended(selected, self._ramp), self.n_confounds)
+
+    def _stored_series(self, voxels: np.ndarray) -> np.ndarray:
+        """The stored values of ``voxels`` (sorted indices) in every volume."""
+        series = np.empty((self.info.n_volumes, voxels.size), dtype=self.info.dtype)
+        series[:] = self._first_raw[voxels]
+        where: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for start, columns, values in self._chunks:
+            if id(columns) not in where:  # one lookup per version of the columns
+                position = np.searchsorted(columns, voxels)
+                found = position < columns.size
+                found[found] = columns[position[found]] == voxels[found]
+                where[id(columns)] = (np.flatnonzero(found), position[found])
+            targets, sources = where[id(columns)]
+            series[start : start + len(values), targets] = values[:, sources]
+        return series
 
 
 def high_variance_confounds(

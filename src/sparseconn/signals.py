@@ -15,8 +15,9 @@ import contextlib
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -316,6 +317,72 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     return tuple(box)
 
 
+#: Volumes per product with the maps' pseudo-inverse (bounds its float64 copy).
+_LSTSQ_VOLUMES = 4
+
+
+@dataclass(frozen=True)
+class _MapsPlan:
+    """What extracting an atlas's maps from scans on one grid needs, computed once."""
+
+    resampler: Resampler
+    coverage: np.ndarray
+    support: np.ndarray
+    maps: np.ndarray
+    pseudo_inverse: np.ndarray
+    source: np.ndarray  # the atlas's maps, kept so that their id stays theirs
+
+
+_PLANS: OrderedDict[tuple, _MapsPlan] = OrderedDict()
+_PLANS_LOCK = threading.Lock()
+_PLANS_KEPT = 4
+
+
+def _maps_plan(affine: np.ndarray, shape: tuple[int, ...], atlas: Atlas) -> _MapsPlan:
+    """The plan of ``atlas`` for scans of grid ``(affine, shape)``.
+
+    Read-only maps (as :func:`sparseconn.atlas.load_atlas` shares them between
+    the scans of a process) have their plans kept, the last few, so that a
+    process extracting many scans (Snakemake running jobs in its threads)
+    resamples no operator and factorises no maps twice.
+    """
+    key = (id(atlas.maps), np.asarray(affine).tobytes(), tuple(shape))
+    shared = not atlas.maps.flags.writeable
+    if shared:
+        with _PLANS_LOCK:
+            if key in _PLANS:
+                _PLANS.move_to_end(key)
+                return _PLANS[key]
+    resampler = Resampler.between(affine, shape, atlas.affine, atlas.maps.shape)
+    maps = atlas.maps.reshape(-1, atlas.n_regions, order="F")
+    inside = resampler.covered().ravel(order="F")
+    weight = np.abs(maps).sum(axis=0)
+    coverage = np.abs(maps[inside]).sum(axis=0) / np.where(weight > 0, weight, 1)
+    # Atlas voxels where every map is 0 add nothing to the least-squares
+    # problem: only the maps' support is kept (a quarter of the grid for
+    # MSDL-like maps), and only its bounding box is resampled (half the grid)
+    # when the resampling is axis-aligned.
+    in_support = np.any(maps != 0, axis=1)
+    support = in_support.reshape(atlas.maps.shape[:3], order="F")
+    box = _bounding_box(support) if resampler.axes is not None else ()
+    kept_maps = maps[in_support]
+    plan = _MapsPlan(
+        resampler=resampler.cropped(box) if box else resampler,
+        coverage=coverage,
+        support=np.flatnonzero(support[box].ravel(order="F")),
+        maps=kept_maps,
+        # numpy's SVD: scipy's wheel takes 5x longer on this tall, thin matrix
+        pseudo_inverse=np.linalg.pinv(kept_maps).T if coverage.any() else kept_maps,
+        source=atlas.maps,
+    )
+    if shared:
+        with _PLANS_LOCK:
+            _PLANS[key] = plan
+            while len(_PLANS) > _PLANS_KEPT:
+                _PLANS.popitem(last=False)
+    return plan
+
+
 class MapsExtractor:
     """Least-squares signal of each atlas map, from the func resampled on its grid.
 
@@ -332,32 +399,18 @@ class MapsExtractor:
     """
 
     def __init__(self, info: FuncInfo, atlas: Atlas, chunk_volumes: int = 2) -> None:
-        self.resampler = Resampler.between(
-            info.affine, info.shape, atlas.affine, atlas.maps.shape
-        )
-        maps = atlas.maps.reshape(-1, atlas.n_regions, order="F")
-        inside = self.resampler.covered().ravel(order="F")
-        weight = np.abs(maps).sum(axis=0)
-        self.coverage = np.abs(maps[inside]).sum(axis=0) / np.where(
-            weight > 0, weight, 1
-        )
-        if not np.any(self.coverage > 0):
+        plan = _maps_plan(info.affine, info.shape[:3], atlas)
+        if not np.any(plan.coverage > 0):
             raise InputError(
                 info.path,
                 f"field of view does not overlap any map of the atlas "
                 f"{atlas.maps_path}",
             )
-        # Atlas voxels where every map is 0 add nothing to the least-squares
-        # problem: only the maps' support is kept (a quarter of the grid for
-        # MSDL-like maps).
-        in_support = np.any(maps != 0, axis=1)
-        self.maps = maps[in_support]
-        # Only the support's bounding box is resampled (half the grid for
-        # MSDL-like maps), when the resampling is axis-aligned.
-        support = in_support.reshape(atlas.maps.shape[:3], order="F")
-        box = _bounding_box(support) if self.resampler.axes is not None else ()
-        self.resampler = self.resampler.cropped(box) if box else self.resampler
-        self.support = np.flatnonzero(support[box].ravel(order="F"))
+        self.coverage = plan.coverage
+        self.support = plan.support
+        self.maps = plan.maps
+        self.pseudo_inverse = plan.pseudo_inverse
+        self.resampler = replace(plan.resampler, _workspace={})  # buffers its own
         self.resampled = np.empty((info.n_volumes, self.support.size), info.float_dtype)
         self.chunk_volumes = chunk_volumes
 
@@ -370,15 +423,12 @@ class MapsExtractor:
         resampled = self.resampled
         np.clip(resampled, stream.data_min, stream.data_max, out=resampled)
         # Same minimum-norm least-squares solution as lstsq(maps, resampled.T),
-        # with the pseudo-inverse of the (voxels x regions) maps computed once for
-        # all volumes (numpy's SVD: scipy's wheel takes 5x longer on this tall,
-        # thin matrix).
-        pseudo_inverse = np.linalg.pinv(self.maps).T
+        # with the pseudo-inverse of the maps computed once for all volumes.
         n_volumes = resampled.shape[0]
         signals = np.empty((n_volumes, self.maps.shape[1]))
-        for start in range(0, n_volumes, self.chunk_volumes):
-            block = slice(start, start + self.chunk_volumes)
-            signals[block] = resampled[block].astype(np.float64) @ pseudo_inverse
+        for start in range(0, n_volumes, _LSTSQ_VOLUMES):
+            block = slice(start, start + _LSTSQ_VOLUMES)
+            signals[block] = resampled[block].astype(np.float64) @ self.pseudo_inverse
         self.resampled = resampled[:0]
         return MapSignals(signals, self.coverage, stream.constant_volumes)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 from scipy import linalg
@@ -105,3 +106,33 @@ def test_collector_needs_every_volume(tmp_path, rng):
             collector.add(start, raw)
     with pytest.raises(RuntimeError, match="8 of the 20 volumes"):
         collector.confounds()
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_only_the_voxels_that_move_are_stored_and_the_kept_series_are_exact(
+    tmp_path, rng, dtype
+):
+    """Background voxels are never copied; a voxel that starts moving late, or
+    moves in one chunk only, is rebuilt exactly (its other values: the first)."""
+    data = np.zeros((10, 9, 8, 30))
+    data[2:8, 2:7, 2:6] = 100 + 20 * rng.standard_normal((6, 5, 4, 30))
+    data[0, 0, 0, 17:] = 500 + 300 * rng.standard_normal(13)  # late mover
+    data[9, 8, 7, 11] = -400  # one volume only
+    data = np.round(data) if dtype == "int16" else data
+    nib.save(nib.Nifti1Image(data.astype(dtype), np.eye(4)), tmp_path / "f.nii.gz")
+    info = read_func_info(tmp_path / "f.nii.gz")
+    series = data.reshape(-1, 30, order="F").T.astype(dtype).astype(np.float64)
+    collector = HighVarianceCollector(info, n_confounds=3, percentile=10)
+    for start, raw in io.iter_volume_chunks(info, 4):
+        collector.add(start, raw)
+    assert collector._moved.sum() == 6 * 5 * 4 + 2
+    stored = sum(values.size for _, _, values in collector._chunks)
+    assert stored < series.size / 3
+    everything = np.arange(info.n_voxels)
+    np.testing.assert_array_equal(
+        info.to_float(collector._stored_series(everything)), series
+    )
+    expected = high_variance_confounds_from_array(series, 3, 10)
+    got = collector.confounds()
+    # same subspace as the definition on the whole array
+    np.testing.assert_allclose(np.abs(got.T @ expected), np.eye(3), atol=1e-10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import nibabel as nib
 import numpy as np
@@ -12,6 +13,7 @@ from scipy import ndimage
 from scipy import signal as sp_signal
 from scipy.interpolate import CubicSpline
 
+from sparseconn import signals as signals_module
 from sparseconn.atlas import load_atlas
 from sparseconn.errors import InputError
 from sparseconn.io import read_func_info
@@ -286,3 +288,32 @@ def test_a_caller_that_stops_early_stops_the_reader(tmp_path, rng):
     time.sleep(0.05)  # let the reader fill the queue and wait
     stream.close()
     assert threading.active_count() == threads
+
+
+def test_a_process_reads_an_atlas_file_once_per_version(tmp_path, rng):
+    path = tmp_path / "maps.nii.gz"
+    first = make_maps(path, rng)
+    atlas, again = load_atlas(path), load_atlas(path)
+    assert atlas.maps is again.maps and not atlas.maps.flags.writeable
+    np.testing.assert_array_equal(atlas.maps, first)
+    time.sleep(0.01)
+    changed = make_maps(path, rng)  # a new version of the file
+    np.testing.assert_array_equal(load_atlas(path).maps, changed)
+
+
+def test_cached_extraction_plans_give_the_signals_of_a_fresh_one(tmp_path, rng):
+    make_func(tmp_path / "func.nii.gz", rng, n_volumes=12)
+    make_maps(tmp_path / "maps.nii.gz", rng)
+    info = read_func_info(tmp_path / "func.nii.gz")
+    shared = load_atlas(tmp_path / "maps.nii.gz")
+    private = replace(shared, maps=shared.maps.copy())  # writeable: not cached
+    fresh = extract_map_signals(info, private).signals
+    cached = [extract_map_signals(info, shared).signals for _ in range(2)]
+    assert signals_module._maps_plan(info.affine, info.shape[:3], shared) is (
+        signals_module._maps_plan(info.affine, info.shape[:3], shared)
+    )
+    assert signals_module._maps_plan(info.affine, info.shape[:3], private) is not (
+        signals_module._maps_plan(info.affine, info.shape[:3], private)
+    )
+    for signals in cached:
+        np.testing.assert_array_equal(signals, fresh)
