@@ -245,7 +245,11 @@ def check_stability(
             source,
             f"stability.scheme {scheme}: stability selection of the group-sparse "
             f"model needs at least {needed} group elements, the run has {n_units}; "
-            + ("use scheme: time, or " if scheme == "subjects" and n_units >= 2 else "")
+            + (
+                "use stability.scheme: time, or "
+                if scheme == "subjects" and n_units >= 2
+                else ""
+            )
             + "set stability.enabled: false",
         )
     if scheme != "time" or n_volumes is None:
