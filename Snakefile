@@ -89,6 +89,11 @@ rule all:
         expand(PATHS.subject_regions, subject=SUBJECTS, atlas=ATLASES),
         expand(rules.group_sparse_covariance.output, atlas=ATLASES),
         expand(rules.graph_lasso.output, atlas=ATLASES),
+        (
+            expand(rules.stability_selection.output, atlas=ATLASES)
+            if STABILITY["enabled"]
+            else []
+        ),
         expand(
             PATHS.relmat("{stat}", "graphlasso"),
             subject=SUBJECTS if config["graph_lasso"]["per_subject"] else [],

@@ -201,3 +201,71 @@ def check_config(config: Mapping[str, Any], source: str) -> None:
     for key in ("results_dir", "resources_dir"):
         if config.get(key):
             check_output_folder(config[key], key, source)
+
+
+def smallest_training_part(n_volumes: int, n_folds: int) -> int:
+    """Volumes of a series' smallest training part when one of ``n_folds``
+    contiguous blocks (``numpy.array_split``) is held out."""
+    return n_volumes - -(-n_volumes // n_folds)
+
+
+def check_stability(
+    settings: Mapping[str, Any],
+    n_units: int,
+    source: str,
+    *,
+    n_volumes: int | None = None,
+    heldout_folds: int | None = None,
+) -> None:
+    """Raise `InputError` naming the ``stability`` key the run cannot satisfy.
+
+    Parameters
+    ----------
+    settings : Mapping
+        The config's ``stability`` (schema-checked).
+    n_units : int
+        Elements of the group stage (subjects, or units of runs).
+    source : str
+        Named in the error (the config).
+    n_volumes : int, optional
+        Volumes of every series when known before any job runs (dataset
+        synthetic); the stability job checks the others.
+    heldout_folds : int, optional
+        The science check's ``model_comparison.n_blocks`` when it runs: stability
+        selection is also run on each training part.
+
+    Scheme ``time`` needs 2 subjects and ``n_blocks`` blocks of at least 2
+    volumes (so a half holds at least ``n_blocks`` volumes of each subject);
+    scheme ``subjects`` needs 4 subjects (2 a half).
+    """
+    scheme = settings["scheme"]
+    needed = 4 if scheme == "subjects" else 2
+    if n_units < needed:
+        raise InputError(
+            source,
+            f"stability.scheme {scheme}: stability selection of the group-sparse "
+            f"model needs at least {needed} group elements, the run has {n_units}; "
+            + (
+                "use stability.scheme: time, or "
+                if scheme == "subjects" and n_units >= 2
+                else ""
+            )
+            + "set stability.enabled: false",
+        )
+    if scheme != "time" or n_volumes is None:
+        return
+    n_blocks = settings["n_blocks"]
+    shortest, where = n_volumes, f"{n_volumes} volumes per subject"
+    if heldout_folds is not None:
+        shortest = smallest_training_part(n_volumes, heldout_folds)
+        where = (
+            f"{shortest} volumes per subject in the science check's training parts "
+            f"({n_volumes} volumes, model_comparison.n_blocks {heldout_folds})"
+        )
+    if shortest < 2 * n_blocks:
+        raise InputError(
+            source,
+            f"stability.n_blocks {n_blocks}: too few volumes per half: {where} "
+            f"make blocks of fewer than 2 volumes (need {2 * n_blocks}); use "
+            f"stability.n_blocks {max(2, shortest // 4 * 2)} or fewer",
+        )

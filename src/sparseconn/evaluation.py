@@ -18,6 +18,11 @@ from sparseconn.graph_lasso import graph_lasso_cv_many
 
 #: Estimators compared, in display order.
 ESTIMATORS = ("group_sparse", "graph_lasso", "ledoit_wolf", "empirical")
+#: The group-sparse model with its edges chosen otherwise than by CV (config
+#: ``stability``): refitted on the stable set, fitted at the extended-BIC alpha.
+STABILITY_ESTIMATORS = ("group_sparse_stable", "group_sparse_ebic")
+#: Every estimator's place in the tables (the group-sparse rows first).
+ESTIMATOR_ORDER = (ESTIMATORS[0], *STABILITY_ESTIMATORS, *ESTIMATORS[1:])
 #: Columns of the held-out log-likelihood tables.
 COMPARISON_COLUMNS = ["subject", "estimator", "fold", "log_likelihood"]
 
@@ -183,6 +188,75 @@ def heldout_group_sparse(
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
+def stable_precisions(
+    series: Sequence[np.ndarray], support: np.ndarray
+) -> list[np.ndarray]:
+    """Each subject's maximum-likelihood precision on the edges ``support``.
+
+    See :func:`sparseconn.stability.support_precision` (on each subject's
+    empirical covariance, centred, as the group-sparse estimator's final fit).
+    """
+    from sparseconn.covariance import empirical_covariances
+    from sparseconn.stability import support_precision
+
+    covariances, _ = empirical_covariances(series)
+    return [support_precision(covariances[..., k], support) for k in range(len(series))]
+
+
+def heldout_stability(
+    series: Sequence[np.ndarray],
+    subjects: Sequence[str],
+    fold: int,
+    n_blocks: int = 2,
+    stability_options: dict | None = None,
+    ebic_gamma: float = 0.5,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+) -> pd.DataFrame:
+    """Held-out log-likelihood of the stable set and of the EBIC alpha, one fold.
+
+    As :func:`heldout_group_sparse`, on the same training parts: stability
+    selection (:func:`sparseconn.stability.stability_selection`,
+    ``**stability_options``) and each subject's precision refitted on its stable
+    edges (:func:`stable_precisions`), estimator ``group_sparse_stable``; the
+    group-sparse fit at :func:`sparseconn.stability.ebic_alpha` (``tol``,
+    ``max_iter``: the final fit's), estimator ``group_sparse_ebic``.
+
+    Returns
+    -------
+    DataFrame with columns subject, estimator, fold, log_likelihood.
+    """
+    from sparseconn.covariance import group_sparse_covariance
+    from sparseconn.stability import ebic_alpha, stability_selection
+
+    _check_fold(fold, n_blocks)
+    parts = [_split(x, n_blocks, fold) for x in series]
+    training = [train for train, _ in parts]
+    result = stability_selection(training, **(stability_options or {}))
+    stable = stable_precisions(training, result.support)
+    alpha, _ = ebic_alpha(training, gamma=ebic_gamma, tol=tol, max_iter=max_iter)
+    _, ebic = group_sparse_covariance(training, alpha, max_iter=max_iter, tol=tol)
+    rows = []
+    for k, (subject, (_, test)) in enumerate(zip(subjects, parts, strict=True)):
+        rows.append(
+            (
+                subject,
+                "group_sparse_stable",
+                fold,
+                gaussian_log_likelihood(test, stable[k]),
+            )
+        )
+        rows.append(
+            (
+                subject,
+                "group_sparse_ebic",
+                fold,
+                gaussian_log_likelihood(test, ebic[..., k]),
+            )
+        )
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
 def heldout_single_subject(
     x: np.ndarray,
     subject: str,
@@ -301,7 +375,7 @@ def heldout_subjects(
 def sorted_comparison(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """The held-out tables as one, sorted by subject, estimator order, fold."""
     table = pd.concat(list(tables), ignore_index=True)
-    order = {name: i for i, name in enumerate(ESTIMATORS)}
+    order = {name: i for i, name in enumerate(ESTIMATOR_ORDER)}
     return (
         table.assign(_order=table["estimator"].map(order))
         .sort_values(["subject", "_order", "fold"], kind="stable")

@@ -499,10 +499,11 @@ def plot_matrix(
     ----------
     matrix : ndarray, shape (p, p)
     names : sequence of str, length p
-    kind : {"covariance", "sparsity", "precision"}
+    kind : {"covariance", "sparsity", "precision", "probability"}
         ``covariance``: limits -1..1, diverging colormap; ``sparsity``: where the
         matrix is zero (black) or not; ``precision``: the diagonal set to zero and
-        symmetric limits at the largest remaining absolute value.
+        symmetric limits at the largest remaining absolute value;
+        ``probability``: limits 0..1, sequential colormap, diagonal blank.
     title : str
     networks : sequence of str, length p, optional
         Network of each region: tick labels take the network's colour and lines
@@ -558,9 +559,16 @@ def plot_matrix(
                 interpolation="nearest",
             )
             colorbar_label = "precision (diagonal set to 0)"
+        elif kind == "probability":
+            np.fill_diagonal(matrix, np.nan)
+            image = ax.imshow(
+                matrix, cmap="viridis", vmin=0, vmax=1, interpolation="nearest"
+            )
+            colorbar_label = "selection probability"
         else:
             raise ValueError(
-                f"kind {kind!r} is not one of 'covariance', 'sparsity', 'precision'"
+                f"kind {kind!r} is not one of 'covariance', 'sparsity', "
+                "'precision', 'probability'"
             )
         fontsize = float(np.clip(260.0 / max(p, 1), 3.0, 8.0))
         if p <= MATRIX_NAMED_REGIONS:
@@ -701,6 +709,114 @@ def plot_cv_curve(
     return figure
 
 
+# ------------------------------------------------------------ stability path
+
+#: Colour of the true edges (synthetic data) or of the stable ones on a path.
+MARKED_EDGE_COLOR = "#c0392b"
+
+
+@dataclass
+class StabilityPathFigure:
+    """A drawn stability path and what it shows (for the tests and the log).
+
+    ``marked``: the lines of the marked edges (true edges when the truth is
+    given, else the stable ones); ``others``: every other edge's.
+    """
+
+    figure: Figure
+    marked: LineCollection
+    others: LineCollection
+    n_marked: int
+
+
+def plot_stability_path(
+    alphas: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float,
+    n_selection_alphas: int,
+    *,
+    true_support: np.ndarray | None = None,
+    stable_support: np.ndarray | None = None,
+    title: str = "",
+) -> StabilityPathFigure:
+    """Selection probability of every edge against alpha (log x), one line each.
+
+    Parameters
+    ----------
+    alphas : ndarray, shape (n_alphas,)
+        The path (decreasing: the x axis is reversed, sparse fits on the left).
+    probabilities : ndarray, shape (n_alphas, p, p)
+        Selection probability of each edge at each alpha.
+    threshold : float
+        The threshold pi: a dashed horizontal line.
+    n_selection_alphas : int
+        The selection range is ``alphas[:n_selection_alphas]`` (shaded).
+    true_support : ndarray of bool, shape (p, p), optional
+        The true edges (synthetic data): drawn in colour, the others in grey.
+    stable_support : ndarray of bool, shape (p, p), optional
+        Without ``true_support``, the stable edges are drawn in colour.
+    """
+    alphas = np.asarray(alphas, dtype=np.float64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    n_alphas, p = alphas.size, probabilities.shape[-1]
+    if probabilities.shape != (n_alphas, p, p):
+        raise ValueError(
+            f"probabilities must have shape ({n_alphas}, p, p), got "
+            f"{probabilities.shape}"
+        )
+    rows, cols = np.triu_indices(p, 1)
+    paths = probabilities[:, rows, cols].T  # (n_edges, n_alphas)
+    chosen = true_support if true_support is not None else stable_support
+    marked = (
+        np.zeros(rows.size, dtype=bool)
+        if chosen is None
+        else np.asarray(chosen, dtype=bool)[rows, cols]
+    )
+    segments = np.stack([np.broadcast_to(alphas, paths.shape), paths], axis=-1)
+    if n_alphas == 1:  # one alpha: a short horizontal tick per edge
+        segments = np.concatenate([segments * [0.97, 1], segments * [1.03, 1]], axis=1)
+    figure = _new_figure(7.0, 4.4)
+    with matplotlib.rc_context(_STYLE):
+        ax = figure.add_axes((0.11, 0.12, 0.62, 0.78))
+        low, high = alphas[n_selection_alphas - 1], alphas[0]
+        ax.axvspan(low, high, color="#f2e7c9", zorder=0, label="selection range")
+        what = "true edges" if true_support is not None else "stable edges"
+        others = LineCollection(
+            list(segments[~marked]),
+            colors="0.7",
+            linewidths=0.6,
+            zorder=1,
+            label="other edges",
+        )
+        shown = LineCollection(
+            list(segments[marked]),
+            colors=MARKED_EDGE_COLOR,
+            linewidths=1.0,
+            zorder=2,
+            label=f"{what} ({int(marked.sum())})",
+        )
+        ax.add_collection(others)
+        ax.add_collection(shown)
+        ax.axhline(
+            threshold,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"threshold π = {threshold:g}",
+        )
+        ax.set_xscale("log")
+        ax.set_xlim(alphas.max() * 1.05, alphas.min() / 1.05)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("α (regularisation; sparser on the left)")
+        ax.set_ylabel("selection probability")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="both", color="0.92", linewidth=0.5)
+        ax.legend(
+            fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
+    return StabilityPathFigure(figure, shown, others, int(marked.sum()))
+
+
 # ----------------------------------------------------------------- subject QC
 
 
@@ -778,6 +894,8 @@ _ESTIMATOR_LABELS = {
     "graph_lasso": "graph lasso",
     "ledoit_wolf": "Ledoit-Wolf",
     "empirical": "empirical",
+    "group_sparse_stable": "stable set",
+    "group_sparse_ebic": "EBIC α",
 }
 
 

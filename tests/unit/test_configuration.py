@@ -164,3 +164,45 @@ def test_template_atlas_on_other_space_is_an_error(
     message = str(error.value)
     assert message.startswith("c.yaml: ") and expected in message
     assert "atlas_space" in message
+
+
+# ---------------------------------------------------------------- stability
+
+
+STABILITY = {"scheme": "time", "n_blocks": 8}
+
+
+@pytest.mark.parametrize(
+    ("settings", "n_units", "key"),
+    [
+        ({"scheme": "time", "n_blocks": 8}, 1, "stability.scheme time"),
+        ({"scheme": "subjects", "n_blocks": 8}, 3, "stability.scheme subjects"),
+    ],
+)
+def test_stability_needs_enough_group_elements(settings, n_units, key):
+    from sparseconn.configuration import check_stability
+
+    with pytest.raises(InputError) as error:
+        check_stability(settings, n_units, "config.yaml")
+    assert str(error.value).startswith(f"config.yaml: {key}: ")
+    assert f"the run has {n_units}" in str(error.value)
+
+
+def test_stability_needs_two_volumes_a_block_in_the_training_parts():
+    from sparseconn.configuration import check_stability
+
+    # 40 volumes, 2 held-out folds: training parts of 20 volumes < 2 x 16 blocks
+    check_stability(STABILITY, 4, "c", n_volumes=40, heldout_folds=None)
+    with pytest.raises(InputError, match=r"^c: stability.n_blocks 16: too few"):
+        check_stability(
+            {"scheme": "time", "n_blocks": 16}, 4, "c", n_volumes=40, heldout_folds=2
+        )
+    with pytest.raises(InputError, match=r"use stability\.n_blocks 8 or fewer"):
+        check_stability(
+            {"scheme": "time", "n_blocks": 10}, 4, "c", n_volumes=35, heldout_folds=2
+        )
+    check_stability(STABILITY, 4, "c", n_volumes=33, heldout_folds=2)
+    # scheme subjects takes every volume of the subjects it draws
+    check_stability(
+        {"scheme": "subjects", "n_blocks": 100}, 4, "c", n_volumes=10, heldout_folds=2
+    )

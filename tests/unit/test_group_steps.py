@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from sparseconn.io import read_unit_timeseries
 from sparseconn.steps.group import (
     run_graph_lasso,
     run_group_sparse_covariance,
+    run_stability_selection,
     split_sizes,
 )
 
@@ -176,3 +179,119 @@ def test_true_precision_over_kept_regions_is_the_marginal_model(tmp_path):
     np.testing.assert_allclose(
         kept, np.linalg.inv(covariance[np.ix_([0, 2, 3], [0, 2, 3])]), rtol=1e-12
     )
+
+
+# ---------------------------------------------------------------- stability
+
+
+def _stability_run(tmp_path, rng, subjects=("01", "02", "03"), **settings):
+    series = _timeseries(tmp_path, rng, list(subjects), n_samples=80)
+    group = tmp_path / "g.npz"
+    run_group_sparse_covariance(
+        series,
+        list(subjects),
+        group,
+        [tmp_path / f"{s}_cov.tsv" for s in subjects],
+        [tmp_path / f"{s}_prec.tsv" for s in subjects],
+    )
+    out = {
+        "npz": tmp_path / "s.npz",
+        "probabilities": [tmp_path / f"{s}_prob.tsv" for s in subjects],
+        "precisions": [tmp_path / f"{s}_stable.tsv" for s in subjects],
+        "sidecars": [tmp_path / "prob.json", tmp_path / "stable.json"],
+    }
+    run_stability_selection(
+        series,
+        list(subjects),
+        group,
+        out["npz"],
+        out["probabilities"],
+        out["precisions"],
+        None,
+        out["sidecars"],
+        atlas="test",
+        **{"n_resamples": 10, "n_blocks": 4, **settings},
+    )
+    return out, group
+
+
+def test_stability_selection_writes_npz_relmats_and_sidecars(tmp_path, rng):
+    out, group = _stability_run(tmp_path, rng)
+    with np.load(out["npz"]) as result:
+        probabilities = result["max_probabilities"]
+        support = result["support"]
+        stable = result["stable_precisions"]
+        assert list(result["regions"]) == REGIONS
+        assert result["probabilities"].shape == (result["alphas"].size, 4, 4)
+        assert int(result["n_resamples"]) == 10
+        assert stable.shape == result["ebic_precisions"].shape == (3, 4, 4)
+        ebic_alpha = float(result["ebic_alpha"])
+        bound = float(result["false_edges_bound"])
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    np.testing.assert_array_equal(support, probabilities >= 0.9)
+    # the refit is exactly zero off the stable set
+    off = ~(support | np.eye(4, dtype=bool))
+    assert (stable[:, off] == 0).all()
+    for k in range(3):
+        relmat = pd.read_csv(out["precisions"][k], sep="\t")
+        assert list(relmat["Node"]) == REGIONS
+        assert list(relmat.columns) == ["Node", *REGIONS]
+        np.testing.assert_allclose(relmat[REGIONS].to_numpy(), stable[k], rtol=1e-9)
+        probability = pd.read_csv(out["probabilities"][k], sep="\t")
+        assert list(probability["Node"]) == REGIONS
+        np.testing.assert_allclose(probability[REGIONS].to_numpy(), probabilities)
+    probability_sidecar, precision_sidecar = (
+        json.loads(path.read_text()) for path in out["sidecars"]
+    )
+    for sidecar in (probability_sidecar, precision_sidecar):
+        fields = sidecar["StabilitySelection"]
+        assert fields["Threshold"] == 0.9
+        assert fields["NResamples"] == 10
+        assert fields["Scheme"] == "time"
+        assert fields["FalseEdgesBound"] == bound
+        assert fields["AlphaEBIC"] == ebic_alpha
+        with np.load(group) as fit:
+            assert fields["AlphaCV"] == float(fit["alpha"])
+        assert fields["SelectionRange"][0] >= fields["SelectionRange"][1]
+        assert sidecar["Atlas"] == "test"
+        for key in (
+            "Measure",
+            "Weighted",
+            "Directed",
+            "ValidDiagonal",
+            "StorageFormat",
+        ):
+            assert key in sidecar
+    assert probability_sidecar["NonNegative"] is True
+    assert probability_sidecar["ValidDiagonal"] is False
+    assert precision_sidecar["Measure"] == "precision"
+    assert "maximum-likelihood" in precision_sidecar["Refit"]
+
+
+def test_stability_selection_is_deterministic(tmp_path, rng):
+    first = tmp_path / "a"
+    second = tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    out_a, _ = _stability_run(first, np.random.default_rng(3))
+    out_b, _ = _stability_run(second, np.random.default_rng(3))
+    assert out_a["npz"].read_bytes() == out_b["npz"].read_bytes()
+    for first, second in zip(out_a["sidecars"], out_b["sidecars"], strict=True):
+        # the same but for the sources (files of other folders)
+        a, b = json.loads(first.read_text()), json.loads(second.read_text())
+        assert {**a, "Sources": None} == {**b, "Sources": None}
+
+
+@pytest.mark.parametrize(
+    ("settings", "subjects", "message"),
+    [
+        ({"n_blocks": 50}, ("01", "02"), r"stability.n_blocks 50: too few volumes"),
+        ({"scheme": "subjects"}, ("01", "02", "03"), r"stability.scheme subjects"),
+    ],
+)
+def test_stability_selection_names_the_key_of_bad_settings(
+    tmp_path, rng, settings, subjects, message
+):
+    with pytest.raises(InputError, match=message):
+        _stability_run(tmp_path, rng, subjects, **settings)
+    assert not (tmp_path / "s.npz").exists()

@@ -643,3 +643,117 @@ def test_subjects_qc_task_draws_each_subject(tmp_path, rng):
         run_plot_subjects_qc(
             confounds[:1], series, sidecars, outputs, subjects=["01", "02"]
         )
+
+
+# ------------------------------------------------------------ stability
+
+
+def _stability_path_data(p=6, n_alphas=5):
+    """Probabilities rising down the path; edges (0, 1) and (2, 3) early."""
+    rows, cols = np.triu_indices(p, 1)
+    probabilities = np.zeros((n_alphas, p, p))
+    ramp = np.linspace(0, 1, n_alphas)
+    for index, (i, j) in enumerate(zip(rows, cols, strict=True)):
+        early = (i, j) in ((0, 1), (2, 3))
+        values = np.minimum(1, ramp * (3 if early else 0.4 + 0.05 * index))
+        probabilities[:, i, j] = probabilities[:, j, i] = values
+    alphas = np.logspace(0, -1, n_alphas)
+    return alphas, probabilities
+
+
+def test_stability_path_draws_every_edge_and_marks_the_true_ones():
+    from sparseconn.plotting import plot_stability_path
+
+    alphas, probabilities = _stability_path_data()
+    truth = np.zeros((6, 6), dtype=bool)
+    for i, j in ((0, 1), (2, 3), (4, 5)):
+        truth[i, j] = truth[j, i] = True
+    drawn = plot_stability_path(alphas, probabilities, 0.9, 3, true_support=truth)
+    assert drawn.n_marked == 3
+    assert len(drawn.marked.get_segments()) == 3
+    assert len(drawn.others.get_segments()) == 15 - 3
+    # each marked line is its edge's probabilities along the path
+    marked = {tuple(np.round(s[:, 1], 12)) for s in drawn.marked.get_segments()}
+    assert tuple(np.round(probabilities[:, 0, 1], 12)) in marked
+    ax = drawn.figure.axes[0]
+    assert [line.get_ydata()[0] for line in ax.get_lines()] == [0.9]  # threshold
+    labels = ax.get_legend_handles_labels()[1]
+    assert "true edges (3)" in labels
+
+
+def test_stability_path_marks_the_stable_edges_without_a_truth():
+    from sparseconn.plotting import plot_stability_path
+
+    alphas, probabilities = _stability_path_data()
+    stable = probabilities[:3].max(axis=0) >= 0.9
+    drawn = plot_stability_path(alphas, probabilities, 0.9, 3, stable_support=stable)
+    assert drawn.n_marked == int(np.triu(stable, 1).sum()) == 2
+    assert "stable edges (2)" in drawn.figure.axes[0].get_legend_handles_labels()[1]
+
+
+def test_probability_matrix_spans_zero_to_one(tmp_path):
+    matrix = np.array([[0.0, 0.95, 0.1], [0.95, 0.0, 0.4], [0.1, 0.4, 0.0]])
+    figure = plot_matrix(matrix, ["a", "b", "c"], kind="probability")
+    image = figure.axes[0].get_images()[0]
+    assert image.get_clim() == (0, 1)
+    shown = image.get_array()
+    assert np.ma.getmaskarray(shown).diagonal().all()  # blank: not a probability
+    np.testing.assert_array_equal(shown[0, 1], 0.95)
+
+
+def test_group_figures_task_draws_the_stability_figures(group_files, tmp_path):
+    from sparseconn.steps.figures import STABILITY_FIGURE_KINDS
+
+    alphas, probabilities = _stability_path_data(p=4, n_alphas=4)
+    support = probabilities[:2].max(axis=0) >= 0.9
+    with np.load(group_files["group"]) as group:
+        precisions, regions = group["precisions"], group["regions"]
+    stable = np.where(support | np.eye(4, dtype=bool), precisions, 0.0)
+    stability = tmp_path / "stability.npz"
+    np.savez(
+        stability,
+        alphas=alphas,
+        probabilities=probabilities,
+        max_probabilities=probabilities[:2].max(axis=0),
+        support=support,
+        threshold=np.float64(0.9),
+        n_selection_alphas=np.int64(2),
+        false_edges_bound=np.float64(0.5),
+        n_resamples=np.int64(10),
+        stable_precisions=stable,
+        subjects=np.array(["01", "02"]),
+        regions=regions,
+    )
+    truth = tmp_path / "truth.npz"
+    true_support = np.zeros((4, 4), dtype=bool)
+    true_support[0, 1] = true_support[1, 0] = True
+    np.savez(truth, support=true_support, regions=regions)
+    files = {
+        kind: [[tmp_path / f"{kind}_{e}.png"] for e in ("groupsparse", "graphlasso")]
+        for kind in ("connectome", "covariance", "sparsity", "precision", "cv")
+    }
+    stability_files = {
+        kind: [tmp_path / f"{kind}.png"] for kind in STABILITY_FIGURE_KINDS
+    }
+    run_plot_group_figures(
+        [group_files["group"], group_files["lasso"]],
+        _spec(group_files["maps"], group_files["labels"]),
+        files,
+        estimates=["groupsparse", "graphlasso"],
+        subject="02",
+        dpi=40,
+        stability_npz=stability,
+        stability_files=stability_files,
+        truth=truth,
+    )
+    for kind in STABILITY_FIGURE_KINDS:
+        _assert_not_blank(_png(tmp_path / f"{kind}.png"))
+    with pytest.raises(ValueError, match="no files for the stability figures"):
+        run_plot_group_figures(
+            [group_files["group"], group_files["lasso"]],
+            _spec(group_files["maps"]),
+            files,
+            estimates=["groupsparse", "graphlasso"],
+            subject="02",
+            stability_npz=stability,
+        )

@@ -183,6 +183,9 @@ def test_covariance_changes_the_rules_that_fit_the_group_sparse_model(
     assert changed_by(package, lambda: add_statement(path)) == {
         "group_sparse_covariance",
         "heldout_group_sparse",
+        # stability selection refits the group-sparse model on halves
+        "stability_selection",
+        "heldout_stability",
     }
 
 
@@ -213,6 +216,7 @@ def test_the_npz_writer_of_io_changes_the_rules_writing_npz_only(
         # graph_lasso passes it an .npz path
         "graph_lasso_subject",
         "heldout_subjects",  # the whole-series precisions of the recovery scores
+        "stability_selection",
     }
 
 

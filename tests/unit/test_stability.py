@@ -263,3 +263,53 @@ def test_stable_set_recovers_a_planted_group_graph_where_cv_does_not():
     cv_scores = support_scores(cv.precisions_[..., 0], truth.astype(float))
     assert scores["f1"] >= 0.5 > cv_scores["f1"]
     assert false_edges <= result.false_edges_bound <= 5.0
+
+
+# --------------------------------------------------------------------------------
+# Refit on the stable support
+# --------------------------------------------------------------------------------
+
+
+def _sample_covariance(seed: int, n_regions: int = 8) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((60, n_regions))
+    return np.cov(x.T, bias=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_support_precision_is_the_constrained_maximum_likelihood(seed):
+    from sparseconn.stability import support_precision
+
+    covariance = _sample_covariance(seed)
+    rng = np.random.default_rng(seed + 10)
+    support = np.triu(rng.random((8, 8)) < 0.35, 1)
+    support = support | support.T
+    precision = support_precision(covariance, support)
+    kept = support | np.eye(8, dtype=bool)
+    # zero off the support, positive definite, and its inverse matches the
+    # data on the diagonal and on the support (the likelihood's stationarity)
+    assert (precision[~kept] == 0).all()
+    assert np.array_equal(precision, precision.T)
+    assert np.linalg.eigvalsh(precision).min() > 0
+    np.testing.assert_allclose(
+        np.linalg.inv(precision)[kept], covariance[kept], atol=1e-9
+    )
+
+    # and no other precision with that support has a higher likelihood
+    def loglik(k: np.ndarray) -> float:
+        return np.linalg.slogdet(k)[1] - np.sum(covariance * k)
+
+    nudge = np.zeros((8, 8))
+    i, j = np.argwhere(np.triu(support, 1))[0]
+    nudge[i, j] = nudge[j, i] = 1e-3
+    assert loglik(precision) > loglik(precision + nudge)
+    assert loglik(precision) > loglik(precision - nudge)
+
+
+def test_support_precision_of_the_full_and_empty_supports():
+    from sparseconn.stability import support_precision
+
+    covariance = _sample_covariance(5)
+    full = support_precision(covariance, np.ones((8, 8), dtype=bool))
+    np.testing.assert_allclose(full, np.linalg.inv(covariance), atol=1e-9)
+    empty = support_precision(covariance, np.zeros((8, 8), dtype=bool))
+    np.testing.assert_array_equal(empty, np.diag(1 / np.diag(covariance)))

@@ -278,3 +278,31 @@ def test_boolean_typed_on_the_command_line(run_snakemake, workdir, typed) -> Non
     planned = set(job_counts(result.stdout))
     assert "group_sparse_covariance" in planned
     assert not planned & SCIENCE_RULES
+
+
+@pytest.mark.parametrize(
+    ("stability", "message"),
+    [
+        (
+            {"enabled": True, "threshold": 0.5},
+            "stability.threshold: 0.5 is less than or equal to the minimum of 0.5",
+        ),
+        (
+            {"enabled": True, "n_resamples": 8},
+            "stability.n_resamples: 8 is less than the minimum of 10",
+        ),
+        (
+            {"enabled": True, "scheme": "subjects"},
+            "stability.scheme subjects: stability selection of the group-sparse "
+            "model needs at least 4 group elements, the run has 3",
+        ),
+        (
+            {"enabled": True, "n_blocks": 46},
+            "stability.n_blocks 46: too few volumes per half: 88 volumes per subject",
+        ),
+    ],
+)
+def test_bad_stability_settings(run_snakemake, workdir: Path, stability, message):
+    config = write_config(workdir, n_subjects=3, stability=stability)
+    line = error_line(dry_run(run_snakemake, workdir, config))
+    assert line.startswith(f"{ERROR_PREFIX}{config}: {message}")

@@ -100,6 +100,13 @@ def get_batch_sizes(wildcards):
     return INPUTS.units_timeseries(get_batch_units(wildcards))[1]
 
 
+def get_stability_truth(wildcards):
+    """The generated graph the stability path marks (atlases whose truth is known)."""
+    if config["stability"]["enabled"] and wildcards.atlas in INPUTS.truth_atlases:
+        return PATHS.synthetic_atlas["truth"]
+    return []
+
+
 def _scan_key(wildcards):
     return f"{wildcards.stem}|{wildcards.post}"
 

@@ -31,6 +31,37 @@ rule heldout_group_sparse:
         adapters.heldout_group_sparse(input, output, params, wildcards, log)
 
 
+# With stability selection on (config stability): the stable set's and the
+# extended-BIC alpha's held-out rows, fitted on the same training parts.
+rule heldout_stability:
+    input:
+        timeseries=GROUP_TIMESERIES,
+        regions=PATHS.group_regions,
+    output:
+        tsv=PATHS.heldout_stability,
+    log:
+        f"{LOGS}/heldout_stability/atlas-{{atlas}}_fold-{{fold}}.log",
+    benchmark:
+        f"{BENCHMARKS}/heldout_stability/atlas-{{atlas}}_fold-{{fold}}.tsv"
+    wildcard_constraints:
+        fold="[0-9]+",
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=60,
+    params:
+        subjects=GROUP_SUBJECTS,
+        sizes=GROUP_SIZES,
+        n_blocks=config["model_comparison"]["n_blocks"],
+        stability={k: v for k, v in STABILITY.items() if k != "enabled"},
+        final_fit={k: config["group_sparse"][k] for k in ("tol", "max_iter")},
+        code=rule_code("heldout_stability"),
+    message:
+        "Held-out log-likelihood of the stable set and the EBIC alpha, atlas {wildcards.atlas}, fold {wildcards.fold}"
+    run:
+        adapters.heldout_stability(input, output, params, wildcards, log)
+
+
 rule heldout_subjects:
     input:
         timeseries=get_batch_timeseries,
@@ -68,6 +99,15 @@ rule model_comparison:
         subjects=expand(
             PATHS.heldout_batch(), batch=SCIENCE_BATCHES, allow_missing=True
         ),
+        stability=expand(
+            PATHS.heldout_stability,
+            fold=(
+                range(1, config["model_comparison"]["n_blocks"] + 1)
+                if STABILITY["enabled"]
+                else []
+            ),
+            allow_missing=True,
+        ),
     output:
         tsv=report(
             PATHS.heldout_loglikelihood,
@@ -104,6 +144,7 @@ rule recovery_scores:
             PATHS.heldout_batch("npz"), batch=SCIENCE_BATCHES, allow_missing=True
         ),
         truths=expand(PATHS.synthetic_subject["truth"], subject=GROUP_SUBJECTS),
+        stability=PATHS.stability if STABILITY["enabled"] else [],
     output:
         tsv=report(
             PATHS.recovery_scores,

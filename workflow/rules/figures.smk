@@ -19,6 +19,22 @@ CV_FIGURE = PATHS.group_figure("desc-{estimate}_cv")
 QC_FIGURE = PATHS.qc_figure
 # The estimate's group .npz (desc-groupsparse or desc-graphlasso).
 GROUP_NPZ = PATHS.group_connectome("{estimate}")
+# Stability selection's figures (config stability), by kind; none when it is off.
+STABILITY_FIGURES = {
+    "stability_path": PATHS.group_figure("desc-stability_path"),
+    "selection_probability": PATHS.group_figure(
+        "stat-selectionprobability_desc-groupsparse_matrix"
+    ),
+    "stable_connectome": PATHS.plotted_figure(
+        PLOTTED_LABEL, "desc-groupsparsestable_connectome"
+    ),
+}
+STABILITY_CAPTIONS = {
+    "stability_path": "stability path",
+    "selection_probability": "selection probability",
+    "stable_connectome": "stable connectome",
+}
+STABILITY_FIGURE_KINDS = list(STABILITY_FIGURES) if STABILITY["enabled"] else []
 
 
 wildcard_constraints:
@@ -31,7 +47,24 @@ rule plot_group_figures:
     input:
         npz=expand(GROUP_NPZ, estimate=ESTIMATES, allow_missing=True),
         atlas=get_atlas_files,
+        stability=PATHS.stability if STABILITY["enabled"] else [],
+        truth=get_stability_truth,
     output:
+        **{
+            kind: [
+                report(
+                    f"{STABILITY_FIGURES[kind]}.png",
+                    caption=f"../report/{kind}.rst",
+                    category="6. Stability selection",
+                    labels={"figure": STABILITY_CAPTIONS[kind], "atlas": "{atlas}"},
+                )
+            ]
+            for kind in STABILITY_FIGURE_KINDS
+        },
+        **{
+            f"{kind}_svg": [f"{STABILITY_FIGURES[kind]}.{ext}" for ext in FIGURE_EXTRA]
+            for kind in STABILITY_FIGURE_KINDS
+        },
         connectome=[
             report(
                 png,
@@ -249,6 +282,14 @@ FIGURE_FILES = expand(
     estimate=ESTIMATES,
     atlas=ATLASES,
 ) + expand(f"{QC_FIGURE}.png", subject=QC_SUBJECTS, atlas=ATLASES)
+FIGURE_FILES += expand(
+    [
+        f"{STABILITY_FIGURES[kind]}.{ext}"
+        for kind in STABILITY_FIGURE_KINDS
+        for ext in ["png", *FIGURE_EXTRA]
+    ],
+    atlas=ATLASES,
+)
 
 
 rule scan_qc:

@@ -140,3 +140,49 @@ rule graph_lasso_subject:
         "sub-{wildcards.subject}: graph lasso (GraphicalLassoCV), atlas {wildcards.atlas}"
     run:
         adapters.graph_lasso_subject(input, output, params, wildcards, log)
+
+
+# Stability selection of the group-sparse edges (config stability; off by
+# default): the same signals as the group-sparse fit, its CV alpha in the
+# sidecars beside the extended-BIC one.
+STABILITY = config["stability"]
+
+
+rule stability_selection:
+    input:
+        timeseries=GROUP_TIMESERIES,
+        regions=PATHS.group_regions,
+        group=PATHS.group_connectome("groupsparse"),
+    output:
+        npz=PATHS.stability,
+        probabilities=[
+            INPUTS.unit_relmat(u, "selectionprobability", "groupsparse")
+            for u in GROUP_SUBJECTS
+        ],
+        precisions=[
+            INPUTS.unit_relmat(u, "precision", "groupsparsestable")
+            for u in GROUP_SUBJECTS
+        ],
+        probability_sidecar=PATHS.group_relmat_sidecar(
+            "selectionprobability", "groupsparse"
+        ),
+        precision_sidecar=PATHS.group_relmat_sidecar("precision", "groupsparsestable"),
+    log:
+        f"{LOGS}/stability_selection/atlas-{{atlas}}.log",
+    benchmark:
+        f"{BENCHMARKS}/stability_selection/atlas-{{atlas}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=60,
+    params:
+        subjects=GROUP_SUBJECTS,
+        sizes=GROUP_SIZES,
+        settings={k: v for k, v in STABILITY.items() if k != "enabled"},
+        final_fit={k: config["group_sparse"][k] for k in ("tol", "max_iter")},
+        links=INPUTS.dataset_links,
+        code=rule_code("stability_selection"),
+    message:
+        "Stability selection of the group-sparse edges, atlas {wildcards.atlas} ({params.settings[n_resamples]} halves)"
+    run:
+        adapters.stability_selection(input, output, params, wildcards, log)

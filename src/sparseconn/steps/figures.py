@@ -24,6 +24,7 @@ from sparseconn.plotting import (
     plot_connectome,
     plot_cv_curve,
     plot_matrix,
+    plot_stability_path,
     plot_subject_qc,
     save_figure,
 )
@@ -291,6 +292,126 @@ def run_plot_subject_qc(
     save_figure(figure, out_png, dpi=dpi)
 
 
+#: The figures of stability selection (config ``stability``), in
+#: :func:`run_plot_stability_figures`'s order.
+STABILITY_FIGURE_KINDS = (
+    "stability_path",
+    "selection_probability",
+    "stable_connectome",
+)
+
+
+def true_support(truth: PathLike, regions_kept: Sequence[str]) -> np.ndarray | None:
+    """The generated group graph (synthetic ``atlas_truth.npz``) over the kept regions.
+
+    None when the fit's regions are not among the truth's (another atlas). With
+    regions dropped, the edges of the generating graph among those kept (the
+    marginal model of the kept regions may have more).
+    """
+    with np.load(truth) as data:
+        names = [str(r) for r in data["regions"]]
+        support = np.asarray(data["support"], dtype=bool)
+    if not set(regions_kept) <= set(names):
+        return None
+    index = [names.index(name) for name in regions_kept]
+    return support[np.ix_(index, index)]
+
+
+def run_plot_stability_figures(
+    npz: PathLike,
+    atlas: AtlasSpec | Mapping[str, Any],
+    out_path: Sequence[PathLike],
+    out_probability: Sequence[PathLike],
+    out_connectome: Sequence[PathLike],
+    *,
+    subject: str,
+    truth: PathLike | None = None,
+    dpi: int = 100,
+    max_edges: int | None = None,
+) -> None:
+    """The stability path, the selection-probability matrix, the stable connectome.
+
+    ``npz``: rule stability_selection's. Each ``out_*`` lists one figure's files
+    (PNG, then SVG when wanted). ``truth`` (synthetic ``atlas_truth.npz``): the
+    path marks the true edges instead of the stable ones. The connectome shows
+    ``subject``'s stable precision (negated, as the others): every stable edge,
+    at most ``max_edges``.
+    """
+    with np.load(npz) as fit:
+        alphas = np.asarray(fit["alphas"], dtype=np.float64)
+        probabilities = np.asarray(fit["probabilities"], dtype=np.float64)
+        max_probabilities = np.asarray(fit["max_probabilities"], dtype=np.float64)
+        support = np.asarray(fit["support"], dtype=bool)
+        threshold = float(fit["threshold"])
+        n_selection = int(fit["n_selection_alphas"])
+        bound = float(fit["false_edges_bound"])
+        n_resamples = int(fit["n_resamples"])
+        subjects = [str(s) for s in fit["subjects"]]
+        fitted = [str(r) for r in fit["regions"]]
+        if subject not in subjects:
+            raise InputError(
+                npz, f"subject {subject!r} is not among the group's subjects"
+            )
+        stable_precision = np.asarray(
+            fit["stable_precisions"][subjects.index(subject)], dtype=np.float64
+        )
+    n_stable = int(np.triu(support, 1).sum())
+    truth_support = None if truth is None else true_support(truth, fitted)
+    summary = (
+        f"{n_stable} stable edges (π = {threshold:g}, {n_resamples} halves); "
+        f"expected false edges ≤ {bound:.2f}"
+    )
+    drawn = plot_stability_path(
+        alphas,
+        probabilities,
+        threshold,
+        n_selection,
+        true_support=truth_support,
+        stable_support=support,
+        title=f"Stability path of the group-sparse edges\n{summary}",
+    )
+    if truth_support is not None:
+        hits = int(np.triu(support & truth_support, 1).sum())
+        logger.info(
+            "%d of %d stable edges are true (%d true edges)",
+            hits,
+            n_stable,
+            int(np.triu(truth_support, 1).sum()),
+        )
+    for path in out_path:
+        save_figure(drawn.figure, path, dpi=dpi)
+    loaded = _atlas(atlas)
+    shown = _fitted_regions(loaded, fitted, npz)
+    every = _networks(loaded)
+    networks = None if every is None else [every[i] for i in shown]
+    figure = plot_matrix(
+        max_probabilities,
+        fitted,
+        kind="probability",
+        title=f"Selection probability (largest over the selection range)\n{summary}",
+        networks=networks,
+    )
+    for path in out_probability:
+        save_figure(figure, path, dpi=dpi)
+    coords, mask, affine = regions.geometry(loaded)
+    node_colors = None
+    if networks is not None:
+        colours = network_colors(networks)
+        node_colors = [colours[n] for n in networks]
+    connectome = plot_connectome(
+        -stable_precision,
+        coords[shown],
+        mask=mask,
+        affine=affine,
+        edge_threshold=0.0,
+        title=f"Subject {subject}: stable edges, precision refitted on them",
+        node_colors=node_colors,
+        max_edges=max_edges,
+    )
+    for path in out_connectome:
+        save_figure(connectome.figure, path, dpi=dpi)
+
+
 #: The group-level figure kinds of :func:`run_plot_group_figures`.
 GROUP_FIGURE_KINDS = ("connectome", "covariance", "sparsity", "precision", "cv")
 
@@ -305,12 +426,17 @@ def run_plot_group_figures(
     edge_threshold: str | float = "80%",
     dpi: int = 100,
     max_edges: int | None = None,
+    stability_npz: PathLike | None = None,
+    stability_files: Mapping[str, Sequence[PathLike]] | None = None,
+    truth: PathLike | None = None,
 ) -> None:
     """Every group-level figure of every estimate, one after the other.
 
     ``npzs`` holds one group ``.npz`` per estimate of ``estimates``; ``files``
     maps each of :data:`GROUP_FIGURE_KINDS` to, per estimate in the same order,
-    the files of that figure (its PNG, then its SVG when wanted).
+    the files of that figure (its PNG, then its SVG when wanted). With
+    ``stability_npz``, also :func:`run_plot_stability_figures`, whose files
+    ``stability_files`` maps by :data:`STABILITY_FIGURE_KINDS`.
     """
     missing = [kind for kind in GROUP_FIGURE_KINDS if kind not in files]
     if missing:
@@ -345,6 +471,20 @@ def run_plot_group_figures(
             dpi=dpi,
         )
         run_plot_cv_curve(npz, *figure["cv"], estimate=estimate, dpi=dpi)
+    if stability_npz is not None:
+        stability_files = stability_files or {}
+        missing = [k for k in STABILITY_FIGURE_KINDS if not stability_files.get(k)]
+        if missing:
+            raise ValueError(f"no files for the stability figures {missing}")
+        run_plot_stability_figures(
+            stability_npz,
+            atlas,
+            *(list(stability_files[kind]) for kind in STABILITY_FIGURE_KINDS),
+            subject=subject,
+            truth=truth,
+            dpi=dpi,
+            max_edges=max_edges,
+        )
 
 
 def run_plot_subjects_qc(

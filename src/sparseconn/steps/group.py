@@ -328,3 +328,272 @@ def run_graph_lasso(
             regions=np.asarray(regions, dtype=str),
             **_dropped_arrays(dropped),
         )
+
+
+#: The statistics of rule stability_selection, as named in ``stat-`` and ``desc-``.
+STABILITY_RELMATS = {
+    "probability": ("selectionprobability", "groupsparse"),
+    "precision": ("precision", "groupsparsestable"),
+}
+#: How the stable precisions are obtained (their sidecars say it).
+STABLE_REFIT = (
+    "each subject's maximum-likelihood precision constrained to the stable edges "
+    "(Dempster's covariance selection, no penalty: the edges kept are not shrunk "
+    "and the estimate is positive definite whenever the subject's covariance is; "
+    "zeroing the non-stable entries of the cross-validated fit would keep its "
+    "shrinkage and can leave a matrix that is not positive definite)"
+)
+
+
+def stability_sidecar(
+    stat: str,
+    fields: dict,
+    *,
+    atlas: str | None,
+    sources: Sequence[str],
+    dropped: dict[str, str] | None = None,
+) -> dict:
+    """The BEP017 sidecar of a relmat of rule stability_selection.
+
+    ``stat``: ``probability`` (the selection probability of each edge, in
+    [0, 1], zero diagonal) or ``precision`` (the stable precisions);
+    ``fields``: the method's description (:func:`stability_fields`).
+    """
+    if stat == "probability":
+        measure = {
+            "Measure": "selection probability",
+            "MeasureDescription": "Largest fraction, over the selection range of "
+            "alphas, of the random halves of the data whose group-sparse estimate "
+            "has the edge (stability selection); the edges at or above "
+            "StabilitySelection.Threshold are the stable set. The same matrix for "
+            "every subject: the group's",
+            "Weighted": True,
+            "Directed": False,
+            "ValidDiagonal": False,
+            "StorageFormat": "Full",
+            "NonNegative": True,
+        }
+    else:
+        measure = {
+            "Measure": "precision",
+            "MeasureDescription": MEASURES["precision"][1]
+            + "; non-zero off the diagonal only on the stable edges",
+            "Weighted": True,
+            "Directed": False,
+            "ValidDiagonal": True,
+            "StorageFormat": "Full",
+            "NonNegative": False,
+            "Refit": STABLE_REFIT,
+        }
+    return {
+        **measure,
+        "StabilitySelection": fields,
+        "Atlas": atlas,
+        "RegionsDropped": dict(dropped or {}),
+        "Sources": list(sources),
+        "SoftwareVersion": f"sparseconn {__version__}",
+    }
+
+
+def stability_fields(
+    result: object, *, pfer: float, n_blocks: int, cv_alpha: float, ebic: tuple
+) -> dict:
+    """The method, its settings and its outcome, as the sidecars state them.
+
+    ``result``: a :class:`sparseconn.stability.StabilityResult`; ``ebic``:
+    ``(alpha, gamma)``.
+    """
+    alphas = result.selection_alphas
+    return {
+        "Method": "stability selection of the group-sparse estimator "
+        "(Meinshausen & Buhlmann 2010) with complementary pairs of halves (Shah "
+        "& Samworth 2013)",
+        "Threshold": result.threshold,
+        "NResamples": result.n_resamples,
+        "Scheme": result.scheme,
+        "NBlocks": n_blocks if result.scheme == "time" else None,
+        "Seed": result.seed,
+        "PFER": pfer,
+        "FalseEdgesBound": result.false_edges_bound,
+        "FalseEdgesBoundDescription": "q^2 / ((2 Threshold - 1) NCandidateEdges): "
+        "bound on the expected number of false stable edges (Meinshausen & "
+        "Buhlmann, Theorem 1, under exchangeability; Shah & Samworth, Theorem 1, "
+        "for the edges of low selection probability, without it)",
+        "AverageSelected": result.q,
+        "NCandidateEdges": result.n_candidates,
+        "NStableEdges": result.n_edges,
+        "SelectionRange": [float(alphas[0]), float(alphas[-1])],
+        "PathAlphas": [float(a) for a in result.alphas],
+        "AlphaCV": float(cv_alpha),
+        "AlphaEBIC": float(ebic[0]),
+        "EBICGamma": float(ebic[1]),
+    }
+
+
+def _check_stability_data(
+    signals: Sequence[np.ndarray],
+    subjects: Sequence[str],
+    scheme: str,
+    n_blocks: int,
+    source: str,
+) -> None:
+    """Raise `InputError` naming the ``stability`` key the series cannot satisfy."""
+    from sparseconn.configuration import check_stability
+
+    check_stability({"scheme": scheme, "n_blocks": n_blocks}, len(signals), source)
+    if scheme != "time":
+        return
+    for subject, x in zip(subjects, signals, strict=True):
+        if x.shape[0] < 2 * n_blocks:
+            raise InputError(
+                source,
+                f"stability.n_blocks {n_blocks}: too few volumes per half: "
+                f"{subject} has {x.shape[0]} volumes, fewer than 2 a block (need "
+                f"{2 * n_blocks}); use stability.n_blocks "
+                f"{max(2, x.shape[0] // 4 * 2)} or fewer",
+            )
+
+
+def run_stability_selection(
+    timeseries: Sequence[PathLike | Sequence[PathLike]],
+    subjects: Sequence[str],
+    group_npz: PathLike,
+    out_npz: PathLike,
+    probability_relmats: Sequence[PathLike],
+    precision_relmats: Sequence[PathLike],
+    regions_table: PathLike | None = None,
+    sidecars: Sequence[PathLike] | None = None,
+    *,
+    atlas: str | None = None,
+    links: dict[str, str] | None = None,
+    n_resamples: int = 100,
+    threshold: float = 0.9,
+    pfer: float = 5.0,
+    scheme: str = "time",
+    n_blocks: int = 8,
+    seed: int = 0,
+    ebic_gamma: float = 0.5,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+) -> None:
+    """Stable edges of the group-sparse estimator, and the extended-BIC alpha.
+
+    Reads the same signals as :func:`run_group_sparse_covariance` (the regions
+    ``regions_table`` keeps) and its ``.npz`` (``group_npz``: the CV's alpha).
+    Runs :func:`sparseconn.stability.stability_selection` and refits each
+    subject's precision on the stable edges
+    (:func:`sparseconn.stability.support_precision`, see :data:`STABLE_REFIT`);
+    finds :func:`sparseconn.stability.ebic_alpha` and fits the group-sparse
+    estimator there (``tol``, ``max_iter``: those of the final CV fit).
+
+    Writes ``out_npz`` (alphas, probabilities (n_alphas, p, p),
+    max_probabilities, support, n_selected, union_sizes, n_selection_alphas,
+    threshold, q, n_candidates, false_edges_bound, pfer, n_resamples, scheme,
+    n_blocks, seed, stable_precisions (K, p, p), cv_alpha, ebic_alpha,
+    ebic_gamma, ebic_scores, ebic_precisions (K, p, p), subjects, regions), per
+    subject the selection-probability and stable-precision relmats, and with
+    ``sidecars`` (probability, precision) the sidecar each statistic's relmats
+    inherit (:func:`stability_sidecar`).
+
+    Raises
+    ------
+    InputError
+        Naming the ``stability`` key: too few subjects for the scheme, too few
+        volumes for ``n_blocks``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from sparseconn.covariance import empirical_covariances, group_sparse_covariance
+    from sparseconn.stability import ebic_alpha, stability_selection, support_precision
+
+    signals, regions = read_unit_timeseries(timeseries, regions_table)
+    dropped = _dropped(regions_table)
+    source = ", ".join(map(str, timeseries))
+    _check_stability_data(signals, subjects, scheme, n_blocks, source)
+    with np.load(group_npz) as group:
+        cv_alpha = float(group["alpha"])
+        if [str(r) for r in group["regions"]] != list(regions):
+            raise InputError(group_npz, "other regions than the time series")
+    try:
+        with threadpool_limits(limits=1):
+            result = stability_selection(
+                signals,
+                n_resamples=n_resamples,
+                threshold=threshold,
+                pfer=pfer,
+                scheme=scheme,
+                n_blocks=n_blocks,
+                seed=seed,
+                n_jobs=1,
+            )
+            covariances, _ = empirical_covariances(signals)
+            stable = np.stack(
+                [
+                    support_precision(covariances[..., k], result.support)
+                    for k in range(len(signals))
+                ]
+            )
+            alpha_ebic, ebic_scores = ebic_alpha(
+                signals, gamma=ebic_gamma, tol=tol, max_iter=max_iter
+            )
+            _, ebic_precisions = group_sparse_covariance(
+                signals, alpha_ebic, max_iter=max_iter, tol=tol
+            )
+    except (ValueError, np.linalg.LinAlgError) as error:
+        raise InputError(source, f"stability selection: {error}") from error
+    logger.info(
+        "%d stable edges of %d (pi %g, %d halves), bound on the expected false "
+        "edges %.3g; alpha CV %.4g, EBIC %.4g",
+        result.n_edges,
+        result.n_candidates,
+        threshold,
+        n_resamples,
+        result.false_edges_bound,
+        cv_alpha,
+        alpha_ebic,
+    )
+    write_npz(
+        out_npz,
+        alphas=result.alphas,
+        probabilities=result.probabilities,
+        max_probabilities=result.max_probabilities,
+        support=result.support,
+        n_selected=result.n_selected,
+        union_sizes=result.union_sizes,
+        n_selection_alphas=np.int64(result.n_selection_alphas),
+        threshold=np.float64(result.threshold),
+        q=np.float64(result.q),
+        n_candidates=np.int64(result.n_candidates),
+        false_edges_bound=np.float64(result.false_edges_bound),
+        pfer=np.float64(pfer),
+        n_resamples=np.int64(result.n_resamples),
+        scheme=np.asarray(scheme, dtype=str),
+        n_blocks=np.int64(n_blocks),
+        seed=np.int64(seed),
+        stable_precisions=stable,
+        cv_alpha=np.float64(cv_alpha),
+        ebic_alpha=np.float64(alpha_ebic),
+        ebic_gamma=np.float64(ebic_gamma),
+        ebic_scores=np.asarray(ebic_scores, dtype=np.float64),
+        ebic_precisions=np.moveaxis(ebic_precisions, 2, 0),
+        subjects=np.asarray(subjects, dtype=str),
+        regions=np.asarray(regions, dtype=str),
+        **_dropped_arrays(dropped),
+    )
+    for index in range(len(subjects)):
+        write_relmat(result.max_probabilities, regions, probability_relmats[index])
+        write_relmat(stable[index], regions, precision_relmats[index])
+    if sidecars is not None:
+        sources = [uri for unit in timeseries for uri in _unit_sources(unit, links)]
+        fields = stability_fields(
+            result,
+            pfer=pfer,
+            n_blocks=n_blocks,
+            cv_alpha=cv_alpha,
+            ebic=(alpha_ebic, ebic_gamma),
+        )
+        for stat, path in zip(("probability", "precision"), sidecars, strict=True):
+            sidecar = stability_sidecar(
+                stat, fields, atlas=atlas, sources=sources, dropped=dropped
+            )
+            write_json(sidecar, Path(path))

@@ -45,6 +45,51 @@ def run_heldout_group_sparse(
     write_tsv(table, out_tsv)
 
 
+def run_heldout_stability(
+    timeseries: Sequence[PathLike | Sequence[PathLike]],
+    subjects: Sequence[str],
+    out_tsv: PathLike,
+    *,
+    fold: int,
+    n_blocks: int = 2,
+    stability: dict | None = None,
+    final_fit: dict | None = None,
+    regions_table: PathLike | None = None,
+) -> None:
+    """Held-out log-likelihood of the stable set and of the EBIC alpha, one fold.
+
+    ``stability``: the config's ``stability`` settings (without ``enabled``);
+    ``final_fit``: ``tol`` and ``max_iter`` of the EBIC fit. See
+    :func:`sparseconn.evaluation.heldout_stability`.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from sparseconn.errors import InputError
+    from sparseconn.evaluation import heldout_stability
+
+    options = dict(stability or {})
+    gamma = options.pop("ebic_gamma", 0.5)
+    options.setdefault("n_jobs", 1)
+    signals, _ = read_unit_timeseries(timeseries, regions_table)
+    try:
+        with threadpool_limits(limits=1):
+            table = heldout_stability(
+                signals,
+                subjects,
+                fold,
+                n_blocks,
+                options,
+                gamma,
+                **(final_fit or {}),
+            )
+    except ValueError as error:
+        raise InputError(
+            ", ".join(map(str, timeseries)),
+            f"stability selection of fold {fold}'s training parts: {error}",
+        ) from error
+    write_tsv(table, out_tsv)
+
+
 def run_heldout_subjects(
     timeseries: Sequence[PathLike | Sequence[PathLike]],
     subjects: Sequence[str],
@@ -101,13 +146,17 @@ def run_recovery_scores(
     truths: Sequence[PathLike],
     out_tsv: PathLike,
     out_figure: PathLike,
+    stability_npz: PathLike | None = None,
 ) -> None:
     """Support precision/recall/F1 and relative Frobenius error against the truth.
 
-    Estimates: the group-sparse precisions (group ``.npz``) and each subject's
-    own estimators on its whole series (graph lasso, Ledoit-Wolf, empirical: the
-    ``single_npzs`` of :func:`run_heldout_subjects`, in the group's order);
-    truths: the synthetic subjects' ``precision``, in the same order.
+    Estimates: the group-sparse precisions (group ``.npz``), with
+    ``stability_npz`` (rule stability_selection's) the precisions refitted on
+    the stable set (``group_sparse_stable``) and those at the extended-BIC
+    alpha (``group_sparse_ebic``), and each subject's own estimators on its
+    whole series (graph lasso, Ledoit-Wolf, empirical: the ``single_npzs`` of
+    :func:`run_heldout_subjects`, in the group's order); truths: the synthetic
+    subjects' ``precision``, in the same order.
     """
     from sparseconn.evaluation import ESTIMATORS, recovery_scores
     from sparseconn.plotting import plot_recovery
@@ -116,6 +165,18 @@ def run_recovery_scores(
         subjects = [str(s) for s in group["subjects"]]
         estimates = {"group_sparse": list(group["precisions"])}
         regions = [str(r) for r in group["regions"]]
+    order = list(ESTIMATORS)
+    if stability_npz is not None:
+        with np.load(stability_npz) as stability:
+            if [str(s) for s in stability["subjects"]] != subjects or [
+                str(r) for r in stability["regions"]
+            ] != regions:
+                raise ValueError(
+                    f"{stability_npz}: other subjects or regions than {group_npz}"
+                )
+            estimates["group_sparse_stable"] = list(stability["stable_precisions"])
+            estimates["group_sparse_ebic"] = list(stability["ebic_precisions"])
+        order[1:1] = ["group_sparse_stable", "group_sparse_ebic"]
     single_subjects: list[str] = []
     for path in single_npzs:
         with np.load(path) as batch:
@@ -127,7 +188,7 @@ def run_recovery_scores(
         raise ValueError(
             f"the per-subject fits cover {single_subjects}, the group {subjects}"
         )
-    estimates = {name: estimates[name] for name in ESTIMATORS}
+    estimates = {name: estimates[name] for name in order}
     true_precisions = [_true_precision(path, regions) for path in truths]
     table = recovery_scores(estimates, true_precisions, subjects)
     write_tsv(table, out_tsv)

@@ -370,6 +370,45 @@ def group_sparse_covariance(
 
 
 @in_child
+def stability_selection(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``stability_selection``: stable group-sparse edges, EBIC alpha.
+
+    Inputs ``timeseries`` (as rule ``group_sparse_covariance``), ``regions``,
+    ``group`` (the group-sparse ``.npz``: the CV alpha); outputs ``npz``,
+    ``probabilities`` and ``precisions`` (per-subject ``relmat`` TSVs) and the
+    two sidecars they inherit; params ``subjects``, ``sizes``, ``settings``
+    (config ``stability`` without ``enabled``), ``final_fit`` (``tol``,
+    ``max_iter`` of the EBIC fit).
+    """
+    from sparseconn.steps.group import run_stability_selection, split_sizes
+
+    run_job(
+        run_stability_selection,
+        split_sizes(input.timeseries, params.sizes),
+        list(params.subjects),
+        input.group,
+        output.npz,
+        list(output.probabilities),
+        list(output.precisions),
+        input.regions,
+        [output.probability_sidecar, output.precision_sidecar],
+        atlas=wildcards.atlas,
+        links=dict(params.links),
+        **params.settings,
+        **params.final_fit,
+        log=log[0],
+    )
+
+
+@in_child
 def graph_lasso(
     input: Any,
     output: Any,
@@ -476,9 +515,16 @@ def plot_group_figures(
     ``atlas`` (its files; params ``atlas`` describes it); outputs per figure
     kind (``connectome``, ``covariance``, ``sparsity``, ``precision``, ``cv``)
     the PNGs, one per estimate in the same order, and ``<kind>_svg`` their SVG
-    copies (empty when no SVG is wanted).
+    copies (empty when no SVG is wanted). With stability selection on, inputs
+    ``stability`` (its ``.npz``) and ``truth`` (the synthetic atlas truth, or
+    empty) and outputs ``stability_path``, ``selection_probability``,
+    ``stable_connectome`` (one PNG each) and their ``_svg`` copies.
     """
-    from sparseconn.steps.figures import GROUP_FIGURE_KINDS, run_plot_group_figures
+    from sparseconn.steps.figures import (
+        GROUP_FIGURE_KINDS,
+        STABILITY_FIGURE_KINDS,
+        run_plot_group_figures,
+    )
 
     estimates = list(params.estimates)
     files = {}
@@ -487,6 +533,15 @@ def plot_group_figures(
         files[kind] = [
             [png, *([svgs[index]] if svgs else [])] for index, png in enumerate(pngs)
         ]
+    stability_npz = first_or_none(input.get("stability"))
+    stability_files = (
+        {
+            kind: [*as_list(output[kind]), *as_list(output[f"{kind}_svg"])]
+            for kind in STABILITY_FIGURE_KINDS
+        }
+        if stability_npz
+        else None
+    )
     run_job(
         run_plot_group_figures,
         as_list(input.npz),
@@ -497,6 +552,9 @@ def plot_group_figures(
         edge_threshold=params.edge_threshold,
         max_edges=params.max_edges,
         dpi=params.dpi,
+        stability_npz=stability_npz,
+        stability_files=stability_files,
+        truth=first_or_none(input.get("truth")),
         log=log[0],
     )
 
@@ -589,6 +647,38 @@ def heldout_group_sparse(
 
 
 @in_child
+def heldout_stability(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``heldout_stability``: one fold's stable-set and EBIC held-out scores.
+
+    As rule ``heldout_group_sparse``; params ``stability`` (config ``stability``
+    without ``enabled``), ``final_fit`` (``tol``, ``max_iter`` of the EBIC fit).
+    """
+    from sparseconn.steps.group import split_sizes
+    from sparseconn.steps.science import run_heldout_stability
+
+    run_job(
+        run_heldout_stability,
+        split_sizes(input.timeseries, params.sizes),
+        list(params.subjects),
+        output.tsv,
+        fold=int(wildcards.fold),
+        n_blocks=params.n_blocks,
+        stability=dict(params.stability),
+        final_fit=dict(params.final_fit),
+        regions_table=input.regions,
+        log=log[0],
+    )
+
+
+@in_child
 def heldout_subjects(
     input: Any,
     output: Any,
@@ -634,7 +724,11 @@ def model_comparison(
 
     run_job(
         run_model_comparison,
-        [*as_list(input.group_sparse), *as_list(input.subjects)],
+        [
+            *as_list(input.group_sparse),
+            *as_list(input.get("stability")),
+            *as_list(input.subjects),
+        ],
         output.tsv,
         output.figure,
         log=log[0],
@@ -661,6 +755,7 @@ def recovery_scores(
         as_list(input.truths),
         output.tsv,
         output.figure,
+        first_or_none(input.get("stability")),
         log=log[0],
     )
 

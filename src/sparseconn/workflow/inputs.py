@@ -1162,6 +1162,23 @@ def build_inputs(
     InputError
         One line naming the file or config key at fault.
     """
-    return KINDS[config["dataset"]].build(
+    inputs = KINDS[config["dataset"]].build(
         config, source=source, basedir=basedir, validate_sheet=validate_sheet
     )
+    if config.get("stability", {}).get("enabled"):
+        from sparseconn.configuration import check_stability
+
+        check_stability(
+            config["stability"],
+            len(inputs.group_units),
+            source,
+            n_volumes=(
+                config["synthetic"]["n_volumes"] if inputs.kind == "synthetic" else None
+            ),
+            heldout_folds=(
+                config["model_comparison"]["n_blocks"]
+                if config["science_check"]
+                else None
+            ),
+        )
+    return inputs

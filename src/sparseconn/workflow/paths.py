@@ -180,6 +180,19 @@ class Paths:
         return f"{self.group}/atlas-{self.atlas}_desc-{estimate}_connectome.npz"
 
     @property
+    def stability(self) -> str:
+        """Rule stability_selection's ``.npz``: path, probabilities, stable set."""
+        return f"{self.group}/atlas-{self.atlas}_desc-stability_selection.npz"
+
+    @property
+    def heldout_stability(self) -> str:
+        """One fold's held-out table of the stable set and the EBIC alpha."""
+        return (
+            f"{self.group}/heldout/atlas-{self.atlas}_fold-{{fold}}"
+            "_desc-stability_loglikelihood.tsv"
+        )
+
+    @property
     def group_regions(self) -> str:
         """The regions of the group stage: kept, or dropped and why."""
         return f"{self.group}/atlas-{self.atlas}_desc-coverage_regions.tsv"
