@@ -345,3 +345,9 @@ def test_fmriprep_templateflow_atlas_of_another_template_is_an_error(tree, tmp_p
         )
     assert "space MNI152NLin2009cAsym" in str(error.value)
     assert len(str(error.value).splitlines()) == 1
+
+
+def test_truth_of_names_the_generated_graph_for_the_generated_atlases_only():
+    inputs = _build()
+    assert inputs.truth_of("synthetic") == [inputs.paths.synthetic_atlas["truth"]]
+    assert inputs.truth_of("other") == []

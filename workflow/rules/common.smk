@@ -47,16 +47,13 @@ wildcard_constraints:
 
 
 RESULTS, LOGS, BENCHMARKS = PATHS.results, PATHS.logs, PATHS.benchmarks
-# Every per-atlas file name holds the {atlas} wildcard: per-scan rules write
-# every atlas's files in one job (one read of the image), the group stage runs
-# once per atlas.
+# {atlas} is in every per-atlas file name: per-scan rules write every atlas's
+# files in one job (one read of the image); the group stage runs once per atlas.
 ATLASES = INPUTS.atlas_names
-# Subjects of the per-subject rules; elements of the group stage (the sheet's
-# excluded subjects left out; dataset fmriprep: its units); the plotted one.
+# Per-subject rules' subjects; group stage elements (sheet exclusions left out).
 SUBJECTS, GROUP_SUBJECTS = list(INPUTS.subjects), list(INPUTS.group_units)
 PLOT_SUBJECT = INPUTS.plot_unit
-# Science check: per-subject fits in batches, numbered from 1.
-SCIENCE_BATCHES = range(1, len(INPUTS.science_batches) + 1)
+SCIENCE_BATCHES = range(1, len(INPUTS.science_batches) + 1)  # numbered from 1
 # How every scan is cleaned, passed whole as a param; a dict, which Snakemake
 # compares on reruns (a dataclass it would ignore).
 CLEANING = dataclasses.asdict(INPUTS.cleaning)
@@ -102,9 +99,7 @@ def get_batch_sizes(wildcards):
 
 def get_stability_truth(wildcards):
     """The generated graph the stability path marks (atlases whose truth is known)."""
-    if config["stability"]["enabled"] and wildcards.atlas in INPUTS.truth_atlases:
-        return PATHS.synthetic_atlas["truth"]
-    return []
+    return INPUTS.truth_of(wildcards.atlas) if config["stability"]["enabled"] else []
 
 
 def _scan_key(wildcards):

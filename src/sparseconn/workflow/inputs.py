@@ -243,6 +243,10 @@ class RunInputs:
             if os.path.normpath(atlas.image) in generated
         ]
 
+    def truth_of(self, atlas: str) -> list[str]:
+        """The generated graph's file when ``atlas``'s truth is known, else []."""
+        return [self.paths.synthetic_atlas["truth"]] * (atlas in self.truth_atlases)
+
     @property
     def atlas_files(self) -> list[str]:
         """Every atlas's image and table (inputs of the per-scan rules)."""
