@@ -58,3 +58,31 @@ def test_rules_only_wire():
                 assert not re.search(
                     r"\b[A-Z][A-Z0-9_]+\.(append|update|setdefault)\(", code
                 ), f"{path.name}:{number}: {line}"
+
+
+def _rule_blocks() -> dict[str, str]:
+    """Each rule's text, by name, from every .smk file."""
+    blocks = {}
+    for path in RULE_FILES:
+        parts = re.split(r"^rule (\w+):\n", path.read_text(), flags=re.M)
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            blocks[name] = re.split(r"^\S", body, maxsplit=1, flags=re.M)[0]
+    return blocks
+
+
+def test_every_caption_reads_params_its_rules_have():
+    """A caption's {{ snakemake.params.x }} renders empty when its rule lacks x."""
+    checked = 0
+    for name, body in _rule_blocks().items():
+        params = body.split("    params:\n", 1)
+        declared = (
+            set(re.findall(r"^        (\w+)=", params[1], flags=re.M))
+            if (len(params) == 2)
+            else set()
+        )
+        for caption in re.findall(r'caption="\.\./report/([\w.]+)"', body):
+            text = (ROOT / "workflow" / "report" / caption).read_text()
+            for param in re.findall(r"snakemake\.params\.(\w+)", text):
+                checked += 1
+                assert param in declared, f"rule {name}: {caption} reads {param}"
+    assert checked

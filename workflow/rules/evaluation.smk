@@ -131,6 +131,7 @@ rule model_comparison:
         runtime=5,
     params:
         code=rule_code("model_comparison"),
+        n_blocks=config["model_comparison"]["n_blocks"],
     message:
         "Held-out log-likelihood, atlas {wildcards.atlas}: group-sparse vs graph lasso, Ledoit-Wolf, empirical"
     run:
