@@ -94,6 +94,7 @@ import logging
 import math
 import numbers
 import os
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -2161,6 +2162,7 @@ class GroupSparseCovarianceCV(BaseEstimator):
             alpha_0 = 1e-2 * alpha_1
             alphas = list(np.logspace(np.log10(alpha_0), np.log10(alpha_1), n_alphas))
             alphas = alphas[::-1]
+        started = time.perf_counter()
         n_workers = self._n_workers(n_folds)
         groups = np.array_split(np.arange(n_folds), n_workers)
         parts = [_fold_subset(data, g) for g in groups] if n_workers > 1 else [data]
@@ -2209,6 +2211,9 @@ class GroupSparseCovarianceCV(BaseEstimator):
                     )
                 path.sort(key=lambda point: point[0], reverse=True)
                 best_index = _best_index([point[1] for point in path])
+                _log_refinement(
+                    refinement, n_refinements, alphas, path[best_index], started
+                )
                 alphas, init_index = _refine(path, best_index, len(alphas))
                 init = path[init_index][2] if keep else None
                 if n_refinements > 1:
@@ -2236,10 +2241,35 @@ class GroupSparseCovarianceCV(BaseEstimator):
             verbose=max(0, self.verbose - 1),
             debug=self.debug,
         )
+        logger.info(
+            "group-sparse CV: final fit at alpha %.4g, %.1f s elapsed",
+            self.alpha_,
+            time.perf_counter() - started,
+        )
         return self
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "precisions_") and hasattr(self, "covariances_")
+
+
+def _log_refinement(
+    refinement: int,
+    n_refinements: int,
+    alphas: Sequence[float],
+    best: tuple[float, float, Any, int],
+    started: float,
+) -> None:
+    """One INFO line per refinement of the CV: its grid, the best so far, time."""
+    logger.info(
+        "group-sparse CV: refinement %d of %d, alphas %s; best alpha %.4g "
+        "(mean test log-likelihood %.4g), %.1f s elapsed",
+        refinement + 1,
+        n_refinements,
+        " ".join(f"{alpha:.4g}" for alpha in alphas),
+        best[0],
+        best[1],
+        time.perf_counter() - started,
+    )
 
 
 def _best_index(scores: Sequence[float]) -> int:

@@ -303,9 +303,77 @@ MAX_BACKOFF = 60.0
 DEFAULT_TIMEOUT = 30.0
 #: Default attempts without progress per file (config download_attempts).
 DEFAULT_ATTEMPTS = 5
+#: A download's progress is logged at every tenth of its size, and at least this
+#: often (seconds) when the size is unknown or the bytes come slowly.
+PROGRESS_SECONDS = 10.0
 _USER_AGENT = f"sparseconn/{__version__} (Python urllib)"
 _CHECKSUM = re.compile(r"^(md5|sha256):([0-9a-f]+)$")
 _HEX_LENGTH = {"md5": 32, "sha256": 64}
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+class DownloadProgress:
+    """Log lines a person can follow: bytes received of the total, and the rate.
+
+    ``add`` is called with each chunk's size; a line is logged when the bytes
+    cross the next tenth of ``total`` (when known) or ``PROGRESS_SECONDS`` after
+    the previous line, and ``done`` logs the whole transfer. The log only: the
+    downloaded bytes do not depend on it. ``clock`` (seconds, monotonic) is
+    replaceable for tests.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        start: int = 0,
+        total: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url, self.total, self.clock = url, total, clock
+        self.start = self.received = start
+        self.started = self.last_line = clock()
+        self.next_tenth = self._tenth(start) + 1
+        size = "unknown size" if total is None else _megabytes(total)
+        resumed = f", resuming at {_megabytes(start)}" if start else ""
+        logger.info("%s: downloading (%s%s)", url, size, resumed)
+
+    def _tenth(self, count: int) -> int:
+        return 0 if not self.total else count * 10 // self.total
+
+    def _rate(self, now: float) -> str:
+        seconds = now - self.started
+        if seconds <= 0:
+            return "rate unknown"
+        return f"{(self.received - self.start) / seconds / 1e6:.2f} MB/s"
+
+    def add(self, count: int) -> None:
+        """Count ``count`` more bytes; log a line when one is due."""
+        self.received += count
+        now = self.clock()
+        tenth = self._tenth(self.received)
+        if tenth >= self.next_tenth or now - self.last_line >= PROGRESS_SECONDS:
+            self.next_tenth = tenth + 1
+            self.last_line = now
+            done = _megabytes(self.received)
+            if self.total:
+                share = 100 * self.received // self.total
+                done = f"{done} of {_megabytes(self.total)} ({share}%)"
+            logger.info("%s: %s, %s", self.url, done, self._rate(now))
+
+    def done(self) -> None:
+        """Log the transfer's size, duration and mean rate."""
+        now = self.clock()
+        logger.info(
+            "%s: received %s in %.1f s (%s)",
+            self.url,
+            _megabytes(self.received - self.start),
+            now - self.started,
+            self._rate(now),
+        )
 
 
 class CorruptDownload(InputError):
@@ -628,12 +696,14 @@ def _attempt(url: str, part: Path, timeout: float, unreachable_hint: str) -> Non
         else:
             raise _Retry(f"unexpected HTTP {status}")
         received = 0
+        progress = DownloadProgress(url, start=offset, total=total)
         try:
             with open(part, mode) as out:
                 try:
                     while chunk := response.read1(CHUNK_BYTES):
                         out.write(chunk)
                         received += len(chunk)
+                        progress.add(len(chunk))
                 finally:
                     out.flush()
                     os.fsync(out.fileno())
@@ -652,6 +722,7 @@ def _attempt(url: str, part: Path, timeout: float, unreachable_hint: str) -> Non
         )
     if total is not None and offset + received != total:
         raise _Retry(f"got {offset + received} bytes of {total}", progress=False)
+    progress.done()
 
 
 def _http_error(url: str, part: Path, offset: int, error: HTTPError) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import warnings
 from fractions import Fraction
 
@@ -746,3 +747,38 @@ def test_bad_precisions_init(subjects):
         ValueError, match=r"precisions_init must have shape \(8, 8, 4\)"
     ):
         group_sparse_covariance(subjects, 0.1, precisions_init=np.eye(8))
+
+
+def test_cv_logs_each_refinement_and_the_final_fit(subjects, caplog):
+    caplog.set_level(logging.INFO, logger="sparseconn.covariance")
+    estimator = GroupSparseCovarianceCV(alphas=3, n_refinements=3).fit(subjects)
+    lines = [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.INFO and "group-sparse CV" in record.getMessage()
+    ]
+    assert len(lines) == 4
+    pattern = re.compile(
+        r"group-sparse CV: refinement (\d) of 3, alphas (.+); best alpha (\S+) "
+        r"\(mean test log-likelihood \S+\), [\d.]+ s elapsed"
+    )
+    alphas = np.array(estimator.cv_alphas_)
+    scored = np.array(estimator.cv_scores_)
+    for refinement, line in enumerate(lines[:3]):
+        match = pattern.fullmatch(line)
+        assert match, line
+        assert int(match[1]) == refinement + 1
+        # The grid of this refinement, as recorded in cv_alphas_.
+        grid = alphas[estimator.cv_refinements_ == refinement]
+        logged = sorted(map(float, match[2].split()), reverse=True)
+        np.testing.assert_allclose(logged, grid, rtol=1e-3)
+        # The best alpha among those scored so far.
+        so_far = estimator.cv_refinements_ <= refinement
+        best = alphas[so_far][np.nanargmax(scored[so_far])]
+        assert float(match[3]) == pytest.approx(best, rel=1e-3)
+    assert re.fullmatch(
+        r"group-sparse CV: final fit at alpha (\S+), [\d.]+ s elapsed", lines[3]
+    )
+    assert float(lines[3].split("alpha ")[1].split(",")[0]) == pytest.approx(
+        estimator.alpha_, rel=1e-3
+    )

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import re
 import socket
 import tarfile
@@ -566,3 +567,66 @@ def test_existing_archive_that_fails_its_check_is_downloaded_again(tmp_path):
     assert dests[FUNC].read_bytes() == members[FUNC]
     lock = fetch.read_lock(tmp_path / "checksums.lock.json")
     assert lock["a.tgz"]["sha256"] == sha256(data)
+
+
+# --------------------------------------------------------------------- progress
+
+PROGRESS_LINE = re.compile(
+    r": (?P<done>[\d.]+) MB of (?P<total>[\d.]+) MB \((?P<share>\d+)%\), "
+    r"(?:[\d.]+ MB/s|rate unknown)$"
+)
+
+
+def _progress_lines(caplog, url: str) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "sparseconn.fetch" and record.getMessage().startswith(url)
+    ]
+
+
+def test_download_logs_bytes_of_the_total_and_the_rate(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="sparseconn.fetch")
+    payload = bytes(range(256)) * 4096  # 1 MiB: 16 network chunks or more
+    with Mirror({NAME: payload}) as server:
+        url = server.url(NAME)
+        fetch.download(url, tmp_path / "a.tgz", **FAST)
+    assert (tmp_path / "a.tgz").read_bytes() == payload
+    lines = _progress_lines(caplog, url)
+    assert lines[0] == f"{url}: downloading (1.0 MB)"
+    shares = [
+        int(match["share"]) for line in lines if (match := PROGRESS_LINE.search(line))
+    ]
+    # One line per tenth crossed (each chunk may cross none or several).
+    assert len(shares) >= 5
+    assert shares == sorted(set(shares)) and shares[-1] == 100
+    rate = r"([\d.]+ MB/s|rate unknown)"
+    assert re.fullmatch(
+        rf"{re.escape(url)}: received 1\.0 MB in [\d.]+ s \({rate}\)", lines[-1]
+    )
+
+
+def test_resumed_download_logs_where_it_resumes(mirror, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="sparseconn.fetch")
+    mirror.faults[NAME].append(Fault("drop", after=100_000))
+    fetch.download(mirror.url(NAME), tmp_path / "a.tgz", **FAST)
+    lines = _progress_lines(caplog, mirror.url(NAME))
+    assert f"{mirror.url(NAME)}: downloading (0.3 MB, resuming at 0.1 MB)" in lines
+    assert lines[-1].startswith(f"{mirror.url(NAME)}: received 0.2 MB in ")
+
+
+def test_progress_of_unknown_size_is_logged_every_few_seconds(caplog):
+    caplog.set_level(logging.INFO, logger="sparseconn.fetch")
+    now = [100.0]
+    progress = fetch.DownloadProgress("u", clock=lambda: now[0])
+    for _ in range(4):  # 2 MB within the first seconds: no line
+        now[0] += 1.0
+        progress.add(500_000)
+    now[0] += fetch.PROGRESS_SECONDS
+    progress.add(500_000)  # 2.5 MB in 14 s
+    progress.done()
+    assert [record.getMessage() for record in caplog.records] == [
+        "u: downloading (unknown size)",
+        "u: 2.5 MB, 0.18 MB/s",
+        "u: received 2.5 MB in 14.0 s (0.18 MB/s)",
+    ]

@@ -1,7 +1,7 @@
 """The rerun hash of each rule counts exactly the code the rule runs.
 
 Edits are made in a temporary copy of ``src/sparseconn``; the rules are read from
-the ``Snakefile`` and ``workflow/rules/*.smk``.
+``workflow/Snakefile`` and ``workflow/rules/*.smk``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from sparseconn.workflow.provenance import CodeIndex, rule_code
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "sparseconn"
-RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+RULE_FILES = [
+    ROOT / "workflow" / "Snakefile",
+    *sorted((ROOT / "workflow" / "rules").glob("*.smk")),
+]
 RULE_BLOCK = re.compile(r"^rule (\w+):\n((?:[ \t]+\S.*\n|\n)*)", re.MULTILINE)
 
 

@@ -35,7 +35,7 @@ with exit_on_input_error():
     INPUTS = build_inputs(
         config,
         source=CONFIG_SOURCE,
-        basedir=workflow.basedir,
+        basedir=REPO_DIR,
         validate_sheet=_validate_sheet,
     )
 
