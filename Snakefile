@@ -97,6 +97,8 @@ rule all:
         ),
         expand(INPUTS.targets, atlas=ATLASES),
         expand(rules.scan_qc.output, atlas=ATLASES),
+        rules.participants.output,
+        rules.methods.output,
         expand(rules.group_regions.output, atlas=ATLASES),
         FIGURE_FILES,
         (

@@ -305,12 +305,15 @@ def run_plot_group_figures(
     edge_threshold: str | float = "80%",
     dpi: int = 100,
     max_edges: int | None = None,
+    qcfc_files: Sequence[PathLike] | None = None,
 ) -> None:
     """Every group-level figure of every estimate, one after the other.
 
     ``npzs`` holds one group ``.npz`` per estimate of ``estimates``; ``files``
     maps each of :data:`GROUP_FIGURE_KINDS` to, per estimate in the same order,
     the files of that figure (its PNG, then its SVG when wanted).
+    ``qcfc_files``: the QC-FC table, its JSON and the histogram's PNG
+    (:func:`run_plot_qcfc`), drawn last.
     """
     missing = [kind for kind in GROUP_FIGURE_KINDS if kind not in files]
     if missing:
@@ -345,6 +348,8 @@ def run_plot_group_figures(
             dpi=dpi,
         )
         run_plot_cv_curve(npz, *figure["cv"], estimate=estimate, dpi=dpi)
+    if qcfc_files is not None:
+        run_plot_qcfc(*qcfc_files, dpi=dpi)
 
 
 def run_plot_subjects_qc(
@@ -369,3 +374,14 @@ def run_plot_subjects_qc(
         subjects, confounds, timeseries, sidecars, out_pngs, strict=True
     ):
         run_plot_subject_qc(*paths, subject=subject, n_regions=n_regions, dpi=dpi)
+
+
+def run_plot_qcfc(
+    qcfc_tsv: PathLike, qcfc_json: PathLike, out_png: PathLike, *, dpi: int = 100
+) -> None:
+    """The QC-FC histogram (:func:`sparseconn.plotting.plot_qcfc`) of one atlas."""
+    from sparseconn.plotting import plot_qcfc
+
+    table = pd.read_csv(qcfc_tsv, sep="\t")
+    summary = json.loads(Path(qcfc_json).read_text())
+    plot_qcfc(table["r"].to_numpy(dtype=float), summary, out_png, dpi=dpi)
