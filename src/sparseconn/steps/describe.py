@@ -201,7 +201,8 @@ def run_participants(
                 "runs": len(scans),
                 "runs_in_group": len(scans) - len(left_out),
                 "in_group_stage": len(left_out) < len(scans),
-                "reason": " | ".join(notes),
+                # BIDS tables have no empty cell: n/a for missing values
+                "reason": " | ".join(notes) or "n/a",
             }
         )
     write_tsv(pd.DataFrame(rows, columns=list(PARTICIPANTS_COLUMNS)), out_tsv)
