@@ -13,7 +13,6 @@ from sparseconn import fetch
 from sparseconn.workflow import adapters
 from sparseconn.workflow.errors import exit_on_input_error, schema_error
 from sparseconn.workflow.inputs import build_inputs
-from sparseconn.workflow.methods import methods_settings
 from sparseconn.workflow.paths import ESTIMATES, MATRIX_KINDS
 from sparseconn.workflow.provenance import rule_code
 
@@ -61,9 +60,6 @@ SCIENCE_BATCHES = range(1, len(INPUTS.science_batches) + 1)
 # How every scan is cleaned, passed whole as a param; a dict, which Snakemake
 # compares on reruns (a dataclass it would ignore).
 CLEANING = dataclasses.asdict(INPUTS.cleaning)
-# What the methods paragraph says of the run (settings differing from the schema's
-# defaults included).
-METHODS_SETTINGS = methods_settings(INPUTS, config_schema)
 
 
 def get_func(wildcards):

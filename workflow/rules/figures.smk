@@ -3,6 +3,8 @@
 # estimates, the cross-validation curves, and one quality-control figure per
 # subject. Drawn with matplotlib only (src/sparseconn/plotting.py).
 
+from sparseconn.workflow.methods import methods_settings
+
 FIGURE_SETTINGS = config["figures"]
 # SVG copies of the group-level figures (config figures.svg); PNGs always.
 FIGURE_EXTRA = ["svg"] if FIGURE_SETTINGS["svg"] else []
@@ -350,7 +352,11 @@ rule participants:
         adapters.participants(input, output, params, wildcards, log)
 
 
-# The methods paragraph of the run, from its settings (on the report's front page).
+# What the methods paragraph says of the run (settings differing from the schema's
+# defaults included), and the paragraph (on the report's front page).
+METHODS_SETTINGS = methods_settings(INPUTS, config_schema)
+
+
 rule methods:
     input:
         groupsparse=expand(PATHS.group_connectome("groupsparse"), atlas=ATLASES),
