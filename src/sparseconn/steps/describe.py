@@ -436,7 +436,8 @@ def _cleaning_sentence(
     if cleaning["Standardize"]:
         steps.append(f"standardisation ({cleaning['Standardize']})")
     atlases = "; ".join(
-        f"atlas '{name}': {method}" for name, method in extraction.items()
+        f"atlas '{name}'" + (f": {method}" if method else "")
+        for name, method in extraction.items()
     )
     return (
         f"Region signals were extracted per atlas ({atlases}) and cleaned by "
