@@ -16,7 +16,7 @@ edges reach p < 0.05.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,29 +114,70 @@ class QcFc:
         return float(np.mean(self.q < 0.05))
 
 
+def qc_fc_streamed(edges: Iterable[np.ndarray], mean_fd: np.ndarray) -> QcFc:
+    """:func:`qc_fc` with one subject's edges at a time (``edges`` in ``mean_fd``'s
+    order): the sums of Pearson's r are accumulated, so memory holds one
+    subject's edges, not the subjects x edges table (400 regions, 1000 subjects:
+    640 MB).
+    """
+    fd = np.asarray(mean_fd, dtype=float)
+    fd_centred = fd - fd.mean()
+    shift = total = squares = cross = None
+    count = 0
+    for row, weight in zip(edges, fd_centred, strict=True):
+        # sums of the differences with the first subject's edges: an edge that
+        # is constant across subjects sums to exactly zero (no cancellation)
+        row = np.asarray(row, dtype=float)
+        if shift is None:
+            shift = row.copy()
+            total, squares, cross = (np.zeros_like(row) for _ in range(3))
+        row = row - shift
+        total += row
+        squares += row * row
+        cross += weight * row
+        count += 1
+    if total is None:
+        raise ValueError("QC-FC needs 3 or more subjects with an FD, got 0")
+    spread = np.maximum(squares - total * total / count, 0.0)
+    return _pearson_with_fd(cross, np.sqrt(spread), fd_centred)
+
+
 def qc_fc(edges: np.ndarray, mean_fd: np.ndarray) -> QcFc:
     """Correlation of each edge (columns of ``edges``, one row per subject) with FD.
 
     Needs at least 3 subjects and mean FDs that are not all equal; an edge that
     is constant across subjects gets r = 0, p = 1.
     """
-    from scipy import stats
-
     edges = np.asarray(edges, dtype=float)
     fd = np.asarray(mean_fd, dtype=float)
-    n = fd.size
-    if n < 3 or edges.shape[0] != n:
-        raise ValueError(f"QC-FC needs 3 or more subjects with an FD, got {n}")
-    if np.ptp(fd) == 0:
-        raise ValueError("QC-FC needs mean FDs that differ between subjects")
+    if edges.shape[0] != fd.size:
+        raise ValueError(f"{edges.shape[0]} rows of edges for {fd.size} mean FDs")
     fd_centred = fd - fd.mean()
     edges_centred = edges - edges.mean(axis=0)
-    norms = np.linalg.norm(edges_centred, axis=0) * np.linalg.norm(fd_centred)
+    return _pearson_with_fd(
+        fd_centred @ edges_centred, np.linalg.norm(edges_centred, axis=0), fd_centred
+    )
+
+
+def _pearson_with_fd(
+    cross: np.ndarray, edge_norms: np.ndarray, fd_centred: np.ndarray
+) -> QcFc:
+    """r, p, q from each edge's centred cross-product with FD and its spread."""
+    from scipy import stats
+
+    n = fd_centred.size
+    if n < 3:
+        raise ValueError(f"QC-FC needs 3 or more subjects with an FD, got {n}")
+    if not np.any(fd_centred):
+        raise ValueError("QC-FC needs mean FDs that differ between subjects")
+    norms = edge_norms * np.linalg.norm(fd_centred)
+    # an edge constant across subjects (up to rounding) has no correlation
+    constant = edge_norms <= 1e-9
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(norms > 0, fd_centred @ edges_centred / norms, 0.0)
+        r = np.where(constant, 0.0, cross / np.where(constant, 1.0, norms))
     r = np.clip(r, -1.0, 1.0)
     dof = n - 2
     with np.errstate(divide="ignore"):
         t = r * np.sqrt(dof / np.maximum(1.0 - r**2, np.finfo(float).tiny))
-    p = np.where(norms > 0, 2.0 * stats.t.sf(np.abs(t), dof), 1.0)
+    p = np.where(constant, 1.0, 2.0 * stats.t.sf(np.abs(t), dof))
     return QcFc(r=r, p=p, q=benjamini_hochberg(p))

@@ -19,6 +19,7 @@ from sparseconn.motion import (
     framewise_displacement,
     mean_framewise_displacement,
     qc_fc,
+    qc_fc_streamed,
 )
 from sparseconn.steps.describe import (
     group_qc_html,
@@ -89,6 +90,17 @@ def test_qc_fc_is_pearson_with_its_p_value_and_fdr(rng):
     assert result.p[0] < 0.05
     assert result.median_abs_r == pytest.approx(np.median(np.abs(result.r)))
     assert result.fraction_significant == pytest.approx(np.mean(result.p < 0.05))
+
+
+def test_qc_fc_one_subject_at_a_time_is_the_same(rng):
+    edges = rng.uniform(-1, 1, size=(25, 40))
+    fd = rng.uniform(0.05, 0.4, size=25)
+    edges[:, 3] = 0.4  # constant across subjects: no correlation
+    whole, streamed = qc_fc(edges, fd), qc_fc_streamed(iter(edges), fd)
+    np.testing.assert_allclose(streamed.r, whole.r, atol=1e-12)
+    np.testing.assert_allclose(streamed.p, whole.p, rtol=1e-9, atol=1e-14)
+    assert (whole.r[3], whole.p[3]) == (0.0, 1.0)
+    assert (streamed.r[3], streamed.p[3]) == (0.0, 1.0)
 
 
 def test_benjamini_hochberg_of_nothing_and_of_ties():

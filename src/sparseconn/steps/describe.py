@@ -260,12 +260,12 @@ def run_qcfc(
     import numpy as np
 
     from sparseconn.io import read_unit_timeseries
-    from sparseconn.motion import edge_correlations, qc_fc
+    from sparseconn.motion import edge_correlations, qc_fc_streamed
     from sparseconn.steps.group import split_sizes
 
     groups = split_sizes(timeseries, sizes)
     sidecar_groups = split_sizes(sidecars, sizes)
-    signals, regions = read_unit_timeseries(groups, regions_table)
+    regions = read_unit_timeseries(groups[:1], regions_table)[1]
     fds = [
         _unit_mean_fd([group] if isinstance(group, str | Path) else group)
         for group in sidecar_groups
@@ -291,8 +291,12 @@ def run_qcfc(
     elif np.ptp(fds) == 0:
         reason = "every subject has the same mean framewise displacement"
     if reason is None:
-        edges = np.stack([edge_correlations(unit) for unit in signals])
-        result = qc_fc(edges, np.asarray(fds, dtype=float))
+        # one element's signals at a time: memory holds one element's edges
+        edges = (
+            edge_correlations(read_unit_timeseries([group], regions_table)[0][0])
+            for group in groups
+        )
+        result = qc_fc_streamed(edges, np.asarray(fds, dtype=float))
         frame = pd.DataFrame(
             {
                 "region_1": [regions[i] for i in rows[0]],
