@@ -269,3 +269,36 @@ def check_stability(
             f"make blocks of fewer than 2 volumes (need {2 * n_blocks}); use "
             f"stability.n_blocks {max(2, shortest // 4 * 2)} or fewer",
         )
+
+
+def schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The default config the schema describes: every key's ``default``.
+
+    An object with ``properties`` gives the defaults of its own keys (its
+    ``default``, usually ``{}``, is what validation starts from).
+    """
+    defaults: dict[str, Any] = {}
+    for key, item in schema.get("properties", {}).items():
+        if "properties" in item:
+            defaults[key] = schema_defaults(item)
+        elif "default" in item:
+            defaults[key] = item["default"]
+    return defaults
+
+
+def changed_settings(
+    config: Mapping[str, Any], defaults: Mapping[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """Settings of ``config`` differing from ``defaults``: (dotted key, value, default).
+
+    Nested keys are named ``group_sparse.alphas``; keys in alphabetical order.
+    """
+    changed = []
+    for key in sorted(set(config) | set(defaults)):
+        value, default = config.get(key), defaults.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(default, Mapping) and default:
+            changed.extend(changed_settings(value, default, f"{name}."))
+        elif value != default:
+            changed.append((name, value, default))
+    return changed

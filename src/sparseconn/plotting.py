@@ -964,3 +964,48 @@ def plot_recovery(table: pd.DataFrame, path: PathLike, dpi: int = 100) -> None:
             ax.set_title(label, fontsize=9)
             ax.grid(True, axis="y", color="0.9", linewidth=0.5)
     save_figure(figure, path, dpi=dpi)
+
+
+def plot_qcfc(r: np.ndarray, summary: dict, path: PathLike, dpi: int = 100) -> None:
+    """Histogram of the QC-FC correlations, their median marked (Ciric et al. 2017).
+
+    ``r``: each edge's correlation with mean framewise displacement across
+    subjects; ``summary``: the QC-FC JSON (``MedianAbsoluteR``,
+    ``FractionSignificant``...); when it says ``Computed: false``, the figure
+    states why instead.
+    """
+    figure = _new_figure(6.5, 4.2)
+    with matplotlib.rc_context(_STYLE):
+        ax = figure.add_axes((0.12, 0.13, 0.84, 0.74))
+        ax.set_xlabel("QC-FC: correlation of an edge with mean FD across subjects")
+        ax.set_ylabel("edges")
+        if not summary.get("Computed") or r.size == 0:
+            ax.set_xlim(-1, 1)
+            ax.text(
+                0.5,
+                0.5,
+                f"QC-FC not computed:\n{summary.get('Reason', 'no edges')}",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=9,
+            )
+            ax.set_title("QC-FC", fontsize=9)
+        else:
+            ax.hist(r, bins=np.linspace(-1, 1, 41), color="#4a7ab5", edgecolor="white")
+            median = float(np.median(r))
+            ax.axvline(0.0, color="0.5", linewidth=0.8)
+            ax.axvline(
+                median, color="#c0392b", linewidth=1.6, label=f"median r {median:.3f}"
+            )
+            ax.set_xlim(-1, 1)
+            ax.set_title(
+                f"{r.size} edges, {summary['NumberOfSubjects']} subjects: median "
+                f"|r| {summary['MedianAbsoluteR']:.3f}, "
+                f"{100 * summary['FractionSignificant']:.1f}% with p < 0.05 "
+                f"({100 * summary['FractionSignificantFDR']:.1f}% FDR)",
+                fontsize=9,
+            )
+            ax.legend(fontsize=8, frameon=False)
+        ax.grid(True, axis="y", color="0.9", linewidth=0.5)
+    save_figure(figure, path, dpi=dpi)

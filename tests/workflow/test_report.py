@@ -12,6 +12,8 @@ of a figure page must not be blank.
 
 from __future__ import annotations
 
+import base64
+import html as html_module
 import json
 import re
 import shutil
@@ -19,14 +21,13 @@ import subprocess
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pytest
-import yaml
 
 from tests.debian import apt_install, can_install
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = {"n_subjects": 2, "synthetic": {"n_volumes": 100}}
 ROOT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 
@@ -45,7 +46,8 @@ FIGURES = {
         f"atlas-synthetic_desc-{e}_cv.png": (600, 400)
         for e in ("groupsparse", "graphlasso")
     },
-    **{f"sub-{s}_atlas-synthetic_qc.png": (800, 500) for s in ("01", "02")},
+    **{f"sub-{s}_atlas-synthetic_qc.png": (800, 500) for s in ("01", "02", "03")},
+    "atlas-synthetic_desc-qcfc.png": (650, 420),
     "atlas-synthetic_desc-modelcomparison.png": (650, 420),
     "atlas-synthetic_desc-recovery.png": (800, 360),
 }
@@ -57,15 +59,19 @@ CATEGORIES = [
     "5. Science check",
 ]
 
-# Opens every image result in the report's viewer (as a click on it does), waits
-# for the <img> to finish loading, and writes what it saw into <pre id=...>;
-# ends on the group-sparse connectome for the screenshot.
+# Records the front page's text, opens every image result in the report's viewer
+# (as a click on it does), waits for the <img> to finish loading, opens every HTML
+# result (its <iframe>), and writes what it saw into <pre id=...>; ends on the
+# result whose name ends with __LAST__ for the screenshot.
 CHECK_SCRIPT = """
 <script>
 (function () {
   const seen = [];
+  const pages = [];
+  let front = "";
   const keys = Object.keys(results).filter((k) => /\\.(png|svg)$/i.test(k));
-  const last = keys.find((k) => k.endsWith("groupsparse_connectome.png")) || keys[0];
+  const htmls = Object.keys(results).filter((k) => /\\.html$/i.test(k));
+  const last = Object.keys(results).find((k) => k.endsWith("__LAST__")) || keys[0];
   function finish() {
     const pre = document.createElement("pre");
     pre.id = "sparseconn-check";
@@ -73,16 +79,36 @@ CHECK_SCRIPT = """
     pre.textContent = JSON.stringify({
       categories: Object.keys(categories),
       images: seen,
+      pages: pages,
+      front: front,
     });
     document.body.appendChild(pre);
   }
   function show(key) {
-    app.setView({content: "img", contentPath: results[key].data_uri, resultPath: key});
+    const content = /\\.html$/i.test(key) ? "html" : "img";
+    const uri = results[key].data_uri;
+    app.setView({content: content, contentPath: uri, resultPath: key});
+  }
+  function framed(key) {
+    return Array.from(document.querySelectorAll("#app iframe")).some(
+      (el) => el.getAttribute("src") === results[key].data_uri
+    );
+  }
+  function showPages(j) {
+    if (j >= htmls.length) {
+      show(last);
+      setTimeout(finish, 500);
+      return;
+    }
+    show(htmls[j]);
+    setTimeout(() => {
+      pages.push({path: htmls[j], shown: framed(htmls[j])});
+      showPages(j + 1);
+    }, 300);
   }
   function next(i) {
     if (i >= keys.length) {
-      show(last);
-      setTimeout(finish, 300);
+      showPages(0);
       return;
     }
     show(keys[i]);
@@ -102,7 +128,11 @@ CHECK_SCRIPT = """
       }
     })();
   }
-  window.addEventListener("load", () => setTimeout(() => next(0), 200));
+  window.addEventListener("load", () => setTimeout(() => {
+    const prose = document.querySelector("#app .prose");
+    front = prose ? prose.innerText : "";
+    next(0);
+  }, 200));
 })();
 </script>
 """
@@ -157,32 +187,44 @@ def _run_chromium(page: Path, profile: Path, *args: str) -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, run_snakemake):
-    """A complete synthetic run and its report: (folder, report.html)."""
-    folder = tmp_path_factory.mktemp("report")
-    config = folder / "test.yaml"
-    config.write_text(yaml.safe_dump(SETTINGS))
-    result = run_snakemake(
-        "--configfile", ROOT_CONFIG, config, "--cores", "2", cwd=folder, timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+def report(default_run, run_snakemake):
+    """The default run (3 subjects, tests/workflow/conftest.py) and its report."""
+    folder = default_run
     html = folder / "report.html"
     result = run_snakemake(
-        "--configfile", ROOT_CONFIG, config, "--report", html, cwd=folder
+        "--configfile", ROOT_CONFIG, folder / "test.yaml", "--report", html, cwd=folder
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, html
+
+
+def _checked_copy(html: Path, folder: Path, last: str) -> Path:
+    """A copy of the report with the checking script (ending on ``last``)."""
+    text = html.read_text(encoding="utf-8")
+    end = text.rindex("</body>")
+    page = folder / "report.html"
+    script = CHECK_SCRIPT.replace("__LAST__", last)
+    page.write_text(text[:end] + script + text[end:], encoding="utf-8")
+    return page
 
 
 @pytest.fixture(scope="module")
 def checked_page(report, tmp_path_factory):
     """A copy of the report with the checking script before ``</body>``."""
     _, html = report
-    text = html.read_text(encoding="utf-8")
-    end = text.rindex("</body>")
-    page = tmp_path_factory.mktemp("page") / "report.html"
-    page.write_text(text[:end] + CHECK_SCRIPT + text[end:], encoding="utf-8")
-    return page
+    return _checked_copy(
+        html, tmp_path_factory.mktemp("page"), "groupsparse_connectome.png"
+    )
+
+
+def _checked_dom(page: Path, profile: Path) -> dict:
+    """What the checking script saw, from Chromium's dump of the page's DOM."""
+    result = _run_chromium(page, profile, "--dump-dom")
+    match = re.search(
+        r'<pre id="sparseconn-check"[^>]*>(.*?)</pre>', result.stdout, re.DOTALL
+    )
+    assert match, "the report's JavaScript did not run to the end"
+    return json.loads(html_module.unescape(match.group(1)))
 
 
 def test_every_figure_is_written_with_its_size(report):
@@ -208,12 +250,7 @@ def test_report_embeds_every_figure_and_needs_no_network(report):
 
 
 def test_figures_render_in_chromium(checked_page, tmp_path):
-    result = _run_chromium(checked_page, tmp_path / "profile", "--dump-dom")
-    match = re.search(
-        r'<pre id="sparseconn-check"[^>]*>(.*?)</pre>', result.stdout, re.DOTALL
-    )
-    assert match, "the report's JavaScript did not run to the end"
-    seen = json.loads(match.group(1).replace("&amp;", "&"))
+    seen = _checked_dom(checked_page, tmp_path / "profile")
     assert sorted(seen["categories"]) == CATEGORIES
     shown = {Path(item["path"]).name: item for item in seen["images"]}
     assert sorted(shown) == sorted(FIGURES)
@@ -241,3 +278,68 @@ def test_screenshot_of_a_figure_page_is_not_blank(checked_page, tmp_path):
     saturated = (content.max(axis=-1) - content.min(axis=-1)) > 0.3
     assert saturated.mean() > 0.002
     assert (content.mean(axis=-1) < 0.9).mean() > 0.02
+
+
+GROUP_QC_PAGE = "atlas-synthetic_desc-groupqc_report.html"
+
+
+def _embedded(text: str, name: str) -> str:
+    """The content of the result ``name`` embedded in the report (base64)."""
+    match = re.search(rf"filename={re.escape(name)};base64,([A-Za-z0-9+/=]+)", text)
+    assert match, f"{name} is not embedded in the report"
+    return base64.b64decode(match.group(1)).decode("utf-8")
+
+
+def test_report_embeds_the_group_qc_table_and_the_qcfc_summary(report):
+    folder, html = report
+    page = _embedded(html.read_text(encoding="utf-8"), GROUP_QC_PAGE)
+    scans = (folder / "results/group/atlas-synthetic_desc-scans_qc.tsv").read_text()
+    header = scans.splitlines()[0].split("\t")
+    for column in ("mean_fd", "volumes_censored", "dof_lost_confounds"):
+        assert column in header
+        assert f"<th>{column}</th>" in page
+    for scan in ("sub-01", "sub-02", "sub-03"):
+        assert f"<td>{scan}</td>" in page
+    summary = json.loads(
+        (folder / "results/group/atlas-synthetic_desc-qcfc_edges.json").read_text()
+    )
+    assert summary["Computed"] is True
+    assert f"median |r| {summary['MedianAbsoluteR']:.3f}" in page
+
+
+def test_front_page_shows_the_methods_paragraph_and_chromium_the_qc_page(
+    checked_page, report, tmp_path
+):
+    folder, _ = report
+    seen = _checked_dom(checked_page, tmp_path / "profile")
+    front = seen["front"]
+    assert "Methods (generated from this run's settings)" in front
+    methods = (folder / "results/methods.rst").read_text()
+    assert "Varoquaux et al. 2010" in front and "Ciric et al. 2017" in front
+    # the settings of this run that differ from the defaults, by name
+    assert "n_subjects = 3 (default 10)" in front
+    assert "synthetic.n_volumes = 100 (default 176)" in front
+    # the paragraph as generated (rst literals shown as text)
+    paragraph = methods.split("\n\n")[1].replace("``", "")
+    assert " ".join(paragraph.split()) in " ".join(front.split())
+    assert [Path(p["path"]).name for p in seen["pages"]] == [GROUP_QC_PAGE]
+    assert all(p["shown"] for p in seen["pages"])
+
+
+def test_screenshot_of_the_group_qc_page_shows_the_table(report, tmp_path):
+    _, html = report
+    page = _checked_copy(html, tmp_path, GROUP_QC_PAGE)
+    shot = tmp_path / "screenshot.png"
+    _run_chromium(
+        page,
+        tmp_path / "profile",
+        "--hide-scrollbars",
+        "--window-size=1400,900",
+        f"--screenshot={shot}",
+    )
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    content = pixels[:, 300:]
+    # the table's header cells (#dde6f2) and dark text are drawn
+    header = np.all(np.abs(content - np.array([0xDD, 0xE6, 0xF2]) / 255) < 0.02, -1)
+    assert header.mean() > 0.001
+    assert (content.mean(axis=-1) < 0.3).mean() > 0.001

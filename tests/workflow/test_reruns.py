@@ -7,7 +7,8 @@ expected plan, job by job:
 - nothing changed: nothing to do;
 - ``--config high_pass=0.02``: every subject's ``extract_timeseries`` and all that
   follows it, but no generation (download) nor confound job;
-- a figure option (``figures.dpi``): only the figure rules (``plot_*``);
+- a figure option (``figures.dpi``): only the figure rules (``plot_*``), and the
+  methods paragraph, which names the setting;
 - the rows of the subject sheet (``dataset: sheet``) in another order: nothing.
 """
 
@@ -117,6 +118,8 @@ def test_a_figure_option_reruns_only_figures(complete, full_plan, run_snakemake)
     changed.write_text(yaml.safe_dump(option))
     jobs = plan(run_snakemake, folder, config, changed)
     assert jobs.pop("all") == 1
+    # the methods paragraph names every setting that differs from the defaults
+    assert jobs.pop("methods") == 1
     assert jobs, f"{option} reruns nothing"
     assert jobs == figure_rules(jobs), f"{option} reruns {jobs}"
     # every PNG-drawing job of the workflow, nothing else

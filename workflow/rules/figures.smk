@@ -3,6 +3,8 @@
 # estimates, the cross-validation curves, and one quality-control figure per
 # subject. Drawn with matplotlib only (src/sparseconn/plotting.py).
 
+from sparseconn.workflow.methods import methods_settings
+
 FIGURE_SETTINGS = config["figures"]
 # SVG copies of the group-level figures (config figures.svg); PNGs always.
 FIGURE_EXTRA = ["svg"] if FIGURE_SETTINGS["svg"] else []
@@ -16,6 +18,7 @@ MATRIX_FIGURE = {
     for kind in MATRIX_KINDS
 }
 CV_FIGURE = PATHS.group_figure("desc-{estimate}_cv")
+QCFC_FIGURE = PATHS.group_figure("desc-qcfc")
 QC_FIGURE = PATHS.qc_figure
 # The estimate's group .npz (desc-groupsparse or desc-graphlasso).
 GROUP_NPZ = PATHS.group_connectome("{estimate}")
@@ -49,7 +52,15 @@ rule plot_group_figures:
         atlas=get_atlas_files,
         stability=PATHS.stability if STABILITY["enabled"] else [],
         truth=get_stability_truth,
+        qcfc_tsv=PATHS.qcfc("tsv"),
+        qcfc_json=PATHS.qcfc("json"),
     output:
+        qcfc=report(
+            f"{QCFC_FIGURE}.png",
+            caption="../report/qcfc.rst",
+            category="4. Subject quality control",
+            labels={"figure": "QC-FC: edges vs mean FD", "atlas": "{atlas}"},
+        ),
         **{
             kind: [
                 report(
@@ -290,6 +301,7 @@ FIGURE_FILES += expand(
     ],
     atlas=ATLASES,
 )
+FIGURE_FILES += expand(f"{QCFC_FIGURE}.png", atlas=ATLASES)
 
 
 rule scan_qc:
@@ -319,3 +331,95 @@ rule scan_qc:
         "Quality table of every scan, atlas {wildcards.atlas}: in the group stage or not, and why"
     run:
         adapters.scan_qc(input, output, params, wildcards, log)
+
+
+# QC-FC (Ciric et al. 2017): across the group stage's elements, the correlation of
+# each edge with mean framewise displacement; and the group QC page of the report
+# (the scans' QC table and the QC-FC summary).
+rule group_qc:
+    input:
+        timeseries=GROUP_TIMESERIES,
+        sidecars=INPUTS.units_sidecars(GROUP_SUBJECTS),
+        regions=PATHS.group_regions,
+        scans_qc=PATHS.scans_qc,
+    output:
+        tsv=PATHS.qcfc("tsv"),
+        json=PATHS.qcfc("json"),
+        html=report(
+            PATHS.group_qc_page,
+            caption="../report/group_qc.rst",
+            category="4. Subject quality control",
+            labels={"table": "group QC: motion, censoring, QC-FC", "atlas": "{atlas}"},
+        ),
+    log:
+        f"{LOGS}/group_qc/atlas-{{atlas}}.log",
+    benchmark:
+        f"{BENCHMARKS}/group_qc/atlas-{{atlas}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        units=GROUP_SUBJECTS,
+        sizes=GROUP_SIZES,
+        code=rule_code("group_qc"),
+    message:
+        "Group QC, atlas {wildcards.atlas}: QC-FC (edges vs mean framewise displacement) and the QC page"
+    run:
+        adapters.group_qc(input, output, params, wildcards, log)
+
+
+# BIDS participants.tsv: every participant, and whether it entered the group stage.
+rule participants:
+    input:
+        scans_qc=expand(PATHS.scans_qc, atlas=ATLASES),
+    output:
+        tsv=PATHS.participants("tsv"),
+        json=PATHS.participants("json"),
+    log:
+        f"{LOGS}/participants/participants.log",
+    benchmark:
+        f"{BENCHMARKS}/participants/participants.tsv"
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=200,
+        runtime=1,
+    params:
+        code=rule_code("participants"),
+    message:
+        "participants.tsv: every participant, in the group stage or not"
+    run:
+        adapters.participants(input, output, params, wildcards, log)
+
+
+# What the methods paragraph says of the run (settings differing from the schema's
+# defaults included), and the paragraph (on the report's front page).
+METHODS_SETTINGS = methods_settings(INPUTS, config_schema)
+
+
+rule methods:
+    input:
+        groupsparse=expand(PATHS.group_connectome("groupsparse"), atlas=ATLASES),
+        graphlasso=expand(PATHS.group_connectome("graphlasso"), atlas=ATLASES),
+        qcfc=expand(PATHS.qcfc("json"), atlas=ATLASES),
+        sidecars=expand(INPUTS.units_sidecars([PLOT_SUBJECT])[0], atlas=ATLASES),
+    output:
+        rst=PATHS.methods,
+    log:
+        f"{LOGS}/methods/methods.log",
+    benchmark:
+        f"{BENCHMARKS}/methods/methods.tsv"
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=200,
+        runtime=1,
+    params:
+        atlases=ATLASES,
+        settings=METHODS_SETTINGS,
+        code=rule_code("methods"),
+    message:
+        "The methods paragraph of the run"
+    run:
+        adapters.methods(input, output, params, wildcards, log)

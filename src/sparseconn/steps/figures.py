@@ -429,6 +429,7 @@ def run_plot_group_figures(
     stability_npz: PathLike | None = None,
     stability_files: Mapping[str, Sequence[PathLike]] | None = None,
     truth: PathLike | None = None,
+    qcfc_files: Sequence[PathLike] | None = None,
 ) -> None:
     """Every group-level figure of every estimate, one after the other.
 
@@ -437,6 +438,8 @@ def run_plot_group_figures(
     the files of that figure (its PNG, then its SVG when wanted). With
     ``stability_npz``, also :func:`run_plot_stability_figures`, whose files
     ``stability_files`` maps by :data:`STABILITY_FIGURE_KINDS`.
+    ``qcfc_files``: the QC-FC table, its JSON and the histogram's PNG
+    (:func:`run_plot_qcfc`), drawn last.
     """
     missing = [kind for kind in GROUP_FIGURE_KINDS if kind not in files]
     if missing:
@@ -485,6 +488,8 @@ def run_plot_group_figures(
             dpi=dpi,
             max_edges=max_edges,
         )
+    if qcfc_files is not None:
+        run_plot_qcfc(*qcfc_files, dpi=dpi)
 
 
 def run_plot_subjects_qc(
@@ -509,3 +514,14 @@ def run_plot_subjects_qc(
         subjects, confounds, timeseries, sidecars, out_pngs, strict=True
     ):
         run_plot_subject_qc(*paths, subject=subject, n_regions=n_regions, dpi=dpi)
+
+
+def run_plot_qcfc(
+    qcfc_tsv: PathLike, qcfc_json: PathLike, out_png: PathLike, *, dpi: int = 100
+) -> None:
+    """The QC-FC histogram (:func:`sparseconn.plotting.plot_qcfc`) of one atlas."""
+    from sparseconn.plotting import plot_qcfc
+
+    table = pd.read_csv(qcfc_tsv, sep="\t")
+    summary = json.loads(Path(qcfc_json).read_text())
+    plot_qcfc(table["r"].to_numpy(dtype=float), summary, out_png, dpi=dpi)

@@ -60,6 +60,20 @@ def timing_fields(t_r: float, kept: Sequence[int]) -> dict[str, float]:
     }
 
 
+def motion_fields(confounds: Sequence[pd.DataFrame]) -> dict[str, float]:
+    """``MeanFramewiseDisplacement`` (mm, Power et al. 2012) of the scan, if known.
+
+    From the first of the scan's ``confounds`` tables with fMRIPrep's
+    ``framewise_displacement`` or its six motion columns; no field without them.
+    """
+    from sparseconn.motion import mean_framewise_displacement
+
+    mean_fd = mean_framewise_displacement(confounds)
+    if mean_fd is None:
+        return {}
+    return {"MeanFramewiseDisplacement": round(mean_fd, 6)}
+
+
 def low_dof_warning(dof: dict[str, int]) -> str | None:
     """A warning when regressors and filters leave under half the volumes' freedom."""
     if dof["Remaining"] >= dof["Volumes"] / 2:
@@ -254,6 +268,7 @@ def run_extract_timeseries(
             "Extraction": {"Method": atlas.method},
             "Cleaning": settings.sidecar(),
             **quality,
+            **motion_fields(file_tables),
             "SoftwareVersion": f"sparseconn {__version__}",
         }
         if scan.censored:
@@ -314,7 +329,7 @@ def run_fmriprep_timeseries(
     degrees of freedom), or null. Excluded runs are written too, so that they
     can be inspected.
     """
-    from sparseconn.fmriprep import clean_scan_atlases
+    from sparseconn.fmriprep import clean_scan_atlases, read_fmriprep_confounds
 
     specs = _specs(atlases)
     _check_outputs(specs, time_series=out_tsvs, sidecars=out_jsons)
@@ -364,6 +379,7 @@ def run_fmriprep_timeseries(
             "Sources": source_uris([bold, confounds, *spec.files], links),
             "Cleaning": result.settings.sidecar(),
             **quality,
+            **motion_fields([read_fmriprep_confounds(confounds, result.n_volumes)]),
             "ExcludedFromGroup": result.excluded,
             "SoftwareVersion": f"sparseconn {__version__}",
         }

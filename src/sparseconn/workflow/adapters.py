@@ -515,9 +515,10 @@ def plot_group_figures(
     ``atlas`` (its files; params ``atlas`` describes it); outputs per figure
     kind (``connectome``, ``covariance``, ``sparsity``, ``precision``, ``cv``)
     the PNGs, one per estimate in the same order, and ``<kind>_svg`` their SVG
-    copies (empty when no SVG is wanted). With stability selection on, inputs
-    ``stability`` (its ``.npz``) and ``truth`` (the synthetic atlas truth, or
-    empty) and outputs ``stability_path``, ``selection_probability``,
+    copies (empty when no SVG is wanted); with output ``qcfc``, the QC-FC
+    histogram of inputs ``qcfc_tsv`` and ``qcfc_json``. With stability selection
+    on, inputs ``stability`` (its ``.npz``) and ``truth`` (the synthetic atlas
+    truth, or empty) and outputs ``stability_path``, ``selection_probability``,
     ``stable_connectome`` (one PNG each) and their ``_svg`` copies.
     """
     from sparseconn.steps.figures import (
@@ -555,6 +556,11 @@ def plot_group_figures(
         stability_npz=stability_npz,
         stability_files=stability_files,
         truth=first_or_none(input.get("truth")),
+        qcfc_files=(
+            [input.qcfc_tsv, input.qcfc_json, output.qcfc]
+            if "qcfc" in output.keys()
+            else None
+        ),
         log=log[0],
     )
 
@@ -783,5 +789,78 @@ def dataset_description(
         version=params.version,
         links={name: path for name, path in params.links.items() if name},
         atlases=[dict(atlas) for atlas in params.atlases],
+        log=log[0],
+    )
+
+
+# ------------------------------------------------- group QC, participants, methods
+
+
+def group_qc(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``group_qc``."""
+    from sparseconn.steps.describe import run_group_qc
+
+    run_job(
+        run_group_qc,
+        as_list(input.timeseries),
+        as_list(input.sidecars),
+        input.regions,
+        input.scans_qc,
+        output.tsv,
+        output.json,
+        output.html,
+        atlas=wildcards.atlas,
+        units=list(params.units),
+        sizes=list(params.sizes),
+        log=log[0],
+    )
+
+
+def participants(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``participants``."""
+    from sparseconn.steps.describe import run_participants
+
+    run_job(
+        run_participants, as_list(input.scans_qc), output.tsv, output.json, log=log[0]
+    )
+
+
+def methods(
+    input: Any,
+    output: Any,
+    params: Any,
+    wildcards: Any,
+    log: Any,
+    threads: int = 1,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Rule ``methods``."""
+    from sparseconn.steps.describe import run_methods
+
+    run_job(
+        run_methods,
+        as_list(input.groupsparse),
+        as_list(input.graphlasso),
+        as_list(input.qcfc),
+        as_list(input.sidecars),
+        output.rst,
+        atlases=list(params.atlases),
+        settings=dict(params.settings),
         log=log[0],
     )

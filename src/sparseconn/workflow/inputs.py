@@ -345,6 +345,12 @@ class RunInputs:
         files = [self.unit_timeseries(unit) for unit in units]
         return [f for unit_files in files for f in unit_files], [len(f) for f in files]
 
+    def units_sidecars(self, units: Sequence[str]) -> list[str]:
+        """The JSON sidecars of :meth:`units_timeseries`'s files, in the same order."""
+        return [
+            re.sub(r"\.tsv$", ".json", path) for path in self.units_timeseries(units)[0]
+        ]
+
     def unit_relmat(self, unit: str, stat: str, desc: str, ext: str = "tsv") -> str:
         """Relmat TSV of a group element (xcp_d layout), or its JSON sidecar."""
         return fill(self.paths.relmat(stat, desc, ext), subject=unit)

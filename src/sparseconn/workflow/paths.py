@@ -201,6 +201,24 @@ class Paths:
     def scans_qc(self) -> str:
         return f"{self.group}/atlas-{self.atlas}_desc-scans_qc.tsv"
 
+    def qcfc(self, ext: str = "tsv") -> str:
+        """The QC-FC check: one row per edge (``tsv``), its summary (``json``)."""
+        return f"{self.group}/atlas-{self.atlas}_desc-qcfc_edges.{ext}"
+
+    @property
+    def group_qc_page(self) -> str:
+        """The report's group QC page: the scans' QC table, the QC-FC summary."""
+        return f"{self.group}/atlas-{self.atlas}_desc-groupqc_report.html"
+
+    def participants(self, ext: str = "tsv") -> str:
+        """BIDS ``participants.tsv`` (who entered the group stage), its ``.json``."""
+        return f"{self.results}/participants.{ext}"
+
+    @property
+    def methods(self) -> str:
+        """The methods paragraph of the run (reStructuredText, in the report)."""
+        return f"{self.results}/methods.rst"
+
     @property
     def heldout_loglikelihood(self) -> str:
         return f"{self.group}/atlas-{self.atlas}_desc-heldout_loglikelihood.tsv"
