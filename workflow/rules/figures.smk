@@ -55,12 +55,6 @@ rule plot_group_figures:
         qcfc_tsv=PATHS.qcfc("tsv"),
         qcfc_json=PATHS.qcfc("json"),
     output:
-        qcfc=report(
-            f"{QCFC_FIGURE}.png",
-            caption="../report/qcfc.rst",
-            category="4. Subject quality control",
-            labels={"figure": "QC-FC: edges vs mean FD", "atlas": "{atlas}"},
-        ),
         **{
             kind: [
                 report(
@@ -76,6 +70,12 @@ rule plot_group_figures:
             f"{kind}_svg": [f"{STABILITY_FIGURES[kind]}.{ext}" for ext in FIGURE_EXTRA]
             for kind in STABILITY_FIGURE_KINDS
         },
+        qcfc=report(
+            f"{QCFC_FIGURE}.png",
+            caption="../report/qcfc.rst",
+            category="4. Subject quality control",
+            labels={"figure": "QC-FC: edges vs mean FD", "atlas": "{atlas}"},
+        ),
         connectome=[
             report(
                 png,
