@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,6 +260,91 @@ def read_func_info(path: PathLike, min_volumes: int = 3) -> FuncInfo:
     )
 
 
+#: Compressed bytes read at a time from a gzipped image.
+_GZIP_BLOCK = 1 << 20
+
+
+class _GzipReader:
+    """Sequential reader of a gzip file (one or more members) into buffers.
+
+    The same bytes as :func:`gzip.open`'s, with the compressed file read a
+    megabyte at a time and decompressed by zlib straight into the requested
+    size: a few calls a chunk of volumes instead of one every 8 KB, so a reader
+    thread seldom needs the interpreter lock (zlib releases it while it works).
+    Each member's CRC and size are checked by zlib when its end is read.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "rb")
+        self._inflate = zlib.decompressobj(wbits=31)  # gzip header and trailer
+        self._input = b""
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` as far as the data go; the number of bytes written."""
+        filled = 0
+        while filled < len(view):
+            if self._inflate.eof:  # a member ended: another may follow
+                self._input = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(wbits=31)
+            if not self._input:
+                self._input = self._file.read(_GZIP_BLOCK)
+                if not self._input:
+                    break
+            out = self._inflate.decompress(self._input, len(view) - filled)
+            self._input = self._inflate.unconsumed_tail
+            view[filled : filled + len(out)] = out
+            filled += len(out)
+        return filled
+
+    def check_end(self) -> None:
+        """Read to the end of the file, so that zlib checks every member's CRC
+        and size: a corrupt stream can inflate to wrong values without error.
+
+        Raises
+        ------
+        EOFError
+            When the file ends within a member.
+        """
+        while True:
+            if self._inflate.eof:
+                self._input = self._inflate.unused_data
+                if not self._input.strip(b"\0"):  # zero padding may follow
+                    self._input = self._file.read(_GZIP_BLOCK)
+                    if not self._input.strip(b"\0"):
+                        return
+                self._inflate = zlib.decompressobj(wbits=31)
+            if not self._input:
+                self._input = self._file.read(_GZIP_BLOCK)
+                if not self._input:
+                    raise EOFError("the compressed stream ends before its end")
+            self._inflate.decompress(self._input, _GZIP_BLOCK)
+            self._input = self._inflate.unconsumed_tail
+
+    def skip(self, count: int) -> None:
+        """Read past ``count`` bytes (the NIfTI header)."""
+        if self.readinto(memoryview(bytearray(count))) < count:
+            raise EOFError("the file ends within its header")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@contextlib.contextmanager
+def _open_volumes(info: FuncInfo) -> Iterator[Any]:
+    """The image file positioned at its data, decompressed if it is gzipped."""
+    if info.path.name.endswith(".gz"):
+        reader = _GzipReader(info.path)
+        try:
+            reader.skip(info.offset)
+            yield reader
+        finally:
+            reader.close()
+    else:
+        with open(info.path, "rb") as handle:
+            handle.seek(info.offset)
+            yield handle
+
+
 def iter_volume_chunks(
     info: FuncInfo, chunk_volumes: int = 16, n_buffers: int = 1
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -288,10 +374,8 @@ def iter_volume_chunks(
         bytearray(volume_bytes * min(chunk_volumes, n_volumes))
         for _ in range(n_buffers)
     ]
-    opener = gzip.open if info.path.name.endswith(".gz") else open
     try:
-        with opener(info.path, "rb") as handle:
-            handle.seek(info.offset)
+        with _open_volumes(info) as handle:
             for index, start in enumerate(range(0, n_volumes, chunk_volumes)):
                 count = min(chunk_volumes, n_volumes - start)
                 view = memoryview(buffers[index % n_buffers])[: count * volume_bytes]
@@ -307,7 +391,9 @@ def iter_volume_chunks(
                         )
                     filled += got
                 yield start, np.frombuffer(view, dtype=info.dtype).reshape(count, -1)
-    except (EOFError, OSError, gzip.BadGzipFile) as error:
+            if isinstance(handle, _GzipReader):
+                handle.check_end()
+    except (EOFError, OSError, zlib.error) as error:
         if isinstance(error, InputError):
             raise
         raise InputError(

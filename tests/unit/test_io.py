@@ -213,3 +213,27 @@ def test_to_float64_equals_to_float_cast_to_float64(tmp_path, rng, dtype, slope,
         out = np.empty(raw.shape)
         info.to_float64(raw, out=out)
         np.testing.assert_array_equal(out, info.to_float(raw).astype(np.float64))
+
+
+def test_a_gzip_file_of_several_members_streams_like_nibabel(tmp_path, rng):
+    plain = tmp_path / "func.nii"
+    make_func(plain, rng, dtype="int16", n_volumes=9)
+    data = np.asarray(nib.load(plain).dataobj)
+    content = plain.read_bytes()
+    cut = len(content) // 3
+    path = tmp_path / "func.nii.gz"
+    path.write_bytes(gzip.compress(content[:cut]) + gzip.compress(content[cut:]))
+    info = read_func_info(path)
+    streamed = np.concatenate([raw.copy() for _, raw in iter_volume_chunks(info, 2)])
+    np.testing.assert_array_equal(streamed, data.reshape(-1, 9, order="F").T)
+
+
+def test_corrupt_gzip_data_is_a_clear_error(tmp_path, rng):
+    path = tmp_path / "func.nii.gz"
+    make_func(path, rng, n_volumes=20)
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2 : len(content) // 2 + 64] = bytes(64)
+    path.write_bytes(bytes(content))
+    with pytest.raises(InputError, match="corrupt compressed data"):
+        for _ in iter_volume_chunks(read_func_info(path)):
+            pass
