@@ -32,7 +32,6 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from sparseconn.atlas import _NETWORK_COLUMNS, _unique_names, read_labels, read_table
 from sparseconn.errors import InputError
@@ -267,6 +266,8 @@ def labels_on_grid(
     if np.array_equal(np.diag(np.diag(matrix)), matrix):
         # scipy's axis-aligned path: the one nilearn takes, same rounding at ties
         matrix = np.diag(matrix)
+    from scipy import ndimage  # here: the workflow reads this module when parsing
+
     return ndimage.affine_transform(
         atlas.image, matrix, offset=offset, output_shape=shape, order=0, cval=0
     )

@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from sparseconn.atlas import Atlas, load_atlas
 from sparseconn.errors import InputError
@@ -196,6 +195,8 @@ def label_centres(atlas: LabelAtlas) -> np.ndarray:
     -------
     ndarray, shape (n_regions, 3)
     """
+    from scipy import ndimage  # here: the workflow reads this module when parsing
+
     centres = ndimage.center_of_mass(
         np.ones(atlas.image.shape), atlas.image, list(atlas.values)
     )

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple, Protocol
 
 import numpy as np
-from scipy import linalg, ndimage
 
 from sparseconn.atlas import Atlas
 from sparseconn.errors import InputError
@@ -43,6 +42,10 @@ def _axis_operator(n_in: int, scale: float, offset: float, n_out: int) -> np.nda
     Column j is scipy's ``affine_transform`` (order 3, constant mode, cval 0) of the
     j-th unit vector, so the matrix reproduces scipy's boundary handling exactly.
     """
+    # scipy is imported where used in this module: the workflow reads it when
+    # parsing (CleaningSettings), and scipy.ndimage would add 0.15 s to that.
+    from scipy import ndimage
+
     operator = np.empty((n_out, n_in))
     unit = np.zeros(n_in)
     for j in range(n_in):
@@ -129,6 +132,8 @@ class Resampler:
         if self.axes is not None:
             inside = [np.abs(axis).sum(axis=1) > 0 for axis in self.axes]
             return inside[0][:, None, None] & inside[1][None, :, None] & inside[2]
+        from scipy import ndimage
+
         return (
             ndimage.affine_transform(
                 ones,
@@ -157,6 +162,8 @@ class Resampler:
         sx, sy, sz = self.source_shape
         tx, ty, tz = self.target_shape
         if self.axes is None:
+            from scipy import ndimage
+
             out = np.empty((n, tx * ty * tz))
             for i in range(n):
                 volume = volumes[i].reshape((sx, sy, sz), order="F").astype(np.float64)
@@ -602,6 +609,8 @@ def confound_basis(confounds: np.ndarray, processed: np.ndarray) -> np.ndarray:
         return np.empty((processed.shape[0], 0))
     centred = processed - processed.mean(axis=0)
     standardized = centred[:, keep] / centred.std(axis=0)[keep]
+    from scipy import linalg
+
     q, r, _ = linalg.qr(standardized, mode="economic", pivoting=True)
     diagonal = np.abs(np.diag(r))
     tolerance = diagonal.max() * max(standardized.shape) * np.finfo(np.float64).eps
