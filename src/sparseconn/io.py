@@ -262,6 +262,8 @@ def read_func_info(path: PathLike, min_volumes: int = 3) -> FuncInfo:
 
 #: Compressed bytes read at a time from a gzipped image.
 _GZIP_BLOCK = 1 << 20
+#: The first bytes of a gzip member.
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class _GzipReader:
@@ -307,11 +309,9 @@ class _GzipReader:
         """
         while True:
             if self._inflate.eof:
-                self._input = self._inflate.unused_data
-                if not self._input.strip(b"\0"):  # zero padding may follow
-                    self._input = self._file.read(_GZIP_BLOCK)
-                    if not self._input.strip(b"\0"):
-                        return
+                self._input = self._inflate.unused_data or self._file.read(_GZIP_BLOCK)
+                if not self._input.startswith(_GZIP_MAGIC):
+                    return  # the end, or padding or other bytes after the data
                 self._inflate = zlib.decompressobj(wbits=31)
             if not self._input:
                 self._input = self._file.read(_GZIP_BLOCK)

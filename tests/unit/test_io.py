@@ -237,3 +237,16 @@ def test_corrupt_gzip_data_is_a_clear_error(tmp_path, rng):
     with pytest.raises(InputError, match="corrupt compressed data"):
         for _ in iter_volume_chunks(read_func_info(path)):
             pass
+
+
+@pytest.mark.parametrize("tail", [bytes(512), b"not gzip at all"])
+def test_bytes_after_the_compressed_data_are_ignored_like_nibabel_does(
+    tmp_path, rng, tail
+):
+    path = tmp_path / "func.nii.gz"
+    make_func(path, rng, dtype="int16", n_volumes=7)
+    expected = np.asarray(nib.load(path).dataobj)
+    path.write_bytes(path.read_bytes() + tail)
+    info = read_func_info(path)
+    streamed = np.concatenate([raw.copy() for _, raw in iter_volume_chunks(info, 2)])
+    np.testing.assert_array_equal(streamed, expected.reshape(-1, 7, order="F").T)
