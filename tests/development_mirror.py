@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sparseconn import fetch
-from tests.httpserver import MSDL_PATH, zip_bytes
+from tests.httpserver import MSDL_PATH, func_grid_affine, msdl_atlas_zip
 
 #: fMRIPrep confounds the reduced table leaves out (some start with n/a).
 OTHER_CONFOUNDS = ("global_signal", "std_dvars", "dvars", "cosine00", "t_comp_cor_00")
@@ -68,36 +68,12 @@ def development_mirror_files(
     Only the subjects nilearn's fetcher picks for ``n_subjects`` have files.
     Images: 8 mm stand-ins for the 4 mm MNI ones, TR 2 s in the header.
     """
-    from sparseconn.synthetic import generate_atlas, generate_subject
+    from sparseconn.synthetic import generate_subject
 
     folder.mkdir(parents=True, exist_ok=True)
-    atlas_affine = np.array(
-        [[8.0, 0, 0, -78.0], [0, 8.0, 0, -111.0], [0, 0, 8.0, -51.0], [0, 0, 0, 1]]
-    )
-    func_affine = np.array(
-        [[8.0, 0, 0, -90.0], [0, 8.0, 0, -126.0], [0, 0, 8.0, -72.0], [0, 0, 0, 1]]
-    )
-    maps, labels, truth = (
-        folder / "msdl_rois.nii",
-        folder / "msdl_rois_labels.csv",
-        folder / "truth.npz",
-    )
-    generate_atlas(
-        maps,
-        labels,
-        truth,
-        n_regions=n_regions,
-        shape=(20, 24, 18),
-        affine=atlas_affine,
-    )
-    files = {
-        MSDL_PATH: zip_bytes(
-            {
-                fetch.MSDL_MAPS_MEMBER: maps.read_bytes(),
-                fetch.MSDL_LABELS_MEMBER: labels.read_bytes(),
-            }
-        )
-    }
+    func_affine = func_grid_affine(8.0)
+    msdl_zip, truth = msdl_atlas_zip(folder, n_regions)
+    files = {MSDL_PATH: msdl_zip}
     participants = folder / "participants.tsv"
     participants_table().to_csv(participants, sep="\t", index=False)
     files[fetch.DEVELOPMENT_PARTICIPANTS_PATH] = participants.read_bytes()

@@ -236,36 +236,12 @@ def adhd_mirror_files(
     in the real archives. Images: MSDL-like maps on a coarse 8 mm grid and 12 mm
     functional images with TR 2.0 s in the header.
     """
-    from sparseconn.synthetic import generate_atlas, generate_subject
+    from sparseconn.synthetic import generate_subject
 
     folder.mkdir(parents=True, exist_ok=True)
-    atlas_affine = np.array(
-        [[8.0, 0, 0, -78.0], [0, 8.0, 0, -111.0], [0, 0, 8.0, -51.0], [0, 0, 0, 1]]
-    )
-    func_affine = np.array(
-        [[12.0, 0, 0, -90.0], [0, 12.0, 0, -126.0], [0, 0, 12.0, -72.0], [0, 0, 0, 1]]
-    )
-    maps, labels, truth = (
-        folder / "msdl_rois.nii",
-        folder / "msdl_rois_labels.csv",
-        folder / "truth.npz",
-    )
-    generate_atlas(
-        maps,
-        labels,
-        truth,
-        n_regions=n_regions,
-        shape=(20, 24, 18),
-        affine=atlas_affine,
-    )
-    files = {
-        MSDL_PATH: zip_bytes(
-            {
-                fetch.MSDL_MAPS_MEMBER: maps.read_bytes(),
-                fetch.MSDL_LABELS_MEMBER: labels.read_bytes(),
-            }
-        )
-    }
+    func_affine = func_grid_affine(12.0)
+    msdl_zip, truth = msdl_atlas_zip(folder, n_regions)
+    files = {MSDL_PATH: msdl_zip}
     subjects = fetch.adhd_subjects(n_subjects)
     phenotypes = "Subject,site,age\n" + "".join(f"{s},1,10\n" for s in subjects)
     files[f"{NITRC_PATH}/{fetch.ADHD_PHENOTYPES_ARCHIVE}"] = tar_bytes(
@@ -293,3 +269,38 @@ def adhd_mirror_files(
             }
         )
     return files
+
+
+def func_grid_affine(voxel_mm: float) -> np.ndarray:
+    """Affine of the mirrors' functional images: ``voxel_mm`` voxels over MNI."""
+    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
+    affine[:3, 3] = [-90.0, -126.0, -72.0]
+    return affine
+
+
+def msdl_atlas_zip(folder: Path, n_regions: int) -> tuple[bytes, Path]:
+    """An MSDL-like atlas (8 mm maps and labels) zipped as the real archive's
+    members, and the file of its generated truth (for the subjects)."""
+    from sparseconn.synthetic import generate_atlas
+
+    atlas_affine = np.array(
+        [[8.0, 0, 0, -78.0], [0, 8.0, 0, -111.0], [0, 0, 8.0, -51.0], [0, 0, 0, 1]]
+    )
+    maps, labels, truth = (
+        folder / "msdl_rois.nii",
+        folder / "msdl_rois_labels.csv",
+        folder / "truth.npz",
+    )
+    generate_atlas(
+        maps,
+        labels,
+        truth,
+        n_regions=n_regions,
+        shape=(20, 24, 18),
+        affine=atlas_affine,
+    )
+    members = {
+        fetch.MSDL_MAPS_MEMBER: maps.read_bytes(),
+        fetch.MSDL_LABELS_MEMBER: labels.read_bytes(),
+    }
+    return zip_bytes(members), truth

@@ -140,11 +140,8 @@ def _regions(folder: Path) -> Path:
     return path
 
 
-def test_run_qcfc_writes_every_edge_and_the_summary(tmp_path, rng):
-    files = [
-        _series(tmp_path, f"sub-0{i}", rng.standard_normal((40, 3)), 0.1 * i)
-        for i in range(1, 5)
-    ]
+def _run_qcfc(tmp_path, files):
+    """run_qcfc on four subjects' (time series, sidecar) files; its outputs."""
     out_tsv, out_json = tmp_path / "qcfc.tsv", tmp_path / "qcfc.json"
     run_qcfc(
         [f[0] for f in files],
@@ -154,6 +151,15 @@ def test_run_qcfc_writes_every_edge_and_the_summary(tmp_path, rng):
         out_json,
         units=["01", "02", "03", "04"],
     )
+    return out_tsv, out_json
+
+
+def test_run_qcfc_writes_every_edge_and_the_summary(tmp_path, rng):
+    files = [
+        _series(tmp_path, f"sub-0{i}", rng.standard_normal((40, 3)), 0.1 * i)
+        for i in range(1, 5)
+    ]
+    out_tsv, out_json = _run_qcfc(tmp_path, files)
     table = pd.read_csv(out_tsv, sep="\t")
     assert list(zip(table["region_1"], table["region_2"], strict=True)) == [
         ("A", "B"),
@@ -173,15 +179,7 @@ def test_run_qcfc_says_why_it_is_not_computed(tmp_path, rng):
         _series(tmp_path, f"sub-0{i}", rng.standard_normal((40, 3)), None)
         for i in range(1, 5)
     ]
-    out_tsv, out_json = tmp_path / "qcfc.tsv", tmp_path / "qcfc.json"
-    run_qcfc(
-        [f[0] for f in files],
-        [f[1] for f in files],
-        _regions(tmp_path),
-        out_tsv,
-        out_json,
-        units=["01", "02", "03", "04"],
-    )
+    out_tsv, out_json = _run_qcfc(tmp_path, files)
     assert pd.read_csv(out_tsv, sep="\t").empty
     summary = json.loads(out_json.read_text())
     assert summary["Computed"] is False
