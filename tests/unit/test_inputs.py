@@ -351,3 +351,24 @@ def test_truth_of_names_the_generated_graph_for_the_generated_atlases_only():
     inputs = _build()
     assert inputs.truth_of("synthetic") == [inputs.paths.synthetic_atlas["truth"]]
     assert inputs.truth_of("other") == []
+
+
+def test_outputs_to_request_names_others_only_when_their_job_is_complete(tmp_path):
+    from sparseconn.workflow.paths import outputs_to_request
+
+    def touch(*names: str) -> None:
+        for name in names:
+            (tmp_path / name).write_text("")
+
+    done = ([str(tmp_path / "a.npz")], [str(tmp_path / f"a{k}.tsv") for k in range(3)])
+    missing_anchor = ([str(tmp_path / "b.npz")], [str(tmp_path / "b0.tsv")])
+    touch("a.npz", "a0.tsv", "a2.tsv", "b0.tsv")
+    # job a: its anchor exists, so its one missing output is named; job b: its
+    # anchor is missing (the job reruns and writes everything), so only the anchor
+    assert outputs_to_request([done, missing_anchor]) == [
+        str(tmp_path / "a.npz"),
+        str(tmp_path / "a1.tsv"),
+        str(tmp_path / "b.npz"),
+    ]
+    touch("a1.tsv")
+    assert outputs_to_request([done]) == [str(tmp_path / "a.npz")]

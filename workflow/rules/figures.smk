@@ -292,7 +292,7 @@ FIGURE_FILES = expand(
     ],
     estimate=ESTIMATES,
     atlas=ATLASES,
-) + expand(f"{QC_FIGURE}.png", subject=QC_SUBJECTS, atlas=ATLASES)
+)
 FIGURE_FILES += expand(
     [
         f"{STABILITY_FIGURES[kind]}.{ext}"

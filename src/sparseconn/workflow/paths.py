@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sparseconn.bids import output_name, parse_stem
@@ -41,6 +42,27 @@ def fill(pattern: str, **values: str) -> str:
     for key, value in values.items():
         pattern = pattern.replace(f"{{{key}}}", value)
     return pattern
+
+
+def outputs_to_request(
+    jobs: Sequence[tuple[Sequence[str], Sequence[str]]],
+) -> list[str]:
+    """The outputs rule ``all`` names, of jobs given as (anchors, others) pairs.
+
+    Naming every output costs Snakemake a producer lookup each, and a lookup of
+    one of the thousands of outputs of a group job (one file per subject) scans
+    that job's outputs: naming them all makes a 1000-subject dry run quadratic.
+    So of each job only its ``anchors`` (a few of its outputs) are named always:
+    a missing anchor reruns the job, which writes the ``others`` too. The
+    ``others`` are named only when every anchor of their job exists, and then
+    only the missing ones, so that a deleted output still reruns its job.
+    """
+    requested = []
+    for anchors, others in jobs:
+        requested.extend(anchors)
+        if all(os.path.exists(anchor) for anchor in anchors):
+            requested.extend(path for path in others if not os.path.exists(path))
+    return requested
 
 
 @dataclass(frozen=True)
