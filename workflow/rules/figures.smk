@@ -215,6 +215,7 @@ rule plot_group_figures:
     benchmark:
         f"{BENCHMARKS}/plot_group_figures/atlas-{{atlas}}.tsv"
     threads: 1
+    priority: 3
     resources:
         mem_mb=800,
         runtime=10,
@@ -356,6 +357,7 @@ rule group_qc:
     benchmark:
         f"{BENCHMARKS}/group_qc/atlas-{{atlas}}.tsv"
     threads: 1
+    priority: 3
     resources:
         mem_mb=500,
         runtime=5,

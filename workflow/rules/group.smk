@@ -65,6 +65,7 @@ rule group_sparse_covariance:
     benchmark:
         f"{BENCHMARKS}/group_sparse_covariance/atlas-{{atlas}}.tsv"
     threads: 1
+    priority: 3
     resources:
         mem_mb=500,
         runtime=30,
@@ -99,6 +100,7 @@ rule graph_lasso:
     benchmark:
         f"{BENCHMARKS}/graph_lasso/atlas-{{atlas}}.tsv"
     threads: 1
+    priority: 3
     resources:
         mem_mb=400,
         runtime=10,
