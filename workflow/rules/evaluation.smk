@@ -75,7 +75,7 @@ rule heldout_subjects:
     wildcard_constraints:
         batch="[0-9]+",
     threads: 1
-    priority: 2
+    priority: 4
     resources:
         mem_mb=400,
         runtime=20,
