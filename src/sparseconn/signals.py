@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 from collections import OrderedDict
@@ -343,6 +344,16 @@ class _MapsPlan:
 _PLANS: OrderedDict[tuple, _MapsPlan] = OrderedDict()
 _PLANS_LOCK = threading.Lock()
 _PLANS_KEPT = 4
+
+
+def _new_plans_lock() -> None:
+    global _PLANS_LOCK
+    _PLANS_LOCK = threading.Lock()
+
+
+# A child forked (sparseconn.workflow.jobs.in_child) while another thread held
+# the lock would wait for it forever.
+os.register_at_fork(after_in_child=_new_plans_lock)
 
 
 def _maps_plan(affine: np.ndarray, shape: tuple[int, ...], atlas: Atlas) -> _MapsPlan:

@@ -317,3 +317,19 @@ def test_cached_extraction_plans_give_the_signals_of_a_fresh_one(tmp_path, rng):
     )
     for signals in cached:
         np.testing.assert_array_equal(signals, fresh)
+
+
+def test_keep_extraction_plans_leaves_the_scan_grids_plan_in_the_process(tmp_path, rng):
+    from sparseconn.regions import AtlasSpec
+    from sparseconn.steps.subject import keep_extraction_plans
+
+    make_func(tmp_path / "func.nii.gz", rng, n_volumes=12)
+    make_maps(tmp_path / "maps.nii.gz", rng)
+    signals_module._PLANS.clear()
+    keep_extraction_plans(
+        tmp_path / "func.nii.gz", [AtlasSpec("maps", tmp_path / "maps.nii.gz")]
+    )
+    info = read_func_info(tmp_path / "func.nii.gz")
+    atlas = load_atlas(tmp_path / "maps.nii.gz")
+    key = (id(atlas.maps), np.asarray(info.affine).tobytes(), tuple(info.shape[:3]))
+    assert list(signals_module._PLANS) == [key]  # what the scan's job then uses

@@ -300,3 +300,61 @@ def test_in_child_works_from_a_thread_while_others_hold_stderr(tmp_path: Path) -
     finally:
         stop.set()
         talker.join()
+
+
+PREPARED: list[str] = []
+
+
+@in_child(before_fork=lambda input, output, *_, **__: PREPARED.append(input[0]))
+def forked_reader_of_prepared(input, output, params, wildcards, log, **_):
+    """Writes what the parent prepared before the fork, as the child sees it."""
+    run_job(lambda: Path(output[0]).write_text(",".join(PREPARED)), log=log[0])
+
+
+def test_in_child_before_fork_runs_in_the_parent_and_the_child_sees_it(
+    tmp_path: Path,
+) -> None:
+    out, log = tmp_path / "out.txt", tmp_path / "job.log"
+    PREPARED.clear()
+    forked_reader_of_prepared(["plan-a"], [str(out)], {}, {}, [str(log)])
+    assert PREPARED == ["plan-a"]  # kept by the parent for its next jobs
+    assert out.read_text() == "plan-a"
+    assert forked_reader_of_prepared.__name__ == "forked_reader_of_prepared"
+
+
+def test_a_child_forked_while_another_thread_holds_the_plans_lock_can_take_it(
+    tmp_path: Path,
+) -> None:
+    from sparseconn import signals
+
+    out, log = tmp_path / "out.txt", tmp_path / "job.log"
+
+    def take_plans_lock() -> None:
+        with signals._PLANS_LOCK:
+            Path(out).write_text("taken")
+
+    @in_child
+    def forked(input, output, params, wildcards, log, **_):
+        run_job(take_plans_lock, log=log[0])
+
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with signals._PLANS_LOCK:
+            holding.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        holding.wait(10)
+        worker = threading.Thread(
+            target=forked, args=([], [], {}, {}, [str(log)]), daemon=True
+        )
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "the child waits for a lock held at the fork"
+        assert out.read_text() == "taken"
+    finally:
+        release.set()
+        thread.join()

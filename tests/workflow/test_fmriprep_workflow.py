@@ -250,8 +250,17 @@ def _planned(stdout: str, desc: str = "groupsparse") -> list[str]:
     """The group elements whose precision relmat of ``desc`` a dry run plans.
 
     A unit's name is its entities; the relmat's name has the atlas inserted in
-    BIDS order (before ``res``).
+    BIDS order (before ``res``). Rule all names the plotted subject's graph lasso
+    relmats, not the group-sparse ones (``outputs_to_request``): the group-sparse
+    elements are read off the science check's jobs, which name their subjects.
     """
+    if desc == "groupsparse":
+        batches = re.findall(
+            r"^Job \d+: Held-out log-likelihood of graph lasso.*, subjects (.*)$",
+            stdout,
+            re.MULTILINE,
+        )
+        return sorted({unit for batch in batches for unit in batch.split()})
     pattern = (
         rf"([^\s/]+)_atlas-test(_res-[A-Za-z0-9]+)?_stat-precision_desc-{desc}"
         r"_relmat\.tsv"

@@ -74,8 +74,8 @@ rule heldout_subjects:
         f"{BENCHMARKS}/heldout_subjects/atlas-{{atlas}}_batch-{{batch}}.tsv"
     wildcard_constraints:
         batch="[0-9]+",
-    threads: 1
     priority: 4
+    threads: 1
     resources:
         mem_mb=400,
         runtime=20,

@@ -214,8 +214,8 @@ rule plot_group_figures:
         f"{LOGS}/plot_group_figures/atlas-{{atlas}}.log",
     benchmark:
         f"{BENCHMARKS}/plot_group_figures/atlas-{{atlas}}.tsv"
-    threads: 1
     priority: 3
+    threads: 1
     resources:
         mem_mb=800,
         runtime=10,
@@ -356,8 +356,8 @@ rule group_qc:
         f"{LOGS}/group_qc/atlas-{{atlas}}.log",
     benchmark:
         f"{BENCHMARKS}/group_qc/atlas-{{atlas}}.tsv"
-    threads: 1
     priority: 3
+    threads: 1
     resources:
         mem_mb=500,
         runtime=5,

@@ -64,8 +64,8 @@ rule group_sparse_covariance:
         f"{LOGS}/group_sparse_covariance/atlas-{{atlas}}.log",
     benchmark:
         f"{BENCHMARKS}/group_sparse_covariance/atlas-{{atlas}}.tsv"
-    threads: 1
     priority: 3
+    threads: 1
     resources:
         mem_mb=500,
         runtime=30,
@@ -99,8 +99,8 @@ rule graph_lasso:
         f"{LOGS}/graph_lasso/atlas-{{atlas}}.log",
     benchmark:
         f"{BENCHMARKS}/graph_lasso/atlas-{{atlas}}.tsv"
-    threads: 1
     priority: 3
+    threads: 1
     resources:
         mem_mb=400,
         runtime=10,
