@@ -177,21 +177,6 @@ def extractors_for(
     return extractors
 
 
-def keep_plans(info: FuncInfo, atlases: Sequence[LoadedAtlas]) -> None:
-    """Build the maps atlases' extraction plans for scans of ``info``'s grid, as
-    :func:`extractors_for` does, so that this process keeps them for its next
-    scans (label atlases have no plan kept).
-
-    Raises
-    ------
-    InputError
-        As :func:`extractors_for`.
-    """
-    for loaded in atlases:
-        if loaded.kind == "maps":
-            MapsExtractor(info, loaded.atlas)
-
-
 def without_maps(loaded: LoadedAtlas) -> LoadedAtlas:
     """A maps atlas without its voxel data (names, table, notes kept; any other
     atlas as it is): once its extractor holds the part it needs, the full maps

@@ -362,15 +362,26 @@ def _maps_plan(affine: np.ndarray, shape: tuple[int, ...], atlas: Atlas) -> _Map
     Read-only maps (as :func:`sparseconn.atlas.load_atlas` shares them between
     the scans of a process) have their plans kept, the last few, so that a
     process extracting many scans (Snakemake running jobs in its threads)
-    resamples no operator and factorises no maps twice.
+    resamples no operator and factorises no maps twice; one thread at a time
+    builds them, so that jobs starting together build a plan once.
     """
+    if atlas.maps.flags.writeable:
+        return _new_maps_plan(affine, shape, atlas)
     key = (id(atlas.maps), np.asarray(affine).tobytes(), tuple(shape))
-    shared = not atlas.maps.flags.writeable
-    if shared:
-        with _PLANS_LOCK:
-            if key in _PLANS:
-                _PLANS.move_to_end(key)
-                return _PLANS[key]
+    with _PLANS_LOCK:
+        if key in _PLANS:
+            _PLANS.move_to_end(key)
+            return _PLANS[key]
+        plan = _PLANS[key] = _new_maps_plan(affine, shape, atlas)
+        while len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
+    return plan
+
+
+def _new_maps_plan(
+    affine: np.ndarray, shape: tuple[int, ...], atlas: Atlas
+) -> _MapsPlan:
+    """The plan of ``atlas`` for scans of grid ``(affine, shape)``, computed."""
     resampler = Resampler.between(affine, shape, atlas.affine, atlas.maps.shape)
     maps = atlas.maps.reshape(-1, atlas.n_regions, order="F")
     inside = resampler.covered().ravel(order="F")
@@ -384,7 +395,7 @@ def _maps_plan(affine: np.ndarray, shape: tuple[int, ...], atlas: Atlas) -> _Map
     support = in_support.reshape(atlas.maps.shape[:3], order="F")
     box = _bounding_box(support) if resampler.axes is not None else ()
     kept_maps = maps[in_support]
-    plan = _MapsPlan(
+    return _MapsPlan(
         resampler=resampler.cropped(box) if box else resampler,
         coverage=coverage,
         support=np.flatnonzero(support[box].ravel(order="F")),
@@ -393,12 +404,6 @@ def _maps_plan(affine: np.ndarray, shape: tuple[int, ...], atlas: Atlas) -> _Map
         pseudo_inverse=np.linalg.pinv(kept_maps).T if coverage.any() else kept_maps,
         source=atlas.maps,
     )
-    if shared:
-        with _PLANS_LOCK:
-            _PLANS[key] = plan
-            while len(_PLANS) > _PLANS_KEPT:
-                _PLANS.popitem(last=False)
-    return plan
 
 
 class MapsExtractor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import nibabel as nib
@@ -319,17 +320,27 @@ def test_cached_extraction_plans_give_the_signals_of_a_fresh_one(tmp_path, rng):
         np.testing.assert_array_equal(signals, fresh)
 
 
-def test_keep_extraction_plans_leaves_the_scan_grids_plan_in_the_process(tmp_path, rng):
-    from sparseconn.regions import AtlasSpec
-    from sparseconn.steps.subject import keep_extraction_plans
-
+def test_jobs_starting_together_build_a_kept_plan_once(tmp_path, rng, monkeypatch):
     make_func(tmp_path / "func.nii.gz", rng, n_volumes=12)
     make_maps(tmp_path / "maps.nii.gz", rng)
-    signals_module._PLANS.clear()
-    keep_extraction_plans(
-        tmp_path / "func.nii.gz", [AtlasSpec("maps", tmp_path / "maps.nii.gz")]
-    )
     info = read_func_info(tmp_path / "func.nii.gz")
     atlas = load_atlas(tmp_path / "maps.nii.gz")
-    key = (id(atlas.maps), np.asarray(info.affine).tobytes(), tuple(info.shape[:3]))
-    assert list(signals_module._PLANS) == [key]  # what the scan's job then uses
+    signals_module._PLANS.clear()
+    built = []
+    build = signals_module._new_maps_plan
+
+    def slow_build(*args):
+        built.append(args)
+        time.sleep(0.2)  # the other thread asks meanwhile
+        return build(*args)
+
+    monkeypatch.setattr(signals_module, "_new_maps_plan", slow_build)
+    with ThreadPoolExecutor(2) as pool:
+        plans = list(
+            pool.map(
+                lambda _: signals_module._maps_plan(info.affine, info.shape[:3], atlas),
+                range(2),
+            )
+        )
+    assert len(built) == 1
+    assert plans[0] is plans[1]

@@ -302,26 +302,6 @@ def test_in_child_works_from_a_thread_while_others_hold_stderr(tmp_path: Path) -
         talker.join()
 
 
-PREPARED: list[str] = []
-
-
-@in_child(before_fork=lambda input, output, *_, **__: PREPARED.append(input[0]))
-def forked_reader_of_prepared(input, output, params, wildcards, log, **_):
-    """Writes what the parent prepared before the fork, as the child sees it."""
-    run_job(lambda: Path(output[0]).write_text(",".join(PREPARED)), log=log[0])
-
-
-def test_in_child_before_fork_runs_in_the_parent_and_the_child_sees_it(
-    tmp_path: Path,
-) -> None:
-    out, log = tmp_path / "out.txt", tmp_path / "job.log"
-    PREPARED.clear()
-    forked_reader_of_prepared(["plan-a"], [str(out)], {}, {}, [str(log)])
-    assert PREPARED == ["plan-a"]  # kept by the parent for its next jobs
-    assert out.read_text() == "plan-a"
-    assert forked_reader_of_prepared.__name__ == "forked_reader_of_prepared"
-
-
 def test_a_child_forked_while_another_thread_holds_the_plans_lock_can_take_it(
     tmp_path: Path,
 ) -> None:

@@ -7,7 +7,6 @@ One function per rule, paths in, files out (called by the rules' adapters,
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,24 +154,6 @@ def _check_outputs(atlases: Sequence[AtlasSpec], **outputs: Sequence[Any]) -> No
     for name, files in outputs.items():
         if len(files) != len(atlases):
             raise ValueError(f"{len(files)} {name} for {len(atlases)} atlases")
-
-
-_KEEPING_PLANS = threading.Lock()
-
-
-def keep_extraction_plans(
-    func: PathLike, atlases: Sequence[AtlasSpec | Mapping[str, Any]]
-) -> None:
-    """Read ``atlases`` and build their extraction plans for the grid of ``func``,
-    kept by this process for the scans it extracts or forks jobs for
-    (:func:`sparseconn.regions.keep_plans`); one thread at a time, so that jobs
-    starting together build each plan once.
-    """
-    from sparseconn import regions
-
-    with _KEEPING_PLANS:
-        info = read_func_info(func)
-        regions.keep_plans(info, [regions.load(spec) for spec in _specs(atlases)])
 
 
 def run_extract_timeseries(

@@ -17,13 +17,10 @@ rule's hash counts only the code it runs.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sparseconn.workflow.jobs import in_child, run_job
-
-logger = logging.getLogger(__name__)
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str]:
@@ -270,23 +267,6 @@ def synthetic_subject(
 # ------------------------------------------------------------------ subject
 
 
-def _keep_extraction_plans(func: str, atlases: Any) -> None:
-    """Before a scan's job forks: the atlases' plans for its grid, kept by the
-    Snakemake process for every job it forks. An error is left to the job, which
-    meets it again and reports it as its own."""
-    from sparseconn.steps.subject import keep_extraction_plans
-
-    try:
-        keep_extraction_plans(func, list(atlases))
-    except Exception:  # the job meets it again and reports it
-        logger.debug("no extraction plans kept for %s", func, exc_info=True)
-
-
-@in_child(
-    before_fork=lambda input, output, params, *_, **__: _keep_extraction_plans(
-        input.func, params.atlases
-    )
-)
 def extract_timeseries(
     input: Any,
     output: Any,
@@ -316,11 +296,6 @@ def extract_timeseries(
     )
 
 
-@in_child(
-    before_fork=lambda input, output, params, *_, **__: _keep_extraction_plans(
-        input.bold, params.atlases
-    )
-)
 def fmriprep_timeseries(
     input: Any,
     output: Any,

@@ -124,16 +124,12 @@ def run_script(adapter: Callable[..., Any], snakemake: Any) -> None:
 #: Modules a forked job may need, imported once in the parent before its first
 #: fork (not when the workflow is read), so that no child imports them again.
 CHILD_MODULES = (
-    "scipy.signal",
-    "sparseconn.bids",
     "sparseconn.covariance",
     "sparseconn.evaluation",
-    "sparseconn.motion",
     "sparseconn.plotting",
     "sparseconn.steps.figures",
     "sparseconn.steps.group",
     "sparseconn.steps.science",
-    "sparseconn.steps.subject",
     "sklearn.covariance",
 )
 _PR_SET_PDEATHSIG = 1
@@ -161,29 +157,19 @@ def _fresh_std_streams() -> None:
     )
 
 
-def in_child(
-    adapter: Callable[..., None] | None = None,
-    *,
-    before_fork: Callable[..., None] | None = None,
-) -> Any:
+def in_child(adapter: Callable[..., None]) -> Callable[..., None]:
     """Run a rule's adapter in a child process forked from the calling thread.
 
-    For the jobs that would hold the interpreter lock in a thread of the
-    Snakemake process (the group fits, the science check, the figures, whose
-    matplotlib is not thread-safe either; and the scans' extraction, where two
-    jobs in threads contend for it): a new process (a ``script:`` job) spends a
-    second or more importing numpy, scipy, scikit-learn and matplotlib, a fork
-    costs milliseconds and shares the parent's imported modules
-    (:data:`CHILD_MODULES`) and whatever ``before_fork(*args, **kwargs)``, run
-    in the parent first, kept in it (an atlas's extraction plans: then built
-    once for all the process's jobs). The child dies with the thread that forked
+    For the Python-bound jobs (the group fits, the science check, the figures):
+    in a thread of the Snakemake process they would hold the interpreter lock
+    (and matplotlib is not thread-safe), while a new process (a ``script:``
+    job) spends a second or more importing numpy, scipy, scikit-learn and
+    matplotlib. A fork costs milliseconds and shares the parent's imported
+    modules (:data:`CHILD_MODULES`). The child dies with the thread that forked
     it (a killed workflow leaves no job running); its exit status says how the
     adapter ended: 0 done, 1 bad input (its error line printed), 2 any other
-    exception (logged with its traceback). ``@in_child`` or
-    ``@in_child(before_fork=...)``.
+    exception (logged with its traceback).
     """
-    if adapter is None:
-        return functools.partial(in_child, before_fork=before_fork)
 
     @functools.wraps(adapter)
     def run(*args: Any, **kwargs: Any) -> None:
@@ -192,8 +178,6 @@ def in_child(
             return
         for module in CHILD_MODULES:
             importlib.import_module(module)
-        if before_fork is not None:
-            before_fork(*args, **kwargs)
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child (measured by its effects)
