@@ -25,6 +25,7 @@ import numpy as np
 
 from sparseconn.atlas import Atlas
 from sparseconn.errors import InputError
+from sparseconn.filters import butterworth_sections, filtfilt, padding_length
 from sparseconn.io import FuncInfo, check_finite, iter_volume_chunks
 
 logger = logging.getLogger(__name__)
@@ -543,10 +544,6 @@ def butterworth_sos(
     """
     if high_pass is None and low_pass is None:
         return None
-    # Imported here: scipy.signal costs ~1 s and ~40 MB, which jobs that do not
-    # filter should not pay, and extraction should not add to its peak memory.
-    from scipy import signal as sp_signal
-
     nyquist = 0.5 / t_r
     for name, value in (("high_pass", high_pass), ("low_pass", low_pass)):
         if value is not None and not 0 < value < nyquist:
@@ -557,24 +554,19 @@ def butterworth_sos(
     if high_pass is not None and low_pass is not None:
         if high_pass >= low_pass:
             raise ValueError(f"high_pass={high_pass} must be below low_pass={low_pass}")
-        return sp_signal.butter(
-            BUTTERWORTH_ORDER, [high_pass, low_pass], "band", output="sos", fs=1 / t_r
+        return butterworth_sections(
+            BUTTERWORTH_ORDER, (high_pass, low_pass), "band", 1 / t_r
         )
     if high_pass is not None:
-        return sp_signal.butter(
-            BUTTERWORTH_ORDER, high_pass, "high", output="sos", fs=1 / t_r
-        )
-    return sp_signal.butter(
-        BUTTERWORTH_ORDER, low_pass, "low", output="sos", fs=1 / t_r
-    )
+        return butterworth_sections(BUTTERWORTH_ORDER, (high_pass,), "high", 1 / t_r)
+    return butterworth_sections(BUTTERWORTH_ORDER, (low_pass,), "low", 1 / t_r)
 
 
 def min_filter_length(sos: np.ndarray | None) -> int:
     """Smallest number of samples the zero-phase filter accepts (scipy's padlen + 1)."""
     if sos is None:
         return 2
-    trailing_zeros = min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum())
-    return 3 * (2 * len(sos) + 1 - int(trailing_zeros)) + 1
+    return padding_length(sos) + 1
 
 
 def degenerate_columns(confounds: np.ndarray, processed: np.ndarray) -> np.ndarray:
@@ -811,11 +803,9 @@ def clean_with_report(
             else np.array(confounds, dtype=np.float64)
         )
     if sos is not None:
-        from scipy import signal as sp_signal
-
-        out = sp_signal.sosfiltfilt(sos, out, axis=0)
+        out = filtfilt(sos, out)
         if processed is not None:
-            processed = sp_signal.sosfiltfilt(sos, processed, axis=0)
+            processed = filtfilt(sos, processed)
     raw = None if processed is None else np.asarray(confounds, dtype=np.float64)
     lost = _lost_degrees_of_freedom(
         n_samples, t_r, high_pass, low_pass, detrend_signals
@@ -978,12 +968,10 @@ def _clean_censored(
         if processed is not None:
             processed = detrend(processed)
     if sos is not None:
-        from scipy import signal as sp_signal
-
         rows = kept - kept[0]
-        out = sp_signal.sosfiltfilt(sos, out, axis=0)[rows]
+        out = filtfilt(sos, out)[rows]
         if processed is not None:
-            processed = sp_signal.sosfiltfilt(sos, processed, axis=0)[rows]
+            processed = filtfilt(sos, processed)[rows]
             raw = raw[kept]
     lost = _lost_degrees_of_freedom(
         kept.size, t_r, high_pass, low_pass, detrend_signals
