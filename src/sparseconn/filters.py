@@ -28,6 +28,7 @@ on their own columns instead. Results equal scipy's within rounding
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import OrderedDict
 
@@ -38,6 +39,15 @@ _OPERATOR_MAX_SAMPLES = 1024
 _OPERATORS_KEPT = 8
 _OPERATORS: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _OPERATORS_LOCK = threading.Lock()
+
+
+def _new_operators_lock() -> None:
+    global _OPERATORS_LOCK
+    _OPERATORS_LOCK = threading.Lock()
+
+
+# A process forked while another thread held the lock would wait for it forever.
+os.register_at_fork(after_in_child=_new_operators_lock)
 
 
 def _prototype_poles(order: int) -> np.ndarray:

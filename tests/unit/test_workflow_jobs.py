@@ -12,9 +12,16 @@ import jsonschema
 import pytest
 
 from sparseconn.errors import InputError
+from sparseconn.workflow import jobs
 from sparseconn.workflow.adapters import as_list
 from sparseconn.workflow.errors import exit_on_input_error, schema_error
-from sparseconn.workflow.jobs import JobFailed, in_child, run_job, run_script
+from sparseconn.workflow.jobs import (
+    JobFailed,
+    in_child,
+    run_in_worker,
+    run_job,
+    run_script,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -338,3 +345,174 @@ def test_a_child_forked_while_another_thread_holds_the_plans_lock_can_take_it(
     finally:
         release.set()
         thread.join()
+
+
+# ------------------------------------------------ long-lived worker processes
+
+
+@pytest.mark.parametrize(
+    ("main_process", "cores", "n_jobs", "expected"),
+    [
+        (True, 2, jobs.WORKER_MIN_JOBS, True),
+        (True, 16, 10_000, True),
+        (True, 2, jobs.WORKER_MIN_JOBS - 1, False),
+        (True, 1, 10_000, False),
+        (True, None, 10_000, False),
+        (False, 2, 10_000, False),  # a cluster job's process: its one job inline
+    ],
+)
+def test_use_workers_only_for_large_local_runs(
+    main_process, cores, n_jobs, expected, monkeypatch
+) -> None:
+    monkeypatch.setattr(jobs, "_WORKERS_ENABLED", False)
+    assert jobs.use_workers(main_process, cores, n_jobs) is expected
+    assert jobs._WORKERS_ENABLED is expected
+
+
+@pytest.fixture
+def workers_on(monkeypatch):
+    """Worker processes on for the test; every worker stopped after it."""
+    monkeypatch.setattr(jobs, "_WORKERS_ENABLED", True)
+    yield
+    jobs.stop_workers()
+
+
+def write_pid(path: str) -> None:
+    """Appends this process's pid to ``path``."""
+    with open(path, "a") as stream:
+        stream.write(f"{os.getpid()}\n")
+
+
+def divide_by_zero() -> None:
+    1 / 0  # noqa: B018
+
+
+def kill_myself() -> None:
+    os.kill(os.getpid(), 9)
+
+
+def pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()]
+
+
+def test_run_in_worker_inline_when_workers_are_off(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(jobs, "_WORKERS_ENABLED", False)
+    out = tmp_path / "pids"
+    run_in_worker(write_pid, str(out), log=tmp_path / "job.log")
+    assert pids(out) == [os.getpid()]
+
+
+def test_a_worker_runs_job_after_job_in_one_other_process(
+    tmp_path: Path, workers_on
+) -> None:
+    out = tmp_path / "pids"
+    for index in range(3):
+        log = tmp_path / f"{index}.log"
+        run_in_worker(write_pid, str(out), log=log)
+        assert "write_pid: done in" in log.read_text()
+    first, *others = pids(out)
+    assert first != os.getpid()
+    assert others == [first, first]
+
+
+def test_jobs_at_once_get_a_worker_each(tmp_path: Path, workers_on) -> None:
+    out = [tmp_path / f"pids{index}" for index in range(2)]
+    start = threading.Barrier(2)
+
+    def job(index: int) -> None:
+        start.wait()
+        for _ in range(3):
+            run_in_worker(write_pid, str(out[index]), log=tmp_path / f"{index}.log")
+
+    threads = [threading.Thread(target=job, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    seen = {pid for path in out for pid in pids(path)}
+    assert os.getpid() not in seen
+    assert 1 <= len(seen) <= 2  # never more workers than jobs at once
+    assert len(jobs._IDLE_WORKERS) == len(seen)
+
+
+def test_worker_bad_input_is_one_line_and_job_failed(
+    tmp_path: Path, capfd, workers_on
+) -> None:
+    log = tmp_path / "job.log"
+    with pytest.raises(JobFailed, match="bad_input: bad input"):
+        run_in_worker(bad_input, "data/f.nii.gz", log=log)
+    err = capfd.readouterr().err
+    assert err.count("sparseconn: error:") == 1
+    assert "data/f.nii.gz: truncated gzip stream" in err
+    assert "truncated gzip stream" in log.read_text()
+    out = tmp_path / "pids"  # the worker goes on with the next job
+    run_in_worker(write_pid, str(out), log=tmp_path / "next.log")
+    assert pids(out)[0] != os.getpid()
+
+
+def test_worker_other_errors_fail_the_job_with_their_traceback(
+    tmp_path: Path, workers_on
+) -> None:
+    log = tmp_path / "job.log"
+    with pytest.raises(RuntimeError, match="divide_by_zero: failed in its worker"):
+        run_in_worker(divide_by_zero, log=log)
+    assert "ZeroDivisionError" in log.read_text()
+
+
+def test_a_worker_killed_during_a_job_fails_it_and_the_next_job_gets_another(
+    tmp_path: Path, workers_on
+) -> None:
+    with pytest.raises(RuntimeError, match="kill_myself: its worker process ended"):
+        run_in_worker(kill_myself, log=tmp_path / "job.log")
+    assert jobs._IDLE_WORKERS == []
+    out = tmp_path / "pids"
+    run_in_worker(write_pid, str(out), log=tmp_path / "next.log")
+    assert pids(out)[0] != os.getpid()
+
+
+def test_a_worker_killed_while_idle_is_replaced(tmp_path: Path, workers_on) -> None:
+    out = tmp_path / "pids"
+    run_in_worker(write_pid, str(out), log=tmp_path / "1.log")
+    (first,) = pids(out)
+    os.kill(first, 9)
+    while jobs._IDLE_WORKERS[0].alive():
+        pass
+    run_in_worker(write_pid, str(out), log=tmp_path / "2.log")
+    assert pids(out)[1] not in (first, os.getpid())
+
+
+def test_extraction_in_a_worker_writes_the_same_bytes(tmp_path, rng, monkeypatch):
+    from sparseconn.regions import AtlasSpec
+    from sparseconn.steps.subject import run_extract_timeseries
+    from tests.helpers import make_func, make_maps
+
+    func, maps = tmp_path / "func.nii.gz", tmp_path / "maps.nii.gz"
+    make_func(func, rng, n_volumes=60)
+    make_maps(maps, rng)
+
+    def outputs(folder: Path) -> list[Path]:
+        return [folder / name for name in ("ts.tsv", "ts.json", "hv.tsv", "r.tsv")]
+
+    for folder, enabled in ((tmp_path / "inline", False), (tmp_path / "worker", True)):
+        folder.mkdir()
+        monkeypatch.setattr(jobs, "_WORKERS_ENABLED", enabled)
+        tsv, sidecar, high_variance, regions = outputs(folder)
+        run_in_worker(
+            run_extract_timeseries,
+            func,
+            [AtlasSpec("test", str(maps))],
+            [],
+            [tsv],
+            [sidecar],
+            high_variance,
+            [regions],
+            subject="01",
+            log=folder / "job.log",
+        )
+    jobs.stop_workers()
+    for inline, worker in zip(
+        outputs(tmp_path / "inline"), outputs(tmp_path / "worker"), strict=True
+    ):
+        # the sidecar names the high-variance confounds' file, in its own folder
+        written = inline.read_bytes().replace(b"/inline/", b"/worker/")
+        assert written == worker.read_bytes(), inline.name

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sparseconn.workflow.jobs import in_child, run_job
+from sparseconn.workflow.jobs import in_child, run_in_worker, run_job
 
 
 def as_list(value: str | Sequence[str] | None) -> list[str]:
@@ -280,7 +280,7 @@ def extract_timeseries(
     from sparseconn.signals import CleaningSettings
     from sparseconn.steps.subject import run_extract_timeseries
 
-    run_job(
+    run_in_worker(
         run_extract_timeseries,
         input.func,
         list(params.atlases),
@@ -309,7 +309,7 @@ def fmriprep_timeseries(
     from sparseconn.signals import CleaningSettings
     from sparseconn.steps.subject import run_fmriprep_timeseries
 
-    run_job(
+    run_in_worker(
         run_fmriprep_timeseries,
         input.bold,
         input.confounds,

@@ -204,3 +204,162 @@ def in_child(adapter: Callable[..., None]) -> Callable[..., None]:
             raise RuntimeError(f"{name}: the job's process failed (status {status})")
 
     return run
+
+
+# ------------------------------------------------ long-lived worker processes
+
+#: Whether :func:`run_in_worker` hands jobs to worker processes (set when the
+#: workflow is read, by :func:`use_workers`).
+_WORKERS_ENABLED = False
+
+#: Fewest per-scan jobs for which a local run uses worker processes. Measured on
+#: 2 cores (extraction of the synthetic scans, ``--scheduler-subsample 16``):
+#: 40 scans took 26.2-28.3 s in threads and 27.5-29.9 s in workers (each worker's
+#: first scan builds its own atlas plan in fresh memory); 200 scans took 152.7 s in
+#: threads and 135.6 s in workers, where the Snakemake process's own bookkeeping
+#: competes with the jobs' threads for the interpreter lock.
+WORKER_MIN_JOBS = 100
+
+
+def use_workers(main_process: bool, cores: int | None, n_jobs: int) -> bool:
+    """Whether :func:`run_in_worker` uses worker processes; sets it and returns it.
+
+    On for the main Snakemake process of a run given more than one core (a local
+    run, whose jobs run side by side in its threads) with at least
+    :data:`WORKER_MIN_JOBS` per-scan jobs (``n_jobs``); off in a cluster job's
+    process (``main_process`` false: it runs its one job inline), with one core,
+    and for fewer jobs.
+    """
+    global _WORKERS_ENABLED
+    _WORKERS_ENABLED = (
+        bool(main_process) and (cores or 1) > 1 and n_jobs >= WORKER_MIN_JOBS
+    )
+    return _WORKERS_ENABLED
+
+
+class _Worker:
+    """A process forked once that runs the jobs sent over a pipe, one at a time."""
+
+    def __init__(self) -> None:
+        from multiprocessing.connection import Pipe
+
+        parent_end, child_end = Pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child (measured by its effects)
+            try:
+                _die_with_parent()
+                if os.getppid() == parent:
+                    _fresh_std_streams()
+                    # the other jobs' log handlers, whose threads are not here
+                    logging.getLogger().handlers.clear()
+                    parent_end.close()
+                    _serve(child_end)
+            finally:
+                os._exit(0)
+        child_end.close()
+        self.pid = pid
+        self.connection = parent_end
+
+    def call(self, message: tuple) -> int:
+        """Send one job; its status (0 done, 1 bad input, 2 another failure)."""
+        self.connection.send(message)
+        return int(self.connection.recv())
+
+    def alive(self) -> bool:
+        """Whether the process still runs (a worker killed while idle does not)."""
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return pid == 0
+
+    def stop(self) -> None:
+        """Close the pipe (the worker then exits) and reap the process."""
+        self.connection.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:  # pragma: no cover - already reaped
+            pass
+
+
+def _serve(connection: Any) -> None:  # pragma: no cover - runs in the worker
+    """The worker's loop: run each job received, until the pipe closes."""
+    while True:
+        try:
+            task, args, kwargs, log = connection.recv()
+        except EOFError:
+            return
+        status = 2
+        try:
+            run_job(task, *args, log=log, **kwargs)
+            status = 0
+        except JobFailed:
+            status = 1
+        except BaseException:
+            traceback.print_exc()
+        connection.send(status)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with Snakemake's path strings as plain ``str`` (to pickle them)."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+_IDLE_WORKERS: list[_Worker] = []
+_WORKERS_LOCK = threading.Lock()
+
+
+def run_in_worker(
+    task: Callable[..., Any], *args: Any, log: PathLike | None = None, **kwargs: Any
+) -> None:
+    """:func:`run_job` in a long-lived worker process, when workers are on.
+
+    A worker is forked when no idle one is left (so there are at most as many as
+    jobs run at once), runs one job at a time and keeps its imports, atlas plans
+    and memory from one job to the next; it exits with the workflow. ``task`` and
+    its arguments are pickled (module-level functions, plain values). The error
+    contract is :func:`run_job`'s: `JobFailed` after a bad input's error line,
+    ``RuntimeError`` for any other failure (its traceback in the job's log).
+    """
+    if not _WORKERS_ENABLED or not hasattr(os, "fork"):
+        run_job(task, *args, log=log, **kwargs)
+        return
+    worker = None
+    while worker is None:
+        with _WORKERS_LOCK:
+            worker = _IDLE_WORKERS.pop() if _IDLE_WORKERS else None
+        if worker is None:
+            worker = _Worker()
+        elif not worker.alive():  # killed while idle: the job has not started
+            worker.connection.close()
+            worker = None
+    name = getattr(task, "__name__", repr(task))
+    try:
+        status = worker.call((task, _plain(args), _plain(kwargs), _plain(log)))
+    except (EOFError, OSError) as error:
+        worker.stop()
+        raise RuntimeError(f"{name}: its worker process ended ({error!r})") from None
+    with _WORKERS_LOCK:
+        _IDLE_WORKERS.append(worker)
+    if status == 1:
+        raise JobFailed(f"{name}: bad input (see the error line above)")
+    if status != 0:
+        raise RuntimeError(f"{name}: failed in its worker process (see its log)")
+
+
+def stop_workers() -> None:
+    """Stop the idle worker processes (they also end with the workflow's process)."""
+    with _WORKERS_LOCK:
+        workers = list(_IDLE_WORKERS)
+        _IDLE_WORKERS.clear()
+    for worker in workers:
+        worker.stop()
