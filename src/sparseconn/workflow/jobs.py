@@ -35,6 +35,9 @@ logger = logging.getLogger("sparseconn")
 
 T = TypeVar("T")
 
+#: True in a worker process of :func:`run_in_worker` (its stderr is shared).
+_IN_WORKER = False
+
 
 class JobFailed(RuntimeError):
     """A job failed on bad input (its one error line is already printed)."""
@@ -89,7 +92,7 @@ def run_job(
         result = task(*args, **kwargs)
         logger.info("%s: done in %.2f s", name, time.perf_counter() - start)
     except InputError as error:
-        shared = threading.current_thread() is not threading.main_thread()
+        shared = _IN_WORKER or threading.current_thread() is not threading.main_thread()
         report_error(str(error), to_log=log is not None, shared=shared)
         raise JobFailed(f"{name}: bad input (see the error line above)") from None
     except Exception:
@@ -285,6 +288,8 @@ class _Worker:
 
 def _serve(connection: Any) -> None:  # pragma: no cover - runs in the worker
     """The worker's loop: run each job received, until the pipe closes."""
+    global _IN_WORKER
+    _IN_WORKER = True  # stderr is the Snakemake process's, shared with its jobs
     while True:
         try:
             task, args, kwargs, log = connection.recv()
