@@ -132,8 +132,10 @@ def sections_of(zeros: np.ndarray, poles: np.ndarray, gain: float) -> np.ndarray
     filter's are at 1 and -1) and as many as the poles.
     """
     zeros = [float(z) for z in zeros]
-    upper = [complex(p) for p in poles if p.imag > 0]
-    real = [complex(p.real, 0.0) for p in poles if p.imag == 0]
+    # real within rounding, as scipy's _cplxreal decides (100 eps of the modulus)
+    is_real = np.abs(poles.imag) <= 100 * np.finfo(np.float64).eps * np.abs(poles)
+    upper = [complex(p) for p in poles[~is_real] if p.imag > 0]
+    real = [complex(p.real, 0.0) for p in poles[is_real]]
     if len(real) % 2 == 1:  # odd order: a first-order section
         real.append(0j)
         zeros.append(0.0)
