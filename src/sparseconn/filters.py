@@ -180,11 +180,13 @@ def padding_length(sos: np.ndarray) -> int:
 
 
 def steady_state(sos: np.ndarray) -> np.ndarray:
-    """Initial states, shape (n_sections, 2), of the cascade's unit step response."""
+    """Initial states, shape (n_sections, 2), of the cascade's unit step response.
+
+    Sections as :func:`sections_of` builds them (``a0 = 1``).
+    """
     states = np.empty((len(sos), 2))
     scale = 1.0
-    for index, (b0, b1, b2, a0, a1, a2) in enumerate(sos):
-        b0, b1, b2, a1, a2 = b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0
+    for index, (b0, b1, b2, _, a1, a2) in enumerate(sos):
         # I - A' (A the denominator's companion matrix), and b[1:] - a[1:] b0
         system = np.array([[1.0 + a1, -1.0], [a2, 1.0]])
         states[index] = scale * np.linalg.solve(system, [b1 - a1 * b0, b2 - a2 * b0])
@@ -258,8 +260,4 @@ def filtfilt(sos: np.ndarray, signals: np.ndarray) -> np.ndarray:
     n = signals.shape[0]
     if n > _OPERATOR_MAX_SAMPLES:
         return _filtfilt_columns(sos, signals)
-    if n <= padding_length(sos):
-        raise ValueError(
-            f"{n} samples are too few to filter: at least {padding_length(sos) + 1}"
-        )
-    return _operator(sos, n) @ signals
+    return _operator(sos, n) @ signals  # too few samples: raised building it

@@ -160,6 +160,29 @@ def _fresh_std_streams() -> None:
     )
 
 
+def _job_status(job: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """Run ``job(*args, **kwargs)`` in a forked process: 0 done, 1 bad input
+    (`JobFailed`, its error line already printed), 2 any other exception (its
+    traceback on stderr)."""
+    try:
+        job(*args, **kwargs)
+    except JobFailed:
+        return 1
+    except BaseException:
+        traceback.print_exc()
+        return 2
+    return 0
+
+
+def _raise_for_status(name: str, status: int, failure: str) -> None:
+    """In the process that waited for a job's status: `JobFailed` for 1, and
+    ``RuntimeError(f"{name}: {failure}")`` for any other status but 0."""
+    if status == 1:
+        raise JobFailed(f"{name}: bad input (see the error line above)")
+    if status != 0:
+        raise RuntimeError(f"{name}: {failure}")
+
+
 def in_child(adapter: Callable[..., None]) -> Callable[..., None]:
     """Run a rule's adapter in a child process forked from the calling thread.
 
@@ -187,24 +210,16 @@ def in_child(adapter: Callable[..., None]) -> Callable[..., None]:
             status = 2
             try:
                 _die_with_parent()
-                if os.getppid() != parent:  # the parent died before prctl
-                    os._exit(status)
-                _fresh_std_streams()
-                adapter(*args, **kwargs)
-                status = 0
-            except JobFailed:
-                status = 1
-            except BaseException:
-                traceback.print_exc()
+                if os.getppid() == parent:  # else the parent died before prctl
+                    _fresh_std_streams()
+                    status = _job_status(adapter, *args, **kwargs)
             finally:
                 os._exit(status)
         _, wait_status = os.waitpid(pid, 0)
         status = os.waitstatus_to_exitcode(wait_status)
-        name = adapter.__name__
-        if status == 1:
-            raise JobFailed(f"{name}: bad input (see the error line above)")
-        if status != 0:
-            raise RuntimeError(f"{name}: the job's process failed (status {status})")
+        _raise_for_status(
+            adapter.__name__, status, f"the job's process failed (status {status})"
+        )
 
     return run
 
@@ -295,15 +310,7 @@ def _serve(connection: Any) -> None:  # pragma: no cover - runs in the worker
             task, args, kwargs, log = connection.recv()
         except EOFError:
             return
-        status = 2
-        try:
-            run_job(task, *args, log=log, **kwargs)
-            status = 0
-        except JobFailed:
-            status = 1
-        except BaseException:
-            traceback.print_exc()
-        connection.send(status)
+        connection.send(_job_status(run_job, task, *args, log=log, **kwargs))
 
 
 def _plain(value: Any) -> Any:
@@ -355,10 +362,7 @@ def run_in_worker(
         raise RuntimeError(f"{name}: its worker process ended ({error!r})") from None
     with _WORKERS_LOCK:
         _IDLE_WORKERS.append(worker)
-    if status == 1:
-        raise JobFailed(f"{name}: bad input (see the error line above)")
-    if status != 0:
-        raise RuntimeError(f"{name}: failed in its worker process (see its log)")
+    _raise_for_status(name, status, "failed in its worker process (see its log)")
 
 
 def stop_workers() -> None:
