@@ -33,7 +33,9 @@ from tests.helpers import output_files
 pytestmark = pytest.mark.slow
 
 ROOT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
-SETTINGS = {"n_subjects": 2, "synthetic": {"n_volumes": 100}}
+# 400 volumes: an extraction takes about a second even on a fast machine, so
+# the kill lands inside it (at 100 volumes it took 0.3 s and could finish first).
+SETTINGS = {"n_subjects": 2, "synthetic": {"n_volumes": 400}}
 
 
 def final_files(folder: Path) -> dict[str, bytes]:
@@ -101,8 +103,8 @@ def kill_when_started(command: list[str], folder: Path, log: Path) -> str:
             while ": started" not in (log.read_text() if log.is_file() else ""):
                 assert process.poll() is None, (folder / "killed_run.txt").read_text()
                 assert time.monotonic() < deadline, "the job never started"
-                time.sleep(0.05)
-            time.sleep(0.3)  # well inside the job (it takes seconds)
+                time.sleep(0.01)
+            time.sleep(0.1)  # inside the job (it takes about a second)
             text = log.read_text()
         finally:
             os.killpg(process.pid, signal.SIGKILL)
