@@ -104,7 +104,9 @@ class HighVarianceCollector:
     :func:`high_variance_confounds` returns, so that one decompression of the
     file serves the confounds and whatever else the pass computes (the region
     signals). Each voxel's detrended mean of squares is accumulated on the way
-    (float64 sums, shifted by the first volume against cancellation). The kept
+    (float64 sums, shifted by the first volume against cancellation), for the
+    voxels that have left their first stored value only (the others' sums are
+    exact zeros: the background costs one comparison of stored values). The kept
     voxels' series are then rebuilt from what the pass stored, at the stored
     precision (int16: half the bytes of float32), when the image is stored on at
     most 4 bytes per voxel, else read from the file a second time. What is
@@ -135,10 +137,13 @@ class HighVarianceCollector:
         self._ramp = _centred_ramp(info.n_volumes)
         self._first: np.ndarray | None = None
         self._first_raw: np.ndarray | None = None
-        self._block = self._moments = np.empty((0, 0))
-        self._sums = np.zeros(info.n_voxels)
-        self._trend = np.zeros(info.n_voxels)
-        self._squares = np.zeros(info.n_voxels)
+        self._differs = np.empty((0, 0), dtype=bool)
+        self._chunk_moved = np.empty(0, dtype=bool)
+        # Sums over the volumes so far of each moved voxel (``_moved_columns``):
+        # of its value minus its first, of that times the ramp, and its square.
+        self._sums = self._trend = self._squares = np.zeros(0)
+        self._first_moved = np.zeros(0)  # the moved voxels' first values
+        self._block = np.empty((0, 0))
 
     def add(
         self, start: int, raw: np.ndarray, volumes: np.ndarray | None = None
@@ -153,26 +158,53 @@ class HighVarianceCollector:
             self._first = volumes[0].astype(np.float64)
             self._first_raw = raw[0].copy()
             # reused by every chunk: no allocation per chunk
-            self._block = np.empty((len(volumes), self.info.n_voxels))
-            self._moments = np.empty((2, self.info.n_voxels))
-        block = self._block[: len(volumes)]
-        np.subtract(volumes, self._first, out=block)
+            self._differs = np.empty(raw.shape, dtype=bool)
+            self._chunk_moved = np.empty(raw.shape[1], dtype=bool)
+        # Equal stored values are equal float values: a voxel whose stored
+        # values all equal its first adds exact zeros to every sum, so the sums
+        # are kept for the voxels that have moved only (a fifth of the grid of a
+        # brain image: the background never moves), found on the stored values.
+        differs = self._differs[: len(raw)]
+        np.not_equal(raw, self._first_raw, out=differs)
+        moved = np.logical_or.reduce(differs, axis=0, out=self._chunk_moved)
+        np.logical_or(moved, self._moved, out=moved)
+        if np.count_nonzero(moved) > self._moved_columns.size:
+            self._moved, self._chunk_moved = moved, self._moved
+            self._grow_sums(np.flatnonzero(moved))
+        columns = self._moved_columns
+        if not columns.size:
+            return
+        block = self._block[: len(raw)]
+        if columns.size == self.info.n_voxels:  # nothing to select
+            np.subtract(volumes, self._first_moved, out=block)
+        elif volumes.dtype == block.dtype:
+            np.take(volumes, columns, axis=1, out=block, mode="clip")
+            block -= self._first_moved
+        else:
+            np.subtract(volumes[:, columns], self._first_moved, out=block)
         # the plain and ramp-weighted sums in one matrix product
         weights = np.ones((2, len(block)))
         weights[1] = self._ramp[start : start + len(block)]
-        np.matmul(weights, block, out=self._moments)
-        self._sums += self._moments[0]
-        self._trend += self._moments[1]
+        moments = weights @ block
+        self._sums += moments[0]
+        self._trend += moments[1]
         np.square(block, out=block)
-        chunk_squares = block.sum(axis=0, out=self._moments[0])
-        self._squares += chunk_squares
+        self._squares += block.sum(axis=0)
         if self.stores_series:
-            moved = chunk_squares > 0
-            if (moved > self._moved).any():
-                self._moved |= moved
-                self._moved_columns = np.flatnonzero(self._moved)
-            columns = self._moved_columns
             self._chunks.append((start, columns, raw[:, columns]))
+
+    def _grow_sums(self, columns: np.ndarray) -> None:
+        """Keep the sums for the moved voxels ``columns`` (a superset of the last)."""
+        grown = [np.zeros(columns.size) for _ in range(3)]
+        if self._moved_columns.size:
+            where = np.searchsorted(columns, self._moved_columns)
+            sums = (self._sums, self._trend, self._squares)
+            for new, old in zip(grown, sums, strict=True):
+                new[where] = old
+        self._sums, self._trend, self._squares = grown
+        self._moved_columns = columns
+        self._first_moved = self._first[columns]
+        self._block = np.empty((self._differs.shape[0], columns.size))
 
     def confounds(self) -> np.ndarray:
         """The confounds, shape (n_volumes, n_confounds), once every volume is in.
@@ -185,7 +217,8 @@ class HighVarianceCollector:
                 f"{self.n_added} of the {info.n_volumes} volumes were added"
             )
         n_samples = info.n_volumes
-        mean_squares = (
+        mean_squares = np.zeros(info.n_voxels)  # 0 where the voxel never moved
+        mean_squares[self._moved_columns] = (
             self._squares - self._sums**2 / n_samples - self._trend**2
         ) / n_samples
         try:

@@ -109,11 +109,14 @@ def test_collector_needs_every_volume(tmp_path, rng):
 
 
 @pytest.mark.parametrize("dtype", ["int16", "float32"])
+@pytest.mark.parametrize("given", ["float32", "float64"])
 def test_only_the_voxels_that_move_are_stored_and_the_kept_series_are_exact(
-    tmp_path, rng, dtype
+    tmp_path, rng, dtype, given
 ):
     """Background voxels are never copied; a voxel that starts moving late, or
-    moves in one chunk only, is rebuilt exactly (its other values: the first)."""
+    moves in one chunk only, is rebuilt exactly (its other values: the first)
+    and its sums start when it moves; with the chunks' values given as float32
+    (as ``to_float`` gives them) or float64 (as the extraction's pass does)."""
     data = np.zeros((10, 9, 8, 30))
     data[2:8, 2:7, 2:6] = 100 + 20 * rng.standard_normal((6, 5, 4, 30))
     data[0, 0, 0, 17:] = 500 + 300 * rng.standard_normal(13)  # late mover
@@ -124,7 +127,7 @@ def test_only_the_voxels_that_move_are_stored_and_the_kept_series_are_exact(
     series = data.reshape(-1, 30, order="F").T.astype(dtype).astype(np.float64)
     collector = HighVarianceCollector(info, n_confounds=3, percentile=10)
     for start, raw in io.iter_volume_chunks(info, 4):
-        collector.add(start, raw)
+        collector.add(start, raw, info.to_float(raw).astype(given))
     assert collector._moved.sum() == 6 * 5 * 4 + 2
     stored = sum(values.size for _, _, values in collector._chunks)
     assert stored < series.size / 3
