@@ -214,7 +214,7 @@ def main() -> None:
         peak_mb = int(peak_kb) / 1024
         print(
             f"ours, cold (a fresh process's first scan: atlas read, operators "
-            f"built, scipy.signal imported): {float(cold):5.2f} s"
+            f"built): {float(cold):5.2f} s"
         )
         print(
             f"as fresh processes, imports included (one SLURM job each): ours "
