@@ -157,9 +157,10 @@ class HighVarianceCollector:
         if self._first is None:
             self._first = volumes[0].astype(np.float64)
             self._first_raw = raw[0].copy()
-            # reused by every chunk: no allocation per chunk
-            self._differs = np.empty(raw.shape, dtype=bool)
             self._chunk_moved = np.empty(raw.shape[1], dtype=bool)
+        if len(raw) > len(self._differs):  # buffers reused by every chunk
+            self._differs = np.empty(raw.shape, dtype=bool)
+            self._block = np.empty((len(raw), self._moved_columns.size))
         # Equal stored values are equal float values: a voxel whose stored
         # values all equal its first adds exact zeros to every sum, so the sums
         # are kept for the voxels that have moved only (a fifth of the grid of a
@@ -204,7 +205,7 @@ class HighVarianceCollector:
         self._sums, self._trend, self._squares = grown
         self._moved_columns = columns
         self._first_moved = self._first[columns]
-        self._block = np.empty((self._differs.shape[0], columns.size))
+        self._block = np.empty((len(self._differs), columns.size))
 
     def confounds(self) -> np.ndarray:
         """The confounds, shape (n_volumes, n_confounds), once every volume is in.

@@ -139,3 +139,19 @@ def test_only_the_voxels_that_move_are_stored_and_the_kept_series_are_exact(
     got = collector.confounds()
     # same subspace as the definition on the whole array
     np.testing.assert_allclose(np.abs(got.T @ expected), np.eye(3), atol=1e-10)
+
+
+def test_chunks_of_any_sizes_give_the_same_confounds(tmp_path, rng):
+    """Chunks may grow (buffers follow), voxels may start moving in any chunk."""
+    data = np.zeros((8, 7, 6, 30))
+    data[1:7, 1:6, 1:5] = 100 + 20 * rng.standard_normal((6, 5, 4, 30))
+    data[0, 0, 0, 9:] = 300 + 50 * rng.standard_normal(21)  # moves in a later chunk
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "f.nii.gz")
+    info = read_func_info(tmp_path / "f.nii.gz")
+    expected = high_variance_confounds(info, n_confounds=3, percentile=10)
+    raw = np.concatenate([raw for _, raw in io.iter_volume_chunks(info, 30)])
+    collector = HighVarianceCollector(info, n_confounds=3, percentile=10)
+    for start, stop in [(0, 1), (1, 5), (5, 12), (12, 13), (13, 30)]:
+        chunk = raw[start:stop]
+        collector.add(start, chunk, info.to_float(chunk).astype(np.float64))
+    np.testing.assert_allclose(collector.confounds(), expected, rtol=0, atol=1e-12)
