@@ -168,9 +168,9 @@ class HighVarianceCollector:
         differs = self._differs[: len(raw)]
         np.not_equal(raw, self._first_raw, out=differs)
         moved = np.logical_or.reduce(differs, axis=0, out=self._chunk_moved)
-        np.logical_or(moved, self._moved, out=moved)
+        moved |= self._moved
         if np.count_nonzero(moved) > self._moved_columns.size:
-            self._moved, self._chunk_moved = moved, self._moved
+            np.copyto(self._moved, moved)
             self._grow_sums(np.flatnonzero(moved))
         columns = self._moved_columns
         if not columns.size:

@@ -28,26 +28,15 @@ on their own columns instead. Results equal scipy's within rounding
 from __future__ import annotations
 
 import math
-import os
-import threading
-from collections import OrderedDict
 
 import numpy as np
+
+from sparseconn.recent import RecentValues
 
 #: Longest series filtered through a cached ``n x n`` operator (8 MB at most).
 _OPERATOR_MAX_SAMPLES = 1024
 _OPERATORS_KEPT = 8
-_OPERATORS: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_OPERATORS_LOCK = threading.Lock()
-
-
-def _new_operators_lock() -> None:
-    global _OPERATORS_LOCK
-    _OPERATORS_LOCK = threading.Lock()
-
-
-# A process forked while another thread held the lock would wait for it forever.
-os.register_at_fork(after_in_child=_new_operators_lock)
+_OPERATORS: RecentValues[np.ndarray] = RecentValues(_OPERATORS_KEPT)
 
 
 def _prototype_poles(order: int) -> np.ndarray:
@@ -238,16 +227,13 @@ def _filtfilt_columns(sos: np.ndarray, signals: np.ndarray) -> np.ndarray:
 def _operator(sos: np.ndarray, n: int) -> np.ndarray:
     """The zero-phase filter of ``n`` samples as an ``n x n`` matrix (cached)."""
     key = (sos.tobytes(), sos.shape, n)
-    with _OPERATORS_LOCK:
-        if key in _OPERATORS:
-            _OPERATORS.move_to_end(key)
-            return _OPERATORS[key]
+    return _OPERATORS.get(key, lambda: _new_operator(sos, n))
+
+
+def _new_operator(sos: np.ndarray, n: int) -> np.ndarray:
+    """The zero-phase filter of ``n`` samples as a read-only ``n x n`` matrix."""
     operator = _filtfilt_columns(sos, np.eye(n))
     operator.setflags(write=False)
-    with _OPERATORS_LOCK:
-        _OPERATORS[key] = operator
-        while len(_OPERATORS) > _OPERATORS_KEPT:
-            _OPERATORS.popitem(last=False)
     return operator
 
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple, Protocol
@@ -27,6 +25,7 @@ from sparseconn.atlas import Atlas
 from sparseconn.errors import InputError
 from sparseconn.filters import butterworth_sections, filtfilt, padding_length
 from sparseconn.io import FuncInfo, check_finite, iter_volume_chunks
+from sparseconn.recent import RecentValues
 
 logger = logging.getLogger(__name__)
 
@@ -342,19 +341,8 @@ class _MapsPlan:
     source: np.ndarray  # the atlas's maps, kept so that their id stays theirs
 
 
-_PLANS: OrderedDict[tuple, _MapsPlan] = OrderedDict()
-_PLANS_LOCK = threading.Lock()
 _PLANS_KEPT = 4
-
-
-def _new_plans_lock() -> None:
-    global _PLANS_LOCK
-    _PLANS_LOCK = threading.Lock()
-
-
-# A child forked (sparseconn.workflow.jobs.in_child) while another thread held
-# the lock would wait for it forever.
-os.register_at_fork(after_in_child=_new_plans_lock)
+_PLANS: RecentValues[_MapsPlan] = RecentValues(_PLANS_KEPT)
 
 
 def _maps_plan(affine: np.ndarray, shape: tuple[int, ...], atlas: Atlas) -> _MapsPlan:
@@ -363,20 +351,13 @@ def _maps_plan(affine: np.ndarray, shape: tuple[int, ...], atlas: Atlas) -> _Map
     Read-only maps (as :func:`sparseconn.atlas.load_atlas` shares them between
     the scans of a process) have their plans kept, the last few, so that a
     process extracting many scans (Snakemake running jobs in its threads)
-    resamples no operator and factorises no maps twice; one thread at a time
-    builds them, so that jobs starting together build a plan once.
+    resamples no operator and factorises no maps twice; jobs starting together
+    build a plan once.
     """
     if atlas.maps.flags.writeable:
         return _new_maps_plan(affine, shape, atlas)
     key = (id(atlas.maps), np.asarray(affine).tobytes(), tuple(shape))
-    with _PLANS_LOCK:
-        if key in _PLANS:
-            _PLANS.move_to_end(key)
-            return _PLANS[key]
-        plan = _PLANS[key] = _new_maps_plan(affine, shape, atlas)
-        while len(_PLANS) > _PLANS_KEPT:
-            _PLANS.popitem(last=False)
-    return plan
+    return _PLANS.get(key, lambda: _new_maps_plan(affine, shape, atlas))
 
 
 def _new_maps_plan(

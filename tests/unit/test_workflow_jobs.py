@@ -317,7 +317,7 @@ def test_a_child_forked_while_another_thread_holds_the_plans_lock_can_take_it(
     out, log = tmp_path / "out.txt", tmp_path / "job.log"
 
     def take_plans_lock() -> None:
-        with signals._PLANS_LOCK:
+        with signals._PLANS.lock:
             Path(out).write_text("taken")
 
     @in_child
@@ -327,7 +327,7 @@ def test_a_child_forked_while_another_thread_holds_the_plans_lock_can_take_it(
     holding, release = threading.Event(), threading.Event()
 
     def holder() -> None:
-        with signals._PLANS_LOCK:
+        with signals._PLANS.lock:
             holding.set()
             release.wait(60)
 
