@@ -18,8 +18,15 @@ The signals are the default synthetic run's: generated and extracted here, as
 the workflow does (about a minute), or read from a run's results folder
 (``--results results``: its ``sub-*/func/*_timeseries.tsv``).
 
+``--converged`` also fits scikit-learn's ``GraphicalLassoCV`` with converged
+fits (``tol`` and ``enet_tol`` 1e-10, ``max_iter`` 2000: the exact optimum at
+every alpha, which any exact solver would reach) on each training half, and
+counts the halves where it chooses another alpha than the default one: why the
+science check restates scikit-learn's inexact algorithm instead of solving the
+graph lasso exactly (about 80 s more).
+
 Usage: python benchmarks/bench_graph_lasso.py [--repeat 3] [--results DIR]
-    [--subjects 10] [--subjects-per-call 5]
+    [--subjects 10] [--subjects-per-call 5] [--converged]
 """
 
 from __future__ import annotations
@@ -147,6 +154,11 @@ def main() -> None:
         help="subjects per batched call (model_comparison.subjects_per_job)",
     )
     parser.add_argument("--results", type=Path, help="read a run's time series")
+    parser.add_argument(
+        "--converged",
+        action="store_true",
+        help="count the training halves where converged fits choose another alpha",
+    )
     args = parser.parse_args()
 
     from sklearn.covariance import GraphicalLassoCV
@@ -196,6 +208,36 @@ def main() -> None:
             f"{'yes' if identical else 'NO':>22}"
         )
     print(f"load average (1 min): {os.getloadavg()[0]:.2f}", flush=True)
+    if args.converged:
+        converged_alphas(inputs, sklearn_fits)
+
+
+#: scikit-learn's GraphicalLassoCV with every fit converged (the exact optimum).
+CONVERGED = {"tol": 1e-10, "enet_tol": 1e-10, "max_iter": 2000}
+
+
+def converged_alphas(inputs: list[np.ndarray], default_fits: list) -> None:
+    """Print the training halves where converged fits choose another alpha."""
+    from sklearn.covariance import GraphicalLassoCV
+
+    halves = [k for k in range(len(inputs)) if k % 3 != 2]  # not whole series
+    changed = []
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore")
+        for k in halves:
+            alpha = GraphicalLassoCV(**CONVERGED).fit(inputs[k]).alpha_
+            if alpha != default_fits[k].alpha_:
+                changed.append((k, default_fits[k].alpha_, alpha))
+    print(
+        f"GraphicalLassoCV({', '.join(f'{k}={v}' for k, v in CONVERGED.items())}) "
+        f"chooses another alpha than GraphicalLassoCV() on {len(changed)} of "
+        f"{len(halves)} training halves"
+        + "".join(
+            f"\n    subject {k // 3 + 1}, half {2 - k % 3}: {a:.6g} -> {b:.6g}"
+            for k, a, b in changed
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
