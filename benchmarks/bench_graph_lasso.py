@@ -220,21 +220,26 @@ def converged_alphas(inputs: list[np.ndarray], default_fits: list) -> None:
     """Print the training halves where converged fits choose another alpha."""
     from sklearn.covariance import GraphicalLassoCV
 
-    halves = [k for k in range(len(inputs)) if k % 3 != 2]  # not whole series
+    # science_check_inputs: per subject, the second half, the first, the whole
+    halves = [
+        (subject, half, first + offset)
+        for subject, first in enumerate(range(0, len(inputs), 3), 1)
+        for offset, half in ((0, 2), (1, 1))
+    ]
     changed = []
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")
-        for k in halves:
+        for subject, half, k in halves:
             alpha = GraphicalLassoCV(**CONVERGED).fit(inputs[k]).alpha_
             if alpha != default_fits[k].alpha_:
-                changed.append((k, default_fits[k].alpha_, alpha))
+                changed.append((subject, half, default_fits[k].alpha_, alpha))
     print(
         f"GraphicalLassoCV({', '.join(f'{k}={v}' for k, v in CONVERGED.items())}) "
         f"chooses another alpha than GraphicalLassoCV() on {len(changed)} of "
         f"{len(halves)} training halves"
         + "".join(
-            f"\n    subject {k // 3 + 1}, half {2 - k % 3}: {a:.6g} -> {b:.6g}"
-            for k, a, b in changed
+            f"\n    subject {subject}, half {half}: {a:.6g} -> {b:.6g}"
+            for subject, half, a, b in changed
         ),
         flush=True,
     )

@@ -56,15 +56,10 @@ TR = 2.5
 HIGH_PASS = 0.01
 
 
-def children_cpu() -> float:
-    """CPU seconds (user + system) of this process's finished child processes."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def own_cpu() -> float:
-    """CPU seconds (user + system) of this process, all its threads."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU seconds of this process (all its threads), or with
+    ``resource.RUSAGE_CHILDREN`` of its child processes waited for."""
+    usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
 
 
@@ -85,13 +80,13 @@ def snakemake(folder: Path, *args: str) -> tuple[float, float]:
         str(folder / "bench.yaml"),
         *args,
     ]
-    cpu = children_cpu()
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return elapsed, children_cpu() - cpu
+    return elapsed, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
 
 
 def synthetic_inputs(n_subjects: int) -> list[str]:
@@ -108,7 +103,7 @@ def synthetic_inputs(n_subjects: int) -> list[str]:
 
 def seed_script(folder: Path, n_subjects: int) -> tuple[float, float]:
     """nilearn's example flow on the generated files; wall and CPU seconds."""
-    cpu = own_cpu()
+    cpu = cpu_seconds()
     start = time.perf_counter()
     from nilearn.connectome import GroupSparseCovarianceCV
     from nilearn.image import high_variance_confounds
@@ -143,7 +138,7 @@ def seed_script(folder: Path, n_subjects: int) -> tuple[float, float]:
         },
         folder / "seed_figures",
     )
-    return time.perf_counter() - start, own_cpu() - cpu
+    return time.perf_counter() - start, cpu_seconds() - cpu
 
 
 def seed_figures(maps: Path, estimates: dict, out: Path) -> None:
